@@ -1,0 +1,115 @@
+//! Carries out a resolved command: builds the user interface, reaches the cluster when the command
+//! needs one, and calls the module that does the work.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{Invocation, Plan};
+use crate::cluster;
+use crate::error::{Error, Exit};
+use crate::ui::{self, Report, Ui};
+
+/// Runs the command; the caller maps the result to the process exit code.
+pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
+    let ui = Ui::new(invocation.ui);
+    let target = invocation.target;
+    match invocation.plan {
+        Plan::Completion(shell) => {
+            let mut script = Vec::new();
+            crate::cli::write_completion(shell, &mut script);
+            ui.write_stdout(&String::from_utf8_lossy(&script))?;
+            Ok(Exit::Success)
+        }
+        Plan::Generate(dir) => {
+            let written = crate::cli::write_docs(&dir).map_err(Error::Generate)?;
+            ui.note(&format!(
+                "wrote {} files under {}",
+                written.len(),
+                dir.display()
+            ));
+            Ok(Exit::Success)
+        }
+        Plan::Version => version(&ui, &target).await,
+        plan => Err(Error::NotImplemented(plan.name())),
+    }
+}
+
+/// `lpp version`: what kubectl version prints, for lpp.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionReport {
+    client_version: ClientVersion,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<k8s_openapi::apimachinery::pkg::version::Info>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientVersion {
+    version: &'static str,
+    git_commit: &'static str,
+    target: &'static str,
+}
+
+impl VersionReport {
+    fn client() -> ClientVersion {
+        ClientVersion {
+            version: env!("CARGO_PKG_VERSION"),
+            git_commit: env!("LPP_GIT_COMMIT"),
+            target: env!("LPP_TARGET"),
+        }
+    }
+}
+
+impl Report for VersionReport {
+    fn tables(&self, _wide: bool) -> Vec<comfy_table::Table> {
+        let mut table = ui::table(["component", "version", "detail"]);
+        let c = &self.client_version;
+        table.add_row(vec![
+            "client".to_owned(),
+            c.version.to_owned(),
+            format!("git {} · {}", c.git_commit, c.target),
+        ]);
+        match (&self.server_version, &self.server_error) {
+            (Some(info), _) => table.add_row(vec![
+                "server".to_owned(),
+                info.git_version.clone(),
+                format!("{} · {}", info.platform, info.go_version),
+            ]),
+            (None, Some(error)) => table.add_row(vec![
+                "server".to_owned(),
+                "unreachable".to_owned(),
+                error.clone(),
+            ]),
+            (None, None) => table.add_row(vec!["server".to_owned(), "-".to_owned(), String::new()]),
+        };
+        vec![table]
+    }
+}
+
+async fn version(ui: &Ui, target: &cluster::Target) -> Result<Exit, Error> {
+    let mut report = VersionReport {
+        client_version: VersionReport::client(),
+        server_version: None,
+        server_error: None,
+    };
+    match cluster::connect(target).await {
+        Ok(cluster) => {
+            let asked =
+                tokio::time::timeout(Duration::from_secs(5), cluster.client.apiserver_version());
+            match asked.await {
+                Ok(Ok(info)) => report.server_version = Some(info),
+                Ok(Err(e)) => report.server_error = Some(format!("{}: {e}", cluster.server)),
+                Err(_) => {
+                    report.server_error = Some(format!("{}: no answer within 5s", cluster.server))
+                }
+            }
+        }
+        Err(e) => report.server_error = Some(e.to_string()),
+    }
+    ui.print(&report)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,719 @@
+//! The command-line surface: clap types only.
+//!
+//! Nothing outside this module sees clap. [`resolve`] turns the parsed [`Cli`] into the plain
+//! settings structs the rest of the crate reads, once, and reports usage errors (exit code 2).
+
+mod docs;
+mod resolve;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+pub use docs::{command, write_completion, write_docs};
+pub use resolve::{Invocation, Plan, resolve};
+
+/// The provisioner name upstream registers and lpp serves by default.
+pub const DEFAULT_PROVISIONER: &str = "rancher.io/local-path";
+/// The namespace upstream installs into.
+pub const DEFAULT_NAMESPACE: &str = "local-path-storage";
+
+const ABOUT: &str =
+    "Local-path volumes for Kubernetes: provision, inspect, garbage-collect and demo";
+
+const LONG_ABOUT: &str = "\
+lpp gives Kubernetes PersistentVolumes backed by a directory on a node's own disk, as
+rancher/local-path-provisioner does, and is drop-in compatible with its StorageClass, ConfigMap
+and PVs. It runs from a laptop through a kubeconfig (or in the cluster), reports failures with
+their cause in seconds, finds orphaned volume directories, and brings an embedded sandbox cluster
+so everything can be tried with no cluster at all.
+
+Start with `lpp demo --sandbox`.";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused (needs --yes, or a check failed).
+Results go to stdout; logs and progress to stderr.";
+
+/// lpp's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lpp",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    arg_required_else_help = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, named as kubectl names them.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Use only this kubeconfig file [default: the KUBECONFIG list, else ~/.kube/config, merged as
+    /// kubectl does]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: the current context]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The provisioner's namespace [default: local-path-storage]; for `demo`, the namespace the
+    /// demo's claim and pod go to [default: a fresh lpp-demo-* namespace]
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// How long to wait for a single API request, e.g. 30s or 2m; 0 means the client's defaults
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Output format, where the command has one
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// Answer yes to confirmations (needed to change things without a terminal)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// When to colour the output; NO_COLOR in the environment means never
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
+    /// More log output; repeat for more (-vv)
+    #[arg(short = 'v', long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+}
+
+/// `-o/--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable table
+    Table,
+    /// Table with more columns
+    Wide,
+    /// JSON document
+    Json,
+    /// YAML document
+    Yaml,
+    /// Names only, one per line
+    Name,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when stdout/stderr is a terminal and NO_COLOR is unset
+    Auto,
+    /// Always colour
+    Always,
+    /// Never colour
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install the provisioner's objects into the cluster (server-side apply)
+    #[command(long_about = INSTALL_ABOUT)]
+    Install(InstallArgs),
+
+    /// Print the objects `install` would apply, without contacting a cluster
+    #[command(long_about = MANIFESTS_ABOUT)]
+    Manifests(ManifestsArgs),
+
+    /// Remove what `install` created; data directories on nodes are never touched
+    #[command(long_about = UNINSTALL_ABOUT)]
+    Uninstall(UninstallArgs),
+
+    /// Show what is installed, who provisions, volumes per node and what needs attention
+    #[command(long_about = STATUS_ABOUT)]
+    Status(StatusArgs),
+
+    /// Run the provisioning loop in the foreground until Ctrl-C
+    #[command(long_about = RUN_ABOUT)]
+    Run(RunArgs),
+
+    /// List volume directories on nodes that no PV references (see `gc prune`)
+    #[command(long_about = GC_ABOUT)]
+    Gc(GcArgs),
+
+    /// Walk through provisioning a volume and reclaiming it, narrated
+    #[command(long_about = DEMO_ABOUT)]
+    Demo(DemoArgs),
+
+    /// The embedded single-machine Kubernetes API whose nodes are local directories
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+
+    /// Print a shell completion script
+    #[command(long_about = COMPLETION_ABOUT)]
+    Completion(CompletionArgs),
+
+    /// Print the client's version, git revision and target, and the server's version when reachable
+    Version,
+
+    /// Write the completion scripts and man pages into a directory (used to refresh the repository)
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+const INSTALL_ABOUT: &str = "\
+Install the provisioner's objects into the cluster with server-side apply (field manager `lpp`):
+Namespace, ServiceAccount, RBAC, ConfigMap `local-path-config`, StorageClass `local-path`, and with
+--in-cluster a Deployment running `lpp run`. Running it twice reports every object unchanged.
+
+Before applying it looks for an existing provisioner of the same name, an existing default
+StorageClass and a ConfigMap edited by hand, and says what would change. Taking over an install or
+changing the default class needs confirmation (--yes without a terminal).";
+
+const MANIFESTS_ABOUT: &str = "\
+Print the full set of objects `lpp install` applies, as YAML (or -o json), without contacting a
+cluster. Takes the same options as `install`.";
+
+const UNINSTALL_ABOUT: &str = "\
+Remove the objects `lpp install` created (found by the app.kubernetes.io/managed-by=lpp label).
+Refuses while PVs of the served StorageClasses exist, unless --force; then says which data stays on
+which nodes. It never deletes data directories: `lpp gc` finds them.";
+
+const STATUS_ABOUT: &str = "\
+Show what is installed and at which version, who holds the provisioner Lease, the StorageClasses
+served, PVs per node, Released or stuck PVs, pending claims with the reason from their latest event,
+and recent Warning events. Exits 3 when something needs attention.";
+
+const RUN_ABOUT: &str = "\
+Watch PersistentVolumeClaims of the served StorageClasses, create their directories on the chosen
+node through a short-lived helper pod, create and bind PVs, and reclaim them when released. Drop-in
+compatible with rancher/local-path-provisioner's ConfigMap, StorageClass and PVs. Takes a Lease so
+that only one provisioner acts; Ctrl-C hands work back, releases the Lease and exits 0.";
+
+const GC_ABOUT: &str = "\
+Inventory the configured base paths on every node through a short-lived helper pod and list the
+directories no PV references (of any provisioner), and the PVs whose directory is missing.
+Nothing is deleted: `lpp gc prune` does that, after confirmation.";
+
+const DEMO_ABOUT: &str = "\
+The classic local-path walkthrough as a narrated script: install, create the claim `local-path-pvc`,
+the pod `volume-test`, see the PV bound, write a file by exec, find it in the node's directory; then
+the reverse: delete, watch the PV go and the directory disappear. Runs against the current context
+or, with --sandbox, against the embedded sandbox cluster.";
+
+const COMPLETION_ABOUT: &str = "\
+Print a completion script for the shell to stdout, e.g.
+  lpp completion bash > ~/.local/share/bash-completion/completions/lpp
+  lpp completion zsh > \"${fpath[1]}/_lpp\"
+  lpp completion fish > ~/.config/fish/completions/lpp.fish";
+
+/// What the installed objects look like; shared by `install` and `manifests`.
+#[derive(Debug, Args)]
+pub struct ManifestOptions {
+    /// Name of the StorageClass to create
+    #[arg(long, value_name = "NAME", default_value = "local-path")]
+    pub storage_class: String,
+
+    /// Provisioner name the StorageClass names and the provisioner serves
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// Base directory for volumes on every node [default: /opt/local-path-provisioner]
+    #[arg(long, value_name = "DIR", conflicts_with = "shared_path")]
+    pub path: Option<String>,
+
+    /// Base directory for volumes on one node, as NODE=DIR; repeatable
+    #[arg(
+        long = "node-path",
+        value_name = "NODE=DIR",
+        conflicts_with = "shared_path"
+    )]
+    pub node_paths: Vec<String>,
+
+    /// A filesystem shared by all nodes (RWX volumes, no node affinity)
+    #[arg(long, value_name = "DIR")]
+    pub shared_path: Option<String>,
+
+    /// Make the StorageClass the cluster's default
+    #[arg(long)]
+    pub default_class: bool,
+
+    /// What happens to a volume's data when its claim is deleted
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = ReclaimPolicy::Delete)]
+    pub reclaim_policy: ReclaimPolicy,
+
+    /// When a volume is provisioned
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = BindingMode::WaitForFirstConsumer)]
+    pub binding_mode: BindingMode,
+
+    /// PV source type of new volumes
+    #[arg(long, value_enum, value_name = "TYPE", default_value_t = VolumeType::HostPath)]
+    pub volume_type: VolumeType,
+
+    /// Image of the helper pods that create and delete directories on nodes
+    #[arg(long, value_name = "IMAGE", default_value = "busybox")]
+    pub helper_image: String,
+
+    /// Also run the provisioner in the cluster, as a Deployment running `lpp run`
+    #[arg(long)]
+    pub in_cluster: bool,
+
+    /// Image of the in-cluster Deployment [default: the image the Containerfile builds, tagged with
+    /// this version]
+    #[arg(long, value_name = "IMAGE", requires = "in_cluster")]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReclaimPolicy {
+    /// Delete the directory and the PV when the claim goes
+    #[value(name = "Delete")]
+    Delete,
+    /// Keep the directory and the PV
+    #[value(name = "Retain")]
+    Retain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindingMode {
+    /// Provision on the node the scheduler picks for the first pod
+    #[value(name = "WaitForFirstConsumer")]
+    WaitForFirstConsumer,
+    /// Provision at once (shared filesystem, or claims naming a node)
+    #[value(name = "Immediate")]
+    Immediate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VolumeType {
+    /// A hostPath PV (type DirectoryOrCreate)
+    #[value(name = "hostPath")]
+    HostPath,
+    /// A local PV
+    #[value(name = "local")]
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub manifest: ManifestOptions,
+
+    /// Only show what would be applied: `client` renders locally, `server` asks the API server
+    #[arg(long, value_enum, value_name = "WHERE", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<DryRun>,
+
+    /// Wait until the installed objects are ready (the Deployment with --in-cluster)
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Render locally, contact nothing
+    Client,
+    /// Send to the API server with dryRun=All; nothing is stored
+    Server,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    #[command(flatten)]
+    pub manifest: ManifestOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Uninstall even while PVs of the served StorageClasses exist (their data stays on the nodes)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only show what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Wait until the deleted objects are gone
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Provisioner name whose Lease, classes and volumes to show
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// How far back to show Warning events
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub events_since: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Provisioner name to serve; StorageClasses naming it are ours
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// ConfigMap (in the provisioner's namespace) holding config.json, setup, teardown and
+    /// helperPod.yaml; watched and reloaded on change
+    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    pub config_map: String,
+
+    /// Read config.json from this file instead of the ConfigMap (reloaded when it changes)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Read the helper pod template from this file instead of the ConfigMap
+    #[arg(long, value_name = "FILE")]
+    pub helper_pod_file: Option<PathBuf>,
+
+    /// ServiceAccount the helper pods run as
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "local-path-provisioner-service-account"
+    )]
+    pub service_account_name: String,
+
+    /// Image of the helper pods, replacing the template's [default: the template's image]
+    #[arg(long, value_name = "IMAGE")]
+    pub helper_image: Option<String>,
+
+    /// Operations in flight at once (waiting on a helper pod holds no worker)
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub workers: u32,
+
+    /// Attempts to provision a claim before giving up until it changes [default: no limit]
+    #[arg(long, value_name = "N")]
+    pub provisioning_retry_count: Option<u32>,
+
+    /// Attempts to reclaim a volume before giving up until it changes [default: no limit]
+    #[arg(long, value_name = "N")]
+    pub deletion_retry_count: Option<u32>,
+
+    /// Accept a helper pod template that fails the safety checks (extra volumes, privileges, ...)
+    #[arg(long)]
+    pub allow_unsafe_helper_pod_template: bool,
+
+    /// Serve Prometheus metrics on /metrics and health on /healthz and /readyz at this address
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Log line format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Do not take the provisioner Lease (two provisioners may then both act)
+    #[arg(long)]
+    pub no_leader_election: bool,
+
+    /// Name of the Lease [default: the provisioner name with '/' replaced by '-']
+    #[arg(long, value_name = "NAME")]
+    pub lease_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One concise human line per action
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = false,
+    subcommand_negates_reqs = true
+)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub scan: GcScanArgs,
+
+    /// Fail (exit 1) when orphans are found, for cron and CI
+    #[arg(long)]
+    pub exit_code: bool,
+
+    #[command(subcommand)]
+    pub command: Option<GcCommand>,
+}
+
+/// What `gc` and `gc prune` look at.
+#[derive(Debug, Args)]
+pub struct GcScanArgs {
+    /// Only this node; repeatable
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+
+    /// Only the base paths of this StorageClass
+    #[arg(long, value_name = "NAME")]
+    pub storage_class: Option<String>,
+
+    /// Only entries not modified for this long (so nothing being provisioned right now is listed)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub older_than: Duration,
+
+    /// Provisioner name whose ConfigMap names the base paths
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// ConfigMap (in the provisioner's namespace) naming the base paths and the helper template
+    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    pub config_map: String,
+
+    /// Image of the inventory helper pods [default: the template's image]
+    #[arg(long, value_name = "IMAGE")]
+    pub helper_image: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GcCommand {
+    /// Delete (or --archive) what `gc` lists, after confirmation
+    #[command(long_about = PRUNE_ABOUT)]
+    Prune(PruneArgs),
+}
+
+const PRUNE_ABOUT: &str = "\
+Run the same scan as `lpp gc`, then delete what it lists after a confirmation naming the kube
+context, the count and the total size (--yes without a terminal). Immediately before deleting it
+re-reads the PVs and drops anything now referenced. Only entries directly under a configured base
+path are touched, and symlinks are never followed.";
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub scan: GcScanArgs,
+
+    /// Only show what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Move each directory to <base>/.lpp-trash/ instead of deleting it
+    #[arg(long)]
+    pub archive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run against the embedded sandbox cluster instead of the current context
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// Run straight through without waiting for Enter (automatic when stdin is not a terminal)
+    #[arg(long)]
+    pub non_interactive: bool,
+
+    /// Leave the demo's objects in place at the end
+    #[arg(long)]
+    pub keep: bool,
+
+    /// StorageClass of the demo's claim
+    #[arg(long, value_name = "NAME", default_value = "local-path")]
+    pub storage_class: String,
+
+    /// Image of the demo pod
+    #[arg(long, value_name = "IMAGE", default_value = "busybox")]
+    pub image: String,
+
+    /// How long each step may wait
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Serve a sandbox cluster on 127.0.0.1 in the foreground until Ctrl-C
+    #[command(long_about = SANDBOX_UP_ABOUT)]
+    Up(SandboxUpArgs),
+}
+
+const SANDBOX_UP_ABOUT: &str = "\
+Serve an embedded single-machine Kubernetes API on 127.0.0.1 (plain HTTP) until Ctrl-C or SIGTERM.
+Nodes node-1..node-N are directories: hostPath /opt/x on node-1 is <DIR>/nodes/node-1/opt/x, and
+pods run as local processes. kubectl and lpp work against it through the kubeconfig it writes.";
+
+#[derive(Debug, Args)]
+pub struct SandboxUpArgs {
+    /// Directory holding the nodes' filesystems and the sandbox's state
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Number of nodes
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub nodes: u32,
+
+    /// Port on 127.0.0.1; 0 picks a free one
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub port: u16,
+
+    /// Write a kubeconfig (context lpp-sandbox) here once the API is ready
+    #[arg(long, value_name = "FILE")]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// Fault injection: fraction of requests answered 500 Internal Server Error (0..1)
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate, help_heading = "Fault injection")]
+    pub fault_error_rate: f64,
+
+    /// Fault injection: fraction of requests answered 429 Too Many Requests (0..1)
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate, help_heading = "Fault injection")]
+    pub fault_throttle_rate: f64,
+
+    /// Fault injection: chance per event that a watch stream is dropped (0..1)
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate, help_heading = "Fault injection")]
+    pub fault_watch_drop_rate: f64,
+
+    /// Fault injection: latency added to every request, e.g. 20ms
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration, help_heading = "Fault injection")]
+    pub fault_latency: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write completions/ and man/ into
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Parses a kubectl-style duration: `0`, `500ms`, `30s`, `2m`, `1h30m`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let friendly: jiff::SignedDuration = text
+        .parse()
+        .or_else(|_| {
+            // Days are not a fixed-length unit for jiff's SignedDuration; kubectl users write `7d`.
+            text.parse::<jiff::Span>()
+                .map_err(|e| e.to_string())
+                .and_then(|span| {
+                    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                        .map_err(|e| e.to_string())
+                })
+        })
+        .map_err(|_| format!("`{text}` is not a duration; write it like 30s, 5m, 1h30m or 7d"))?;
+    Duration::try_from(friendly)
+        .map_err(|_| format!("`{text}` is negative; a duration must be positive"))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a rate; give a number from 0 to 1, e.g. 0.05"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kubectl() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn rates_are_fractions() {
+        assert_eq!(parse_rate("0.25"), Ok(0.25));
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_rate("x").is_err());
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        command().debug_assert();
+    }
+
+    fn token() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::sample::select(vec![
+                "install",
+                "manifests",
+                "uninstall",
+                "status",
+                "run",
+                "gc",
+                "prune",
+                "demo",
+                "sandbox",
+                "up",
+                "completion",
+                "version",
+                "-o",
+                "json",
+                "wide",
+                "-n",
+                "--node-path",
+                "a=b",
+                "=",
+                "--older-than",
+                "0",
+                "--timeout",
+                "-vvv",
+                "-q",
+                "--dry-run",
+                "--dry-run=server",
+                "--port",
+                "--nodes",
+                "0",
+                "--fault-error-rate",
+                "2",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_command_line_panics(args in proptest::collection::vec(token(), 0..7)) {
+            use clap::Parser;
+            if let Ok(cli) = Cli::try_parse_from(std::iter::once("lpp".to_owned()).chain(args)) {
+                let _ = resolve(cli);
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Turns the parsed command line into plain settings, once.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::{
+    Cli, ColorWhen, Command, DEFAULT_NAMESPACE, GcCommand, GcScanArgs, ManifestOptions,
+    OutputFormat, SandboxCommand, Shell,
+};
+use crate::cluster::Target;
+use crate::controller::{self, LogFormat, RunOptions};
+use crate::demo::DemoOptions;
+use crate::error::Error;
+use crate::gc::{ListOptions, PruneOptions, ScanOptions};
+use crate::install::{
+    BasePaths, DryRun, InstallOptions, ManifestSettings, StatusOptions, UninstallOptions,
+};
+use crate::sandbox::{Faults, UpOptions};
+use crate::ui::{Format, UiSettings};
+
+/// A command ready to be carried out.
+#[derive(Debug)]
+pub struct Invocation {
+    /// How to reach the cluster (unused by commands that need none).
+    pub target: Target,
+    pub ui: UiSettings,
+    /// `-v` count minus `-q`: 0 is the command's default log level.
+    pub verbosity: i8,
+    pub plan: Plan,
+}
+
+/// Which command, with its settings.
+#[derive(Debug)]
+pub enum Plan {
+    Install(InstallOptions),
+    Manifests(ManifestSettings),
+    Uninstall(UninstallOptions),
+    Status(StatusOptions),
+    Run(RunOptions),
+    Gc(ListOptions),
+    GcPrune(PruneOptions),
+    Demo(DemoOptions),
+    SandboxUp(UpOptions),
+    Completion(Shell),
+    Version,
+    Generate(PathBuf),
+}
+
+impl Plan {
+    /// The command's name as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plan::Install(_) => "install",
+            Plan::Manifests(_) => "manifests",
+            Plan::Uninstall(_) => "uninstall",
+            Plan::Status(_) => "status",
+            Plan::Run(_) => "run",
+            Plan::Gc(_) => "gc",
+            Plan::GcPrune(_) => "gc prune",
+            Plan::Demo(_) => "demo",
+            Plan::SandboxUp(_) => "sandbox up",
+            Plan::Completion(_) => "completion",
+            Plan::Version => "version",
+            Plan::Generate(_) => "generate",
+        }
+    }
+
+    /// The output formats this command offers, its default first; empty when `-o` does not apply.
+    fn formats(&self) -> &'static [Format] {
+        use Format::*;
+        match self {
+            Plan::Manifests(_) => &[Yaml, Json],
+            Plan::Install(_) | Plan::Uninstall(_) => &[Table, Json, Yaml, Name],
+            Plan::Status(_) => &[Table, Wide, Json, Yaml],
+            Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
+            Plan::Demo(_) => &[Table, Json],
+            Plan::Version => &[Table, Json, Yaml],
+            Plan::Run(_) | Plan::SandboxUp(_) | Plan::Completion(_) | Plan::Generate(_) => &[],
+        }
+    }
+}
+
+/// Resolves the parsed command line into an [`Invocation`]; errors are usage errors (exit 2).
+pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
+    let global = cli.global;
+    let namespace = match global.namespace {
+        Some(ns) => {
+            check_dns_label("--namespace", &ns)?;
+            Some(ns)
+        }
+        None => None,
+    };
+    let provisioner_ns = || {
+        namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+    };
+
+    let plan = match cli.command {
+        Command::Install(args) => Plan::Install(InstallOptions {
+            manifest: manifest_settings(args.manifest, provisioner_ns())?,
+            dry_run: args.dry_run.map(|d| match d {
+                super::DryRun::Client => DryRun::Client,
+                super::DryRun::Server => DryRun::Server,
+            }),
+            wait: args.wait.then_some(args.timeout),
+        }),
+        Command::Manifests(args) => {
+            Plan::Manifests(manifest_settings(args.manifest, provisioner_ns())?)
+        }
+        Command::Uninstall(args) => Plan::Uninstall(UninstallOptions {
+            namespace: provisioner_ns(),
+            force: args.force,
+            dry_run: args.dry_run,
+            wait: args.wait.then_some(args.timeout),
+        }),
+        Command::Status(args) => Plan::Status(StatusOptions {
+            namespace: provisioner_ns(),
+            provisioner_name: args.provisioner_name,
+            events_since: args.events_since,
+        }),
+        Command::Run(args) => Plan::Run(RunOptions {
+            namespace: provisioner_ns(),
+            lease_name: (!args.no_leader_election).then(|| {
+                args.lease_name
+                    .clone()
+                    .unwrap_or_else(|| controller::lease_name_for(&args.provisioner_name))
+            }),
+            provisioner_name: args.provisioner_name,
+            config_map: args.config_map,
+            config_file: args.config,
+            helper_pod_file: args.helper_pod_file,
+            service_account_name: args.service_account_name,
+            helper_image: args.helper_image,
+            workers: args.workers,
+            provisioning_retry_count: args.provisioning_retry_count,
+            deletion_retry_count: args.deletion_retry_count,
+            allow_unsafe_helper_pod_template: args.allow_unsafe_helper_pod_template,
+            metrics_addr: args.metrics_addr,
+            log_format: match args.log_format {
+                super::LogFormat::Text => LogFormat::Text,
+                super::LogFormat::Json => LogFormat::Json,
+            },
+        }),
+        Command::Gc(args) => match args.command {
+            None => Plan::Gc(ListOptions {
+                scan: scan_options(args.scan, provisioner_ns()),
+                exit_code: args.exit_code,
+            }),
+            Some(GcCommand::Prune(prune)) => Plan::GcPrune(PruneOptions {
+                scan: scan_options(prune.scan, provisioner_ns()),
+                dry_run: prune.dry_run,
+                archive: prune.archive,
+            }),
+        },
+        Command::Demo(args) => Plan::Demo(DemoOptions {
+            sandbox: args.sandbox,
+            non_interactive: args.non_interactive || global.yes || !std::io::stdin().is_terminal(),
+            keep: args.keep,
+            namespace: namespace.clone(),
+            storage_class: args.storage_class,
+            image: args.image,
+            step_timeout: args.timeout,
+        }),
+        Command::Sandbox(SandboxCommand::Up(args)) => Plan::SandboxUp(UpOptions {
+            dir: args.dir,
+            nodes: args.nodes,
+            port: args.port,
+            write_kubeconfig: args.write_kubeconfig,
+            faults: Faults {
+                error_rate: args.fault_error_rate,
+                throttle_rate: args.fault_throttle_rate,
+                watch_drop_rate: args.fault_watch_drop_rate,
+                latency: args.fault_latency,
+            },
+        }),
+        Command::Completion(args) => Plan::Completion(args.shell),
+        Command::Version => Plan::Version,
+        Command::Generate(args) => Plan::Generate(args.dir),
+    };
+
+    let format = output_format(&plan, global.output)?;
+    let color = match global.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    };
+    Ok(Invocation {
+        target: Target {
+            kubeconfig: global.kubeconfig,
+            context: global.context,
+            request_timeout: (!global.request_timeout.is_zero()).then_some(global.request_timeout),
+        },
+        ui: UiSettings {
+            format,
+            color,
+            quiet: global.quiet,
+            yes: global.yes,
+        },
+        verbosity: i8::try_from(global.verbose).unwrap_or(i8::MAX) - i8::from(global.quiet),
+        plan,
+    })
+}
+
+fn output_format(plan: &Plan, asked: Option<OutputFormat>) -> Result<Format, Error> {
+    let offered = plan.formats();
+    let Some(asked) = asked else {
+        return Ok(offered.first().copied().unwrap_or(Format::Table));
+    };
+    let asked = match asked {
+        OutputFormat::Table => Format::Table,
+        OutputFormat::Wide => Format::Wide,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Yaml => Format::Yaml,
+        OutputFormat::Name => Format::Name,
+    };
+    if offered.contains(&asked) {
+        return Ok(asked);
+    }
+    let command = plan.name();
+    if offered.is_empty() {
+        return Err(Error::Usage(format!(
+            "-o/--output does not apply to `lpp {command}`; leave it out"
+        )));
+    }
+    let names: Vec<&str> = offered.iter().map(|f| f.name()).collect();
+    Err(Error::Usage(format!(
+        "`lpp {command}` cannot print -o {}; use one of: {}",
+        asked.name(),
+        names.join(", ")
+    )))
+}
+
+fn manifest_settings(args: ManifestOptions, namespace: String) -> Result<ManifestSettings, Error> {
+    let base_paths = match args.shared_path {
+        Some(shared) => BasePaths::Shared(shared),
+        None => {
+            let mut paths = Vec::new();
+            if let Some(path) = args.path {
+                paths.push((None, path));
+            }
+            for entry in args.node_paths {
+                let Some((node, dir)) = entry.split_once('=') else {
+                    return Err(Error::Usage(format!(
+                        "--node-path `{entry}` must be NODE=DIR, e.g. --node-path node-1=/mnt/disk1"
+                    )));
+                };
+                if node.is_empty() || dir.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--node-path `{entry}` needs both a node and a directory, e.g. node-1=/mnt/disk1"
+                    )));
+                }
+                paths.push((Some(node.to_owned()), dir.to_owned()));
+            }
+            if paths.iter().all(|(node, _)| node.is_some()) {
+                paths.insert(0, (None, "/opt/local-path-provisioner".to_owned()));
+            }
+            BasePaths::Nodes(paths)
+        }
+    };
+    Ok(ManifestSettings {
+        namespace,
+        storage_class: args.storage_class,
+        provisioner_name: args.provisioner_name,
+        base_paths,
+        default_class: args.default_class,
+        reclaim_policy: match args.reclaim_policy {
+            super::ReclaimPolicy::Delete => "Delete",
+            super::ReclaimPolicy::Retain => "Retain",
+        }
+        .to_owned(),
+        binding_mode: match args.binding_mode {
+            super::BindingMode::WaitForFirstConsumer => "WaitForFirstConsumer",
+            super::BindingMode::Immediate => "Immediate",
+        }
+        .to_owned(),
+        volume_type: match args.volume_type {
+            super::VolumeType::HostPath => "hostPath",
+            super::VolumeType::Local => "local",
+        }
+        .to_owned(),
+        helper_image: args.helper_image,
+        in_cluster_image: args.in_cluster.then(|| {
+            args.image
+                .unwrap_or_else(|| format!("ghcr.io/lpp-dev/lpp:{}", env!("CARGO_PKG_VERSION")))
+        }),
+    })
+}
+
+fn scan_options(args: GcScanArgs, namespace: String) -> ScanOptions {
+    ScanOptions {
+        namespace,
+        nodes: args.nodes,
+        storage_class: args.storage_class,
+        older_than: args.older_than,
+        provisioner_name: args.provisioner_name,
+        config_map: args.config_map,
+        helper_image: args.helper_image,
+    }
+}
+
+/// A Kubernetes namespace must be a DNS-1123 label.
+fn check_dns_label(flag: &str, value: &str) -> Result<(), Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{flag} `{value}` is not a valid namespace name: use at most 63 lowercase letters, \
+             digits and '-', starting and ending with a letter or digit"
+        )))
+    }
+}

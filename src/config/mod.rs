@@ -1,0 +1,1 @@
+//! The upstream-compatible configuration (`local-path-config`): parse, validate, defaults. Pure.

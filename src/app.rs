@@ -31,6 +31,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Plan::Version => version(&ui, &target).await,
+        Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
         plan => Err(Error::NotImplemented(plan.name())),
     }
 }

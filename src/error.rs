@@ -47,6 +47,9 @@ pub enum Error {
     #[error(transparent)]
     Ui(#[from] crate::ui::Error),
 
+    #[error(transparent)]
+    Demo(#[from] crate::demo::Error),
+
     #[error("cannot write the generated files: {0}")]
     Generate(#[source] std::io::Error),
 }
@@ -58,6 +61,7 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Refused(_) => Exit::Refused,
             Error::Ui(e) => e.exit(),
+            Error::Demo(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

@@ -2,6 +2,8 @@
 //! kubelet) whose nodes are local directories. It never imports lpp's own modules, so a bug cannot
 //! hide by being shared between the code and its test double.
 
+pub mod node;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,556 @@
+//! The scheduler's decision for one pod, as a pure function of the cluster's objects: which
+//! Ready node fits (nodeName, nodeSelector, node affinity, taints and tolerations, the node
+//! affinity of bound volumes), and the WaitForFirstConsumer dance (pick a node for the unbound
+//! claims, set `volume.kubernetes.io/selected-node`, wait until they are Bound, only then bind
+//! the pod).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Pod,
+    Toleration,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+
+/// The annotation the scheduler puts on a WaitForFirstConsumer claim.
+pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// The objects a scheduling decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct World<'a> {
+    /// Every node.
+    pub nodes: &'a [Node],
+    /// Every pod (to spread pods over nodes).
+    pub pods: &'a [Pod],
+    /// Every claim.
+    pub claims: &'a [PersistentVolumeClaim],
+    /// Every volume.
+    pub volumes: &'a [PersistentVolume],
+    /// Every class.
+    pub classes: &'a [StorageClass],
+}
+
+/// What the scheduler does with a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Not the scheduler's business: `spec.nodeName` is set, the pod is terminal or deleted.
+    Skip,
+    /// Bind the pod to this node.
+    Bind(String),
+    /// Annotate these claims (in the pod's namespace) with `selected-node: node`, then wait.
+    SelectNode {
+        /// The WaitForFirstConsumer claims still without a selected node.
+        claims: Vec<String>,
+        /// The node chosen for them.
+        node: String,
+    },
+    /// The pod's WaitForFirstConsumer claims have a node and are not Bound yet.
+    WaitForBinding,
+    /// No node fits; the message reads like the real scheduler's.
+    Unschedulable(String),
+}
+
+/// Decides where `pod` goes.
+pub fn place(pod: &Pod, world: World<'_>) -> Placement {
+    let spec = match &pod.spec {
+        Some(s) => s,
+        None => return Placement::Skip,
+    };
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+        || pod.metadata.deletion_timestamp.is_some()
+        || matches!(phase, Some("Succeeded" | "Failed"))
+    {
+        return Placement::Skip;
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
+
+    // Claims: bound ones constrain nodes through their volume; unbound WaitForFirstConsumer
+    // ones need a node picked for them; unbound Immediate ones block scheduling.
+    let mut bound_volumes: Vec<&PersistentVolume> = Vec::new();
+    let mut delayed: Vec<&PersistentVolumeClaim> = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        let Some(source) = &volume.persistent_volume_claim else {
+            continue;
+        };
+        let Some(claim) = world.claims.iter().find(|c| {
+            c.metadata.namespace.as_deref() == Some(namespace)
+                && c.metadata.name.as_deref() == Some(source.claim_name.as_str())
+        }) else {
+            return Placement::Unschedulable(format!(
+                "0/{} nodes are available: persistentvolumeclaim \"{}\" not found.",
+                world.nodes.len(),
+                source.claim_name
+            ));
+        };
+        if claim.metadata.deletion_timestamp.is_some() {
+            return Placement::Unschedulable(format!(
+                "0/{} nodes are available: persistentvolumeclaim \"{}\" is being deleted.",
+                world.nodes.len(),
+                source.claim_name
+            ));
+        }
+        let volume_name = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.as_deref())
+            .filter(|v| !v.is_empty());
+        let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        match volume_name {
+            Some(v) if bound => match world
+                .volumes
+                .iter()
+                .find(|pv| pv.metadata.name.as_deref() == Some(v))
+            {
+                Some(pv) => bound_volumes.push(pv),
+                None => {
+                    return Placement::Unschedulable(format!(
+                        "0/{} nodes are available: persistentvolume \"{v}\" not found.",
+                        world.nodes.len()
+                    ));
+                }
+            },
+            _ => {
+                if binding_mode(claim, world.classes) == "WaitForFirstConsumer"
+                    && volume_name.is_none()
+                {
+                    delayed.push(claim);
+                } else {
+                    return Placement::Unschedulable(format!(
+                        "0/{} nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+                        world.nodes.len()
+                    ));
+                }
+            }
+        }
+    }
+
+    // Filter the nodes, counting why each one was left out for the message.
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut fits: Vec<&Node> = Vec::new();
+    for node in world.nodes {
+        let why = if !is_ready(node) {
+            Some("node(s) were not ready")
+        } else if let Some(taint) = untolerated_taint(node, tolerations) {
+            Some(taint)
+        } else if !matches_selector(node, spec.node_selector.as_ref())
+            || !matches_affinity(node, pod)
+        {
+            Some("node(s) didn't match Pod's node affinity/selector")
+        } else if !bound_volumes.iter().all(|pv| volume_fits(node, pv)) {
+            Some("node(s) had volume node affinity conflict")
+        } else {
+            None
+        };
+        match why {
+            Some(r) => *reasons.entry(r).or_default() += 1,
+            None => fits.push(node),
+        }
+    }
+    if fits.is_empty() {
+        let detail: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let detail = if detail.is_empty() {
+            String::from("no nodes available to schedule pods")
+        } else {
+            detail.join(", ")
+        };
+        return Placement::Unschedulable(format!(
+            "0/{} nodes are available: {detail}.",
+            world.nodes.len()
+        ));
+    }
+
+    if !delayed.is_empty() {
+        let already: Option<&str> = delayed.iter().find_map(|c| {
+            c.metadata
+                .annotations
+                .as_ref()?
+                .get(SELECTED_NODE)
+                .map(String::as_str)
+        });
+        let missing: Vec<String> = delayed
+            .iter()
+            .filter(|c| {
+                c.metadata
+                    .annotations
+                    .as_ref()
+                    .is_none_or(|a| !a.contains_key(SELECTED_NODE))
+            })
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        if missing.is_empty() {
+            return Placement::WaitForBinding;
+        }
+        let node = match already {
+            Some(n) if fits.iter().any(|f| f.metadata.name.as_deref() == Some(n)) => n.to_string(),
+            _ => least_loaded(&fits, world.pods),
+        };
+        return Placement::SelectNode {
+            claims: missing,
+            node,
+        };
+    }
+    Placement::Bind(least_loaded(&fits, world.pods))
+}
+
+/// The binding mode of a claim's class (`Immediate` when the class is missing or says nothing).
+pub fn binding_mode<'a>(claim: &PersistentVolumeClaim, classes: &'a [StorageClass]) -> &'a str {
+    let class = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref());
+    class
+        .and_then(|name| {
+            classes
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+        })
+        .and_then(|c| c.volume_binding_mode.as_deref())
+        .unwrap_or("Immediate")
+}
+
+/// Whether the node's Ready condition is True.
+pub fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The first NoSchedule/NoExecute taint (or `spec.unschedulable`) the tolerations do not cover.
+fn untolerated_taint(node: &Node, tolerations: &[Toleration]) -> Option<&'static str> {
+    let spec = node.spec.as_ref()?;
+    if spec.unschedulable == Some(true)
+        && !tolerations
+            .iter()
+            .any(|t| tolerates(t, "node.kubernetes.io/unschedulable", "", "NoSchedule"))
+    {
+        return Some("node(s) were unschedulable");
+    }
+    for taint in spec.taints.iter().flatten() {
+        if taint.effect == "PreferNoSchedule" {
+            continue;
+        }
+        let value = taint.value.as_deref().unwrap_or("");
+        if !tolerations
+            .iter()
+            .any(|t| tolerates(t, &taint.key, value, &taint.effect))
+        {
+            return Some("node(s) had untolerated taint");
+        }
+    }
+    None
+}
+
+/// Whether one toleration covers a taint (key, value, effect).
+pub fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == effect);
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => t.operator.as_deref() == Some("Exists"),
+        Some(k) => k == key,
+    };
+    let value_ok = match t.operator.as_deref() {
+        Some("Exists") => true,
+        _ => t.value.as_deref().unwrap_or("") == value,
+    };
+    effect_ok && key_ok && value_ok
+}
+
+fn labels(node: &Node) -> BTreeMap<String, String> {
+    node.metadata.labels.clone().unwrap_or_default()
+}
+
+fn matches_selector(node: &Node, selector: Option<&BTreeMap<String, String>>) -> bool {
+    let labels = labels(node);
+    selector
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn matches_affinity(node: &Node, pod: &Pod) -> bool {
+    let required = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    required.is_none_or(|sel| matches_node_selector(node, sel))
+}
+
+fn volume_fits(node: &Node, pv: &PersistentVolume) -> bool {
+    let required = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref());
+    required.is_none_or(|sel| matches_node_selector(node, sel))
+}
+
+/// Whether a node matches a NodeSelector: any term, every requirement of that term.
+pub fn matches_node_selector(node: &Node, selector: &NodeSelector) -> bool {
+    let labels = labels(node);
+    let name = node.metadata.name.clone().unwrap_or_default();
+    selector.node_selector_terms.iter().any(|term| {
+        let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
+        let fields = term.match_fields.as_deref().unwrap_or(&[]);
+        if exprs.is_empty() && fields.is_empty() {
+            // An empty term matches nothing, as in the real scheduler.
+            return false;
+        }
+        exprs
+            .iter()
+            .all(|r| requirement(r, labels.get(&r.key).map(String::as_str)))
+            && fields
+                .iter()
+                .all(|r| r.key == "metadata.name" && requirement(r, Some(name.as_str())))
+    })
+}
+
+fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or(&[]);
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The fitting node with the fewest live pods; ties go to the first name.
+fn least_loaded(fits: &[&Node], pods: &[Pod]) -> String {
+    let load = |name: &str| {
+        pods.iter()
+            .filter(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name)
+                    && !matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded" | "Failed")
+                    )
+            })
+            .count()
+    };
+    let mut best: Option<(usize, String)> = None;
+    for node in fits {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let n = load(&name);
+        if best
+            .as_ref()
+            .is_none_or(|(bn, bname)| n < *bn || (n == *bn && name < *bname))
+        {
+            best = Some((n, name));
+        }
+    }
+    best.map(|(_, n)| n).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn node(name: &str, ready: bool) -> Node {
+        from(json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}
+        }))
+    }
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        from(json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec}))
+    }
+
+    fn wffc() -> StorageClass {
+        from(
+            json!({"metadata": {"name": "local-path"}, "provisioner": "rancher.io/local-path",
+                    "volumeBindingMode": "WaitForFirstConsumer"}),
+        )
+    }
+
+    fn claim(
+        annotations: serde_json::Value,
+        volume: Option<&str>,
+        phase: &str,
+    ) -> PersistentVolumeClaim {
+        from(json!({
+            "metadata": {"name": "c", "namespace": "default", "annotations": annotations},
+            "spec": {"storageClassName": "local-path", "volumeName": volume, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": phase}
+        }))
+    }
+
+    fn pv_on(node: &str) -> PersistentVolume {
+        from(json!({
+            "metadata": {"name": "pv"},
+            "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}
+        }))
+    }
+
+    fn world<'a>(
+        nodes: &'a [Node],
+        claims: &'a [PersistentVolumeClaim],
+        volumes: &'a [PersistentVolume],
+        classes: &'a [StorageClass],
+    ) -> World<'a> {
+        World {
+            nodes,
+            pods: &[],
+            claims,
+            volumes,
+            classes,
+        }
+    }
+
+    fn claim_pod() -> Pod {
+        pod(
+            json!({"containers": [{"name": "c"}], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}]}),
+        )
+    }
+
+    #[test]
+    fn picks_a_ready_node_and_skips_pods_with_a_node() {
+        let nodes = [node("node-1", false), node("node-2", true)];
+        let p = pod(json!({"containers": [{"name": "c"}]}));
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Bind("node-2".into())
+        );
+        let p = pod(json!({"containers": [{"name": "c"}], "nodeName": "node-1"}));
+        assert_eq!(place(&p, world(&nodes, &[], &[], &[])), Placement::Skip);
+    }
+
+    #[test]
+    fn honours_node_selector_and_affinity() {
+        let nodes = [node("node-1", true), node("node-2", true)];
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "nodeSelector": {"kubernetes.io/hostname": "node-2"}}),
+        );
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Bind("node-2".into())
+        );
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-1"]}]}]}}}}),
+        );
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Bind("node-2".into())
+        );
+        let p = pod(json!({"containers": [{"name": "c"}], "nodeSelector": {"zone": "mars"}}));
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Unschedulable(
+                "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn honours_taints_and_tolerations() {
+        let mut tainted = node("node-1", true);
+        tainted.spec = Some(from(
+            json!({"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}),
+        ));
+        let nodes = [tainted];
+        let p = pod(json!({"containers": [{"name": "c"}]}));
+        assert!(
+            matches!(place(&p, world(&nodes, &[], &[], &[])), Placement::Unschedulable(m) if m.contains("untolerated taint"))
+        );
+        let p = pod(
+            json!({"containers": [{"name": "c"}], "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "x"}]}),
+        );
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Bind("node-1".into())
+        );
+        let p =
+            pod(json!({"containers": [{"name": "c"}], "tolerations": [{"operator": "Exists"}]}));
+        assert_eq!(
+            place(&p, world(&nodes, &[], &[], &[])),
+            Placement::Bind("node-1".into())
+        );
+    }
+
+    #[test]
+    fn the_wait_for_first_consumer_dance() {
+        let nodes = [node("node-1", true), node("node-2", true)];
+        let classes = [wffc()];
+        let p = claim_pod();
+        // 1. Unbound, no node: pick one for the claim.
+        let claims = [claim(json!({}), None, "Pending")];
+        assert_eq!(
+            place(&p, world(&nodes, &claims, &[], &classes)),
+            Placement::SelectNode {
+                claims: vec!["c".into()],
+                node: "node-1".into()
+            }
+        );
+        // 2. Node selected, not Bound yet: wait; the pod stays unscheduled.
+        let claims = [claim(json!({SELECTED_NODE: "node-2"}), None, "Pending")];
+        assert_eq!(
+            place(&p, world(&nodes, &claims, &[], &classes)),
+            Placement::WaitForBinding
+        );
+        // 3. Bound to a volume on node-2: the pod goes there.
+        let claims = [claim(json!({SELECTED_NODE: "node-2"}), Some("pv"), "Bound")];
+        let volumes = [pv_on("node-2")];
+        assert_eq!(
+            place(&p, world(&nodes, &claims, &volumes, &classes)),
+            Placement::Bind("node-2".into())
+        );
+    }
+
+    #[test]
+    fn immediate_unbound_claims_and_missing_claims_block() {
+        let nodes = [node("node-1", true)];
+        let p = claim_pod();
+        let claims = [claim(json!({}), None, "Pending")];
+        assert!(
+            matches!(place(&p, world(&nodes, &claims, &[], &[])), Placement::Unschedulable(m) if m.contains("unbound immediate"))
+        );
+        assert!(
+            matches!(place(&p, world(&nodes, &[], &[], &[])), Placement::Unschedulable(m) if m.contains("not found"))
+        );
+    }
+
+    #[test]
+    fn a_bound_volume_on_another_node_conflicts() {
+        let nodes = [node("node-1", true)];
+        let claims = [claim(json!({}), Some("pv"), "Bound")];
+        let volumes = [pv_on("node-2")];
+        assert!(matches!(
+            place(&claim_pod(), world(&nodes, &claims, &volumes, &[wffc()])),
+            Placement::Unschedulable(m) if m.contains("volume node affinity conflict")
+        ));
+    }
+}

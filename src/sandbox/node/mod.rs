@@ -39,5 +39,7 @@
 
 pub mod binding;
 pub mod mounts;
+pub mod runtime;
 pub mod schedule;
 pub mod termination;
+pub mod volumes;

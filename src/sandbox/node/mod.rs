@@ -38,8 +38,277 @@
 //! registry host matters (a host ending in `.invalid` can never be pulled).
 
 pub mod binding;
+pub mod cache;
+pub mod controllers;
+pub mod kubelet;
 pub mod mounts;
 pub mod runtime;
 pub mod schedule;
 pub mod termination;
 pub mod volumes;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio_util::sync::CancellationToken;
+
+pub use runtime::{ExecSession, LogStream};
+
+/// Why a log or exec request cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// No such pod (answer 404).
+    #[error("pods \"{pod}\" not found")]
+    PodNotFound {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+    },
+    /// The pod has no such container (answer 400, as the real server does).
+    #[error("container {container} is not valid for pod {pod}")]
+    ContainerNotFound {
+        /// The pod.
+        pod: String,
+        /// The container asked for.
+        container: String,
+    },
+    /// The pod has several containers and none was named (answer 400).
+    #[error("a container name must be specified for pod {pod}, choose one of: [{choices}]")]
+    ContainerRequired {
+        /// The pod.
+        pod: String,
+        /// Its containers, space-separated.
+        choices: String,
+    },
+    /// The container has not started or has ended (answer 400).
+    #[error("container \"{container}\" in pod \"{pod}\" is {state}")]
+    NotRunning {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// `waiting to start: ContainerCreating`, `not running`...
+        state: String,
+    },
+    /// The exec command names a path the sandbox refuses (answer 400).
+    #[error(transparent)]
+    Refused(#[from] mounts::MountError),
+    /// Starting the process failed (answer 500).
+    #[error("cannot start the command: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl NodeError {
+    /// The HTTP status the API server should answer with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            NodeError::PodNotFound { .. } => 404,
+            NodeError::Io(_) => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// The PV controller, the scheduler and the kubelets of one sandbox. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeAgents {
+    cache: cache::Cache,
+    pods: kubelet::Pods,
+    stop: CancellationToken,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for NodeAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAgents").finish_non_exhaustive()
+    }
+}
+
+impl NodeAgents {
+    /// Starts the PV controller, the scheduler and the kubelet of every Node object, all
+    /// talking to the API through `client` (the sandbox's in-process client). Node roots are
+    /// `<dir>/nodes/<node>`. Must be called inside a tokio runtime.
+    pub fn start(client: kube::Client, dir: PathBuf) -> NodeAgents {
+        let stop = CancellationToken::new();
+        let cache = cache::Cache::start(&client, &stop);
+        let pods: kubelet::Pods = Arc::default();
+        let tasks = vec![
+            tokio::spawn(controllers::scheduler(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::volume_controller(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(kubelet::supervise(
+                client,
+                cache.clone(),
+                dir,
+                Arc::clone(&pods),
+                stop.clone(),
+            )),
+        ];
+        NodeAgents {
+            cache,
+            pods,
+            stop,
+            tasks: Arc::new(Mutex::new(tasks)),
+        }
+    }
+
+    /// Finds the pod (from the watch cache), its container, and the kubelet's runtime of it.
+    fn container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<
+        (
+            Arc<kubelet::PodHandle>,
+            String,
+            Option<kubelet::ContainerRuntime>,
+        ),
+        NodeError,
+    > {
+        let not_found = || NodeError::PodNotFound {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        };
+        let object: Arc<Pod> = self
+            .cache
+            .pods
+            .state()
+            .into_iter()
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(pod)
+            })
+            .ok_or_else(not_found)?;
+        let spec = object.spec.clone().unwrap_or_default();
+        let names: Vec<String> = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect();
+        let name = match container {
+            Some(c) if names.iter().any(|n| n == c) => c.to_string(),
+            Some(c) => {
+                return Err(NodeError::ContainerNotFound {
+                    pod: pod.to_string(),
+                    container: c.to_string(),
+                });
+            }
+            None if spec.containers.len() == 1 => spec.containers[0].name.clone(),
+            None => {
+                return Err(NodeError::ContainerRequired {
+                    pod: pod.to_string(),
+                    choices: spec
+                        .containers
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
+            }
+        };
+        let waiting = || NodeError::NotRunning {
+            pod: pod.to_string(),
+            container: name.clone(),
+            state: "waiting to start: ContainerCreating".into(),
+        };
+        let uid = object.metadata.uid.clone().unwrap_or_default();
+        let handle = self
+            .pods
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&uid).cloned())
+            .ok_or_else(waiting)?;
+        let runtime = handle
+            .containers
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&name).cloned());
+        Ok((handle, name, runtime))
+    }
+
+    /// The output of a container (`pods/log`): the last `tail_lines` lines, and with `follow`
+    /// whatever comes until the container ends. Host paths read as container paths.
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        follow: bool,
+        tail_lines: Option<i64>,
+    ) -> Result<LogStream, NodeError> {
+        let (_, name, runtime) = self.container(namespace, pod, container)?;
+        let runtime = runtime.ok_or_else(|| NodeError::NotRunning {
+            pod: pod.to_string(),
+            container: name,
+            state: "waiting to start: ContainerCreating".into(),
+        })?;
+        Ok(runtime.log.stream(follow, tail_lines))
+    }
+
+    /// Runs a command in a running container (`pods/exec`): same mounts, environment and
+    /// working directory as the container, every path mapped the same way.
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        command: Vec<String>,
+        stdin: bool,
+        _tty: bool,
+    ) -> Result<ExecSession, NodeError> {
+        let (handle, name, runtime) = self.container(namespace, pod, container)?;
+        let runtime = runtime
+            .filter(|r| r.running)
+            .ok_or_else(|| NodeError::NotRunning {
+                pod: pod.to_string(),
+                container: name.clone(),
+                state: "not running".into(),
+            })?;
+        let mut argv = Vec::with_capacity(command.len());
+        for word in &command {
+            argv.push(runtime.table.to_host(word, "exec command")?);
+        }
+        let spec = runtime::ProcessSpec {
+            argv,
+            env: runtime.env.clone(),
+            cwd: runtime.cwd.clone(),
+        };
+        Ok(runtime::exec(
+            &spec,
+            &runtime.table,
+            stdin,
+            handle.stop.child_token(),
+        )?)
+    }
+
+    /// Stops every loop and kills every container process (SIGTERM, a short grace, SIGKILL).
+    pub async fn shutdown(&self) {
+        kubelet::stop_all(&self.pods).await;
+        self.stop.cancel();
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! What the node agents know of the cluster: one reflector per kind they read, fed by watches
+//! through the API like any controller, and a change counter that wakes the loops.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The reflected objects and the change signal.
+#[derive(Clone)]
+pub struct Cache {
+    /// Every node.
+    pub nodes: Store<Node>,
+    /// Every pod.
+    pub pods: Store<Pod>,
+    /// Every claim.
+    pub claims: Store<PersistentVolumeClaim>,
+    /// Every volume.
+    pub volumes: Store<PersistentVolume>,
+    /// Every class.
+    pub classes: Store<StorageClass>,
+    changed: watch::Sender<u64>,
+}
+
+impl Cache {
+    /// Starts the watches; they stop when `stop` fires.
+    pub fn start(client: &Client, stop: &CancellationToken) -> Cache {
+        let changed = watch::channel(0u64).0;
+        Cache {
+            nodes: reflect(Api::all(client.clone()), &changed, stop),
+            pods: reflect(Api::all(client.clone()), &changed, stop),
+            claims: reflect(Api::all(client.clone()), &changed, stop),
+            volumes: reflect(Api::all(client.clone()), &changed, stop),
+            classes: reflect(Api::all(client.clone()), &changed, stop),
+            changed,
+        }
+    }
+
+    /// A receiver that sees every later change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Wakes the loops, e.g. after a local state change they should act on.
+    pub fn poke(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until every store holds its first full list (false if `stop` fires first).
+    pub async fn ready(&self, stop: &CancellationToken) -> bool {
+        let all = async {
+            let _ = self.nodes.wait_until_ready().await;
+            let _ = self.pods.wait_until_ready().await;
+            let _ = self.claims.wait_until_ready().await;
+            let _ = self.volumes.wait_until_ready().await;
+            let _ = self.classes.wait_until_ready().await;
+        };
+        tokio::select! {
+            _ = all => true,
+            _ = stop.cancelled() => false,
+        }
+    }
+
+    /// Snapshots, as plain values the pure decisions take.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            nodes: owned(&self.nodes),
+            pods: owned(&self.pods),
+            claims: owned(&self.claims),
+            volumes: owned(&self.volumes),
+            classes: owned(&self.classes),
+        }
+    }
+}
+
+/// Copies of the reflected objects at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Pods.
+    pub pods: Vec<Pod>,
+    /// Claims.
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// Volumes.
+    pub volumes: Vec<PersistentVolume>,
+    /// Classes.
+    pub classes: Vec<StorageClass>,
+}
+
+fn owned<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Store<K>) -> Vec<K> {
+    store.state().iter().map(|k| K::clone(k)).collect()
+}
+
+fn reflect<K>(api: Api<K>, changed: &watch::Sender<u64>, stop: &CancellationToken) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let changed = changed.clone();
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer);
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                item = stream.next() => match item {
+                    Some(Ok(_)) => changed.send_modify(|n| *n = n.wrapping_add(1)),
+                    Some(Err(e)) => tracing::debug!(error = %e, "sandbox node agents: watch error, retrying"),
+                    None => return,
+                },
+            }
+        }
+    });
+    reader
+}
+
+/// Runs `pass` whenever the cache changes, and at least every `tick`, until `stop`.
+pub async fn run_loop<F, Fut>(cache: Cache, stop: CancellationToken, tick: Duration, mut pass: F)
+where
+    F: FnMut(Snapshot) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if !cache.ready(&stop).await {
+        return;
+    }
+    let mut rx = cache.subscribe();
+    loop {
+        rx.borrow_and_update();
+        pass(cache.snapshot()).await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = rx.changed() => {
+                // Let a burst of events land before the next pass.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// A shared handle type for the loops.
+pub type Shared<T> = Arc<std::sync::Mutex<T>>;

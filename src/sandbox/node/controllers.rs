@@ -1,0 +1,247 @@
+//! The scheduler and the PV controller as loops: take a snapshot, decide with the pure
+//! functions of [`super::schedule`] and [`super::binding`], carry the decisions out through the
+//! API.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::binding::{
+    self, BETA_STORAGE_PROVISIONER, BIND_COMPLETED, BOUND_BY_CONTROLLER, STORAGE_PROVISIONER,
+    VolumeAction,
+};
+use super::cache::{Cache, Snapshot, run_loop};
+use super::schedule::{self, Placement, SELECTED_NODE};
+
+/// How long a decision already sent is not repeated while the cache catches up.
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Remembers recent writes so a stale cache does not repeat them.
+#[derive(Default)]
+struct Recent(HashMap<String, Instant>);
+
+impl Recent {
+    fn fresh(&mut self, key: &str) -> bool {
+        let now = Instant::now();
+        self.0.retain(|_, t| now.duration_since(*t) < SETTLE);
+        if self.0.contains_key(key) {
+            return false;
+        }
+        self.0.insert(key.to_string(), now);
+        true
+    }
+}
+
+/// The scheduler: binds pending pods to nodes, and runs the WaitForFirstConsumer dance.
+pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
+    let mut recent = Recent::default();
+    run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
+        let client = client.clone();
+        let mut decisions = Vec::new();
+        for pod in &snap.pods {
+            let world = schedule::World {
+                nodes: &snap.nodes,
+                pods: &snap.pods,
+                claims: &snap.claims,
+                volumes: &snap.volumes,
+                classes: &snap.classes,
+            };
+            let placement = schedule::place(pod, world);
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let key = format!("{uid}/{placement:?}");
+            if !matches!(placement, Placement::Skip | Placement::WaitForBinding) && recent.fresh(&key) {
+                decisions.push((pod.clone(), placement));
+            }
+        }
+        async move {
+            for (pod, placement) in decisions {
+                if let Err(e) = carry_out(&client, &pod, placement).await {
+                    tracing::debug!(pod = ?pod.metadata.name, error = %e, "sandbox scheduler: write failed, will retry");
+                }
+            }
+        }
+    })
+    .await;
+}
+
+async fn carry_out(client: &Client, pod: &Pod, placement: Placement) -> Result<(), kube::Error> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    match placement {
+        Placement::Skip | Placement::WaitForBinding => Ok(()),
+        Placement::Bind(node) => {
+            let binding = json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name, "namespace": namespace, "uid": pod.metadata.uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            let bound: Result<Value, _> = pods
+                .create_subresource("binding", &name, &PostParams::default(), &binding)
+                .await;
+            if let Err(e) = bound {
+                // A server without pods/binding: set the node directly.
+                if !matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 405) {
+                    return Err(e);
+                }
+                let patch = json!({"spec": {"nodeName": node}});
+                pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            let status = json!({"status": {"conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now()}
+            ]}});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await?;
+            Ok(())
+        }
+        Placement::SelectNode { claims, node } => {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+            for claim in claims {
+                let patch = json!({"metadata": {"annotations": {SELECTED_NODE: node}}});
+                api.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Ok(())
+        }
+        Placement::Unschedulable(message) => {
+            let current = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"));
+            if current.is_some_and(|c| c.message.as_deref() == Some(message.as_str())) {
+                return Ok(());
+            }
+            let status = json!({"status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": message, "lastTransitionTime": now()
+            }]}});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// The PV controller: binding, phases, protection finalizers, provisioner annotations.
+pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationToken) {
+    let mut recent = Recent::default();
+    run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
+        let client = client.clone();
+        let actions: Vec<VolumeAction> = binding::reconcile(binding::World {
+            claims: &snap.claims,
+            volumes: &snap.volumes,
+            classes: &snap.classes,
+            pods: &snap.pods,
+        })
+        .into_iter()
+        .filter(|a| recent.fresh(&format!("{a:?}")))
+        .collect();
+        async move {
+            for action in actions {
+                if let Err(e) = apply(&client, &action).await {
+                    tracing::debug!(?action, error = %e, "sandbox PV controller: write failed, will retry");
+                }
+            }
+        }
+    })
+    .await;
+}
+
+async fn apply(client: &Client, action: &VolumeAction) -> Result<(), kube::Error> {
+    let pp = PatchParams::default();
+    let claims = |ns: &str| -> Api<PersistentVolumeClaim> { Api::namespaced(client.clone(), ns) };
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    match action {
+        VolumeAction::ClaimFinalizers {
+            namespace,
+            name,
+            finalizers,
+        } => {
+            let patch = json!({"metadata": {"finalizers": finalizers}});
+            claims(namespace)
+                .patch(name, &pp, &Patch::Merge(&patch))
+                .await?;
+        }
+        VolumeAction::AnnotateClaim {
+            namespace,
+            name,
+            provisioner,
+        } => {
+            let patch = json!({"metadata": {"annotations": {
+                STORAGE_PROVISIONER: provisioner, BETA_STORAGE_PROVISIONER: provisioner}}});
+            claims(namespace)
+                .patch(name, &pp, &Patch::Merge(&patch))
+                .await?;
+        }
+        VolumeAction::BindClaim {
+            namespace,
+            name,
+            volume,
+            capacity,
+            access_modes,
+        } => {
+            let patch = json!({
+                "metadata": {"annotations": {BIND_COMPLETED: "yes", BOUND_BY_CONTROLLER: "yes"}},
+                "spec": {"volumeName": volume},
+            });
+            claims(namespace)
+                .patch(name, &pp, &Patch::Merge(&patch))
+                .await?;
+            let status = json!({"status": {
+                "phase": "Bound",
+                "accessModes": access_modes,
+                "capacity": capacity.as_ref().map(|q| json!({"storage": q})),
+            }});
+            claims(namespace)
+                .patch_status(name, &pp, &Patch::Merge(&status))
+                .await?;
+        }
+        VolumeAction::ClaimPhase {
+            namespace,
+            name,
+            phase,
+        } => {
+            let status = json!({"status": {"phase": phase}});
+            claims(namespace)
+                .patch_status(name, &pp, &Patch::Merge(&status))
+                .await?;
+        }
+        VolumeAction::ClaimVolume {
+            volume,
+            namespace,
+            name,
+            uid,
+        } => {
+            let patch = json!({
+                "metadata": {"annotations": {BOUND_BY_CONTROLLER: "yes"}},
+                "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+                                       "namespace": namespace, "name": name, "uid": uid}},
+            });
+            volumes.patch(volume, &pp, &Patch::Merge(&patch)).await?;
+        }
+        VolumeAction::VolumePhase { volume, phase } => {
+            let status = json!({"status": {"phase": phase}});
+            volumes
+                .patch_status(volume, &pp, &Patch::Merge(&status))
+                .await?;
+        }
+        VolumeAction::VolumeFinalizers { volume, finalizers } => {
+            let patch = json!({"metadata": {"finalizers": finalizers}});
+            volumes.patch(volume, &pp, &Patch::Merge(&patch)).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1384 @@
+//! The kubelet of every sandbox node: one worker per pod bound to a Ready node runs its
+//! containers as local processes (see the path rules in [`super`]), reports their status, keeps
+//! their output, stops them on deletion (SIGTERM, grace period, SIGKILL), and garbage-collects
+//! pods bound to nodes that do not exist.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::cache::{Cache, Snapshot, run_loop};
+use super::mounts::MountTable;
+use super::runtime::{self, LogBuffer, ProcessSpec};
+use super::schedule::is_ready;
+use super::termination;
+use super::volumes::{self, Backing, VolumePlan};
+
+/// A pod bound to a node that does not exist is deleted after this long, as the pod garbage
+/// collector of a real cluster does (shorter here, so tests stay fast).
+pub const ORPHAN_POD_GRACE: Duration = Duration::from_secs(5);
+
+/// How long an unpullable image shows `ErrImagePull` before `ImagePullBackOff`, and back.
+const PULL_RETRY: Duration = Duration::from_secs(2);
+
+/// Restart back-off: doubles from the first value up to the cap (a real kubelet uses 10 s to
+/// 5 min; the sandbox is quicker).
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+/// The default `PATH` of a container.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Whether an image can never be pulled: its registry host ends in `.invalid` (RFC 2606).
+pub fn unpullable(image: &str) -> bool {
+    let Some((first, _)) = image.split_once('/') else {
+        return false;
+    };
+    let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
+    let host = first.split(':').next().unwrap_or(first);
+    is_registry && host.ends_with(".invalid")
+}
+
+/// One container's state, as the status reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Not running: why.
+    Waiting {
+        /// `ContainerCreating`, `PodInitializing`, `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`.
+        reason: String,
+        /// Details.
+        message: Option<String>,
+    },
+    /// Running since.
+    Running {
+        /// RFC 3339.
+        started_at: String,
+    },
+    /// Ended.
+    Terminated {
+        /// The exit code.
+        exit_code: i32,
+        /// `Completed`, `Error`, `StartError`.
+        reason: String,
+        /// The termination message.
+        message: Option<String>,
+        /// RFC 3339.
+        started_at: String,
+        /// RFC 3339.
+        finished_at: String,
+    },
+}
+
+impl State {
+    fn json(&self) -> Value {
+        match self {
+            State::Waiting { reason, message } => {
+                json!({"waiting": {"reason": reason, "message": message}})
+            }
+            State::Running { started_at } => json!({"running": {"startedAt": started_at}}),
+            State::Terminated {
+                exit_code,
+                reason,
+                message,
+                started_at,
+                finished_at,
+            } => json!({"terminated": {
+                "exitCode": exit_code, "reason": reason, "message": message,
+                "startedAt": started_at, "finishedAt": finished_at,
+            }}),
+        }
+    }
+}
+
+/// One container in the pod's status model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerModel {
+    /// Its name.
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// Whether it is an init container.
+    pub init: bool,
+    /// The current state.
+    pub state: State,
+    /// The previous instance's end, after a restart.
+    pub last: Option<State>,
+    /// Restarts so far.
+    pub restarts: i32,
+    /// The runtime id of the current instance.
+    pub id: String,
+}
+
+/// The pod's status as the kubelet knows it; [`status`] renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodModel {
+    /// Init containers first, then the others.
+    pub containers: Vec<ContainerModel>,
+    /// When the kubelet took the pod.
+    pub start_time: String,
+    /// `Never`, `OnFailure` or `Always`.
+    pub restart_policy: String,
+    /// A pod-level failure (e.g. a refused volume), which makes the pod Failed.
+    pub failure: Option<(String, String)>,
+}
+
+impl PodModel {
+    fn new(pod: &Pod) -> PodModel {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let model = |c: &Container, init: bool| ContainerModel {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            init,
+            state: State::Waiting {
+                reason: if init || spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
+                    "ContainerCreating".into()
+                } else {
+                    "PodInitializing".into()
+                },
+                message: None,
+            },
+            last: None,
+            restarts: 0,
+            id: String::new(),
+        };
+        let mut containers: Vec<ContainerModel> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| model(c, true))
+            .collect();
+        containers.extend(spec.containers.iter().map(|c| model(c, false)));
+        PodModel {
+            containers,
+            start_time: now(),
+            restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
+            failure: None,
+        }
+    }
+
+    fn container(&mut self, name: &str, init: bool) -> Option<&mut ContainerModel> {
+        self.containers
+            .iter_mut()
+            .find(|c| c.name == name && c.init == init)
+    }
+}
+
+/// The pod phase for a model, as a real kubelet derives it.
+pub fn phase(model: &PodModel) -> &'static str {
+    if model.failure.is_some() {
+        return "Failed";
+    }
+    let init_failed_for_good = model.containers.iter().any(|c| {
+        c.init
+            && model.restart_policy == "Never"
+            && matches!(c.state, State::Terminated { exit_code, .. } if exit_code != 0)
+    });
+    if init_failed_for_good {
+        return "Failed";
+    }
+    let init_done = model
+        .containers
+        .iter()
+        .filter(|c| c.init)
+        .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
+    if !init_done {
+        return "Pending";
+    }
+    let main: Vec<&ContainerModel> = model.containers.iter().filter(|c| !c.init).collect();
+    if main
+        .iter()
+        .any(|c| matches!(c.state, State::Waiting { .. }) && c.last.is_none())
+    {
+        return "Pending";
+    }
+    if main
+        .iter()
+        .any(|c| matches!(c.state, State::Running { .. } | State::Waiting { .. }))
+    {
+        return "Running";
+    }
+    if main
+        .iter()
+        .any(|c| matches!(c.state, State::Terminated { exit_code, .. } if exit_code != 0))
+    {
+        "Failed"
+    } else {
+        "Succeeded"
+    }
+}
+
+/// The pod's `status` object for a model.
+pub fn status(model: &PodModel, pod_ip: &str) -> Value {
+    let phase = phase(model);
+    let statuses = |init: bool| -> Vec<Value> {
+        model
+            .containers
+            .iter()
+            .filter(|c| c.init == init)
+            .map(|c| {
+                let running = matches!(c.state, State::Running { .. });
+                json!({
+                    "name": c.name,
+                    "image": c.image,
+                    "imageID": if c.id.is_empty() { String::new() } else { format!("{}@sandbox", c.image) },
+                    "containerID": if c.id.is_empty() { None } else { Some(format!("sandbox://{}", c.id)) },
+                    "ready": running || (init && matches!(c.state, State::Terminated { exit_code: 0, .. })),
+                    "started": running,
+                    "restartCount": c.restarts,
+                    "state": c.state.json(),
+                    "lastState": c.last.as_ref().map_or(json!({}), State::json),
+                })
+            })
+            .collect()
+    };
+    let init_done = model
+        .containers
+        .iter()
+        .filter(|c| c.init)
+        .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
+    let all_running = model
+        .containers
+        .iter()
+        .filter(|c| !c.init)
+        .all(|c| matches!(c.state, State::Running { .. }));
+    let ready = all_running && phase == "Running";
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let condition = |type_: &str, ok: bool| {
+        let reason = match (type_, ok, terminal) {
+            (_, true, _) => None,
+            ("Ready" | "ContainersReady", false, true) => Some("PodCompleted"),
+            ("Ready" | "ContainersReady", false, false) => Some("ContainersNotReady"),
+            ("Initialized", false, _) => Some("ContainersNotInitialized"),
+            _ => None,
+        };
+        json!({"type": type_, "status": if ok { "True" } else { "False" },
+               "reason": reason, "lastTransitionTime": model.start_time})
+    };
+    let (reason, message) = match &model.failure {
+        Some((r, m)) => (Some(r.clone()), Some(m.clone())),
+        None => (None, None),
+    };
+    json!({
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": model.start_time,
+        "qosClass": "BestEffort",
+        "conditions": [
+            condition("PodReadyToStartContainers", true),
+            condition("Initialized", init_done),
+            condition("Ready", ready),
+            condition("ContainersReady", ready),
+            condition("PodScheduled", true),
+        ],
+        "initContainerStatuses": statuses(true),
+        "containerStatuses": statuses(false),
+    })
+}
+
+/// Expands `$(VAR)` references as Kubernetes does in command, args and env (`$$` escapes).
+pub fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+            && let Some((_, v)) = env.iter().rev().find(|(k, _)| *k == inner[..end])
+        {
+            out.push_str(v);
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A running (or finished) container as exec and logs see it.
+#[derive(Clone)]
+pub struct ContainerRuntime {
+    /// The current instance's output.
+    pub log: Arc<LogBuffer>,
+    /// Its mounts.
+    pub table: MountTable,
+    /// Its environment (host paths).
+    pub env: Vec<(String, String)>,
+    /// Its working directory (host path).
+    pub cwd: PathBuf,
+    /// Whether it is running now.
+    pub running: bool,
+}
+
+/// What the node agents keep of one pod they run.
+pub struct PodHandle {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// Containers by name.
+    pub containers: Mutex<HashMap<String, ContainerRuntime>>,
+    /// Fires to stop the pod's processes (exec ones too).
+    pub stop: CancellationToken,
+    grace_ms: AtomicU64,
+    finalize: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PodHandle {
+    /// Stops the pod with this grace period; with `finalize`, the worker then deletes the pod
+    /// object (grace 0), as a kubelet finishes a graceful deletion.
+    pub fn stop(&self, grace: Duration, finalize: bool) {
+        self.grace_ms.store(
+            u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+        self.finalize.store(finalize, Ordering::SeqCst);
+        self.stop.cancel();
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms.load(Ordering::SeqCst))
+    }
+
+    fn take_task(&self) -> Option<JoinHandle<()>> {
+        self.task.lock().ok().and_then(|mut t| t.take())
+    }
+}
+
+/// Every pod handle, by pod uid.
+pub type Pods = Arc<Mutex<HashMap<String, Arc<PodHandle>>>>;
+
+/// The kubelet supervisor: starts and stops pod workers as the cluster changes.
+pub async fn supervise(
+    client: Client,
+    cache: Cache,
+    dir: PathBuf,
+    pods: Pods,
+    stop: CancellationToken,
+) {
+    let mut orphans: HashMap<String, Instant> = HashMap::new();
+    let loop_cache = cache.clone();
+    run_loop(
+        loop_cache,
+        stop.clone(),
+        Duration::from_millis(500),
+        |snap: Snapshot| {
+            let actions = pass(&snap, &pods, &mut orphans, &dir, &client, &cache, &stop);
+            let client = client.clone();
+            async move {
+                for (namespace, name, uid) in actions {
+                    let _ = delete_now(&client, &namespace, &name, &uid).await;
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// One supervisor pass; returns the pods to delete right away (orphans, finished deletions).
+fn pass(
+    snap: &Snapshot,
+    pods: &Pods,
+    orphans: &mut HashMap<String, Instant>,
+    dir: &Path,
+    client: &Client,
+    cache: &Cache,
+    stop: &CancellationToken,
+) -> Vec<(String, String, String)> {
+    let Ok(mut handles) = pods.lock() else {
+        return Vec::new();
+    };
+    let nodes: HashMap<String, bool> = snap
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.clone()?, is_ready(n))))
+        .collect();
+    let mut deletes = Vec::new();
+    let mut live = std::collections::HashSet::new();
+    for pod in &snap.pods {
+        let Some(node) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        live.insert(uid.clone());
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let grace = Duration::from_secs(
+            pod.metadata
+                .deletion_grace_period_seconds
+                .or_else(|| {
+                    pod.spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                })
+                .unwrap_or(30)
+                .max(0)
+                .unsigned_abs(),
+        );
+        match nodes.get(&node) {
+            None => {
+                if let Some(h) = handles.remove(&uid) {
+                    h.stop(Duration::ZERO, false);
+                }
+                let since = *orphans.entry(uid.clone()).or_insert_with(Instant::now);
+                if since.elapsed() >= ORPHAN_POD_GRACE || deleting {
+                    deletes.push((namespace, name, uid));
+                }
+                continue;
+            }
+            Some(false) => {
+                // A NotReady node runs nothing.
+                if let Some(h) = handles.remove(&uid) {
+                    h.stop(Duration::ZERO, false);
+                }
+                continue;
+            }
+            Some(true) => {}
+        }
+        orphans.remove(&uid);
+        match handles.get(&uid) {
+            Some(h) => {
+                if deleting && !h.stop.is_cancelled() {
+                    h.stop(grace, true);
+                }
+            }
+            None => {
+                if deleting {
+                    deletes.push((namespace, name, uid));
+                    continue;
+                }
+                let terminal = matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                if terminal {
+                    continue;
+                }
+                let handle = Arc::new(PodHandle {
+                    namespace,
+                    name,
+                    node: node.clone(),
+                    containers: Mutex::new(HashMap::new()),
+                    stop: stop.child_token(),
+                    grace_ms: AtomicU64::new(0),
+                    finalize: AtomicBool::new(false),
+                    task: Mutex::new(None),
+                });
+                let worker = Worker {
+                    client: client.clone(),
+                    cache: cache.clone(),
+                    pod: pod.clone(),
+                    node_root: dir.join("nodes").join(&node),
+                    pod_dir: dir
+                        .join("nodes")
+                        .join(&node)
+                        .join("var/lib/kubelet/pods")
+                        .join(&uid),
+                    handle: Arc::clone(&handle),
+                };
+                let task = tokio::spawn(worker.run());
+                if let Ok(mut t) = handle.task.lock() {
+                    *t = Some(task);
+                }
+                handles.insert(uid, handle);
+            }
+        }
+    }
+    orphans.retain(|uid, _| live.contains(uid));
+    handles.retain(|uid, h| {
+        let keep = live.contains(uid);
+        if !keep {
+            h.stop(Duration::ZERO, false);
+        }
+        keep
+    });
+    deletes
+}
+
+async fn delete_now(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stops every pod and waits (bounded) for their processes to be gone.
+pub async fn stop_all(pods: &Pods) {
+    let all: Vec<Arc<PodHandle>> = pods
+        .lock()
+        .map(|mut h| h.drain().map(|(_, v)| v).collect())
+        .unwrap_or_default();
+    for h in &all {
+        h.stop(Duration::from_millis(500), false);
+    }
+    for h in all {
+        if let Some(task) = h.take_task() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// Runs one pod.
+struct Worker {
+    client: Client,
+    cache: Cache,
+    pod: Pod,
+    node_root: PathBuf,
+    pod_dir: PathBuf,
+    handle: Arc<PodHandle>,
+}
+
+/// Shared status of one pod, written to the API by one writer task.
+#[derive(Clone)]
+struct StatusSink {
+    model: Arc<Mutex<PodModel>>,
+    dirty: Arc<Notify>,
+}
+
+impl StatusSink {
+    fn update(&self, f: impl FnOnce(&mut PodModel)) {
+        if let Ok(mut m) = self.model.lock() {
+            f(&mut m);
+        }
+        self.dirty.notify_one();
+    }
+
+    fn snapshot(&self) -> Option<PodModel> {
+        self.model.lock().ok().map(|m| m.clone())
+    }
+}
+
+impl Worker {
+    async fn run(self) {
+        let sink = StatusSink {
+            model: Arc::new(Mutex::new(PodModel::new(&self.pod))),
+            dirty: Arc::new(Notify::new()),
+        };
+        let writer_stop = CancellationToken::new();
+        let writer = tokio::spawn(write_status(
+            self.client.clone(),
+            self.handle.namespace.clone(),
+            self.handle.name.clone(),
+            sink.clone(),
+            writer_stop.clone(),
+        ));
+        sink.dirty.notify_one();
+        let stop = self.handle.stop.clone();
+        // Every wait inside watches `stop`, so processes get their grace period; afterwards
+        // the runtime (logs) is kept until the pod goes.
+        self.run_containers(&sink).await;
+        stop.cancelled().await;
+        writer_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        if self.handle.finalize.load(Ordering::SeqCst) {
+            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+            let _ = delete_now(
+                &self.client,
+                &self.handle.namespace,
+                &self.handle.name,
+                &uid,
+            )
+            .await;
+        }
+    }
+
+    async fn run_containers(&self, sink: &StatusSink) {
+        let stop = self.handle.stop.clone();
+        // Volumes: wait until the claims are bound and the volumes exist.
+        let plans = loop {
+            let snap = self.cache.snapshot();
+            match volumes::plan(
+                &self.pod,
+                &self.node_root,
+                &self.pod_dir,
+                &snap.claims,
+                &snap.volumes,
+            ) {
+                Ok(p) => break p,
+                Err(volumes::VolumeProblem::Unbound(_)) => {}
+                Err(e) => {
+                    sink.update(|m| m.failure = Some(("FailedMount".into(), e.to_string())));
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        };
+        // Images: one that can never be pulled keeps the pod Pending, as on a real node.
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let all: Vec<(&Container, bool)> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| (c, true))
+            .chain(spec.containers.iter().map(|c| (c, false)))
+            .collect();
+        let bad: Vec<(String, bool, String)> = all
+            .iter()
+            .filter_map(|(c, init)| {
+                let image = c.image.clone().unwrap_or_default();
+                unpullable(&image).then(|| (c.name.clone(), *init, image))
+            })
+            .collect();
+        if !bad.is_empty() {
+            let mut back_off = false;
+            loop {
+                sink.update(|m| {
+                    for (name, init, image) in &bad {
+                        if let Some(c) = m.container(name, *init) {
+                            c.state = if back_off {
+                                State::Waiting {
+                                    reason: "ImagePullBackOff".into(),
+                                    message: Some(format!("Back-off pulling image \"{image}\"")),
+                                }
+                            } else {
+                                State::Waiting {
+                                    reason: "ErrImagePull".into(),
+                                    message: Some(format!(
+                                        "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": \
+                                         dial tcp: lookup {}: no such host",
+                                        image.split('/').next().unwrap_or_default()
+                                    )),
+                                }
+                            };
+                        }
+                    }
+                });
+                back_off = !back_off;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(PULL_RETRY) => {}
+                }
+            }
+        }
+        if let Err(message) = self.materialise(&plans, &spec).await {
+            sink.update(|m| m.failure = Some(("FailedMount".into(), message)));
+            return;
+        }
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        for c in spec.init_containers.iter().flatten() {
+            let init_policy = if policy == "Never" {
+                "Never"
+            } else {
+                "OnFailure"
+            };
+            let code = self.run_container(c, true, init_policy, &plans, sink).await;
+            if code != Some(0) {
+                return;
+            }
+        }
+        let mains = spec
+            .containers
+            .iter()
+            .map(|c| self.run_container(c, false, &policy, &plans, sink));
+        futures::future::join_all(mains).await;
+    }
+
+    /// Creates node directories and pod-private volumes.
+    async fn materialise(
+        &self,
+        plans: &[VolumePlan],
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<(), String> {
+        let namespace = self.handle.namespace.clone();
+        runtime::ensure_dir(&self.pod_dir.join("tmp"))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create the pod directory {}: {e}",
+                    self.pod_dir.display()
+                )
+            })?;
+        // File contents are rewritten with every container's mounts together.
+        let pod_table = MountTable::new(
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+                .filter_map(|c| volumes::mount_table(c, plans, &self.pod_dir).ok())
+                .flat_map(|t| t.mounts().to_vec()),
+        );
+        for plan in plans {
+            match &plan.backing {
+                Backing::Node { kind } => match kind.as_str() {
+                    "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => {
+                        if tokio::fs::metadata(&plan.host).await.is_err() {
+                            return Err(format!(
+                                "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {} is not a {}",
+                                plan.name,
+                                pod_table.to_container(&plan.host.to_string_lossy()),
+                                kind.to_lowercase()
+                            ));
+                        }
+                    }
+                    "FileOrCreate" => {
+                        if let Some(parent) = plan.host.parent() {
+                            runtime::ensure_dir(parent)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                        if tokio::fs::metadata(&plan.host).await.is_err() {
+                            tokio::fs::write(&plan.host, b"")
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    _ => runtime::ensure_dir(&plan.host)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                },
+                Backing::EmptyDir => runtime::ensure_dir(&plan.host)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Backing::ConfigMap {
+                    name,
+                    items,
+                    optional,
+                } => {
+                    let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
+                    let cm = api.get_opt(name).await.map_err(|e| e.to_string())?;
+                    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                    match cm {
+                        Some(cm) => {
+                            for (k, v) in cm.data.unwrap_or_default() {
+                                files.insert(k, v.into_bytes());
+                            }
+                            for (k, v) in cm.binary_data.unwrap_or_default() {
+                                files.insert(k, v.0);
+                            }
+                        }
+                        None if *optional => {}
+                        None => {
+                            return Err(format!(
+                                "MountVolume.SetUp failed for volume \"{}\" : configmap \"{name}\" not found",
+                                plan.name
+                            ));
+                        }
+                    }
+                    write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
+                }
+                Backing::Secret {
+                    name,
+                    items,
+                    optional,
+                } => {
+                    let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+                    let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
+                    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                    match secret {
+                        Some(s) => {
+                            for (k, v) in s.data.unwrap_or_default() {
+                                files.insert(k, v.0);
+                            }
+                            for (k, v) in s.string_data.unwrap_or_default() {
+                                files.insert(k, v.into_bytes());
+                            }
+                        }
+                        None if *optional => {}
+                        None => {
+                            return Err(format!(
+                                "MountVolume.SetUp failed for volume \"{}\" : secret \"{name}\" not found",
+                                plan.name
+                            ));
+                        }
+                    }
+                    write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment of a container, before path mapping.
+    async fn environment(&self, c: &Container) -> Vec<(String, String)> {
+        let namespace = &self.handle.namespace;
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), PATH.into()),
+            ("HOSTNAME".into(), self.handle.name.clone()),
+        ];
+        for from in c.env_from.iter().flatten() {
+            let prefix = from.prefix.clone().unwrap_or_default();
+            if let Some(r) = &from.config_map_ref {
+                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+                if let Ok(Some(cm)) = api.get_opt(&r.name).await {
+                    for (k, v) in cm.data.unwrap_or_default() {
+                        env.push((format!("{prefix}{k}"), v));
+                    }
+                }
+            }
+            if let Some(r) = &from.secret_ref {
+                let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+                if let Ok(Some(s)) = api.get_opt(&r.name).await {
+                    for (k, v) in s.data.unwrap_or_default() {
+                        env.push((
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        for e in c.env.iter().flatten() {
+            let value = if let Some(v) = &e.value {
+                expand(v, &env)
+            } else if let Some(from) = &e.value_from {
+                if let Some(f) = &from.field_ref {
+                    match f.field_path.as_str() {
+                        "metadata.name" => self.handle.name.clone(),
+                        "metadata.namespace" => namespace.clone(),
+                        "metadata.uid" => self.pod.metadata.uid.clone().unwrap_or_default(),
+                        "spec.nodeName" => self.handle.node.clone(),
+                        "spec.serviceAccountName" => self
+                            .pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.service_account_name.clone())
+                            .unwrap_or_else(|| "default".into()),
+                        "status.podIP" | "status.hostIP" => "127.0.0.1".into(),
+                        _ => String::new(),
+                    }
+                } else if let Some(r) = &from.config_map_key_ref {
+                    let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+                    api.get_opt(&r.name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|cm| cm.data?.get(&r.key).cloned())
+                        .unwrap_or_default()
+                } else if let Some(r) = &from.secret_key_ref {
+                    let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+                    api.get_opt(&r.name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|s| {
+                            s.data?
+                                .get(&r.key)
+                                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                        })
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            } else {
+                String::new()
+            };
+            env.retain(|(k, _)| *k != e.name);
+            env.push((e.name.clone(), value));
+        }
+        env
+    }
+
+    /// Runs one container under its restart policy; returns its final exit code (None if the
+    /// pod was stopped first).
+    async fn run_container(
+        &self,
+        c: &Container,
+        init: bool,
+        policy: &str,
+        plans: &[VolumePlan],
+        sink: &StatusSink,
+    ) -> Option<i32> {
+        let stop = self.handle.stop.clone();
+        let mut backoff = BACKOFF_FIRST;
+        let mut instance = 0u32;
+        loop {
+            let log = Arc::new(LogBuffer::default());
+            let started_at = now();
+            let id = format!(
+                "{}-{}-{instance}",
+                self.pod.metadata.uid.clone().unwrap_or_default(),
+                c.name
+            );
+            instance += 1;
+            let prepared = self.prepare(c, plans).await;
+            let code = match prepared {
+                Err(message) => {
+                    log.append(message.as_bytes());
+                    log.close();
+                    self.register(c, &log, None);
+                    sink.update(|m| {
+                        if let Some(cm) = m.container(&c.name, init) {
+                            cm.id = id.clone();
+                            cm.state = State::Terminated {
+                                exit_code: 126,
+                                reason: "Error".into(),
+                                message: Some(message.clone()),
+                                started_at: started_at.clone(),
+                                finished_at: now(),
+                            };
+                        }
+                    });
+                    126
+                }
+                Ok((spec, table)) => {
+                    let _ =
+                        tokio::fs::remove_file(volumes::termination_file(&self.pod_dir, &c.name))
+                            .await;
+                    if let Some(parent) = volumes::termination_file(&self.pod_dir, &c.name).parent()
+                    {
+                        let _ = runtime::ensure_dir(parent).await;
+                    }
+                    self.register(c, &log, Some((&spec, &table, true)));
+                    let running = |sink: &StatusSink| {
+                        sink.update(|m| {
+                            if let Some(cm) = m.container(&c.name, init) {
+                                cm.id = id.clone();
+                                cm.state = State::Running {
+                                    started_at: started_at.clone(),
+                                };
+                            }
+                        });
+                    };
+                    let outcome: Result<i32, String> = if spec.argv.is_empty() {
+                        // No command: the image's entrypoint "runs" until the pod stops.
+                        running(sink);
+                        stop.cancelled().await;
+                        Ok(0)
+                    } else {
+                        match runtime::spawn(&spec, &table, &log) {
+                            Ok(process) => {
+                                running(sink);
+                                Ok(process.wait(&stop, self.handle.grace()).await)
+                            }
+                            Err(e) => Err(format!(
+                                "failed to start container \"{}\": exec: \"{}\": {e}",
+                                c.name,
+                                table.to_container(
+                                    spec.argv.first().map(String::as_str).unwrap_or_default()
+                                )
+                            )),
+                        }
+                    };
+                    log.close();
+                    self.set_running(&c.name, false);
+                    let finished_at = now();
+                    match outcome {
+                        Ok(code) => {
+                            let file = tokio::fs::read_to_string(volumes::termination_file(
+                                &self.pod_dir,
+                                &c.name,
+                            ))
+                            .await
+                            .ok()
+                            .map(|t| table.to_container(&t));
+                            let message = termination::message(
+                                file.as_deref(),
+                                c.termination_message_policy.as_deref(),
+                                code,
+                                &log.text(),
+                            );
+                            sink.update(|m| {
+                                if let Some(cm) = m.container(&c.name, init) {
+                                    cm.state = State::Terminated {
+                                        exit_code: code,
+                                        reason: termination::reason(code).into(),
+                                        message,
+                                        started_at: started_at.clone(),
+                                        finished_at,
+                                    };
+                                }
+                            });
+                            code
+                        }
+                        Err(message) => {
+                            log.append(message.as_bytes());
+                            sink.update(|m| {
+                                if let Some(cm) = m.container(&c.name, init) {
+                                    cm.state = State::Terminated {
+                                        exit_code: 128,
+                                        reason: "StartError".into(),
+                                        message: Some(message.clone()),
+                                        started_at: started_at.clone(),
+                                        finished_at,
+                                    };
+                                }
+                            });
+                            128
+                        }
+                    }
+                }
+            };
+            if stop.is_cancelled() {
+                return None;
+            }
+            let again = match policy {
+                "Always" => true,
+                "OnFailure" => code != 0,
+                _ => false,
+            };
+            if !again {
+                return Some(code);
+            }
+            sink.update(|m| {
+                if let Some(cm) = m.container(&c.name, init) {
+                    cm.last = Some(cm.state.clone());
+                    cm.restarts += 1;
+                    cm.state = State::Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message: Some(format!(
+                            "back-off {}s restarting failed container={} pod={}_{}({})",
+                            backoff.as_secs().max(1),
+                            c.name,
+                            self.handle.name,
+                            self.handle.namespace,
+                            self.pod.metadata.uid.clone().unwrap_or_default()
+                        )),
+                    };
+                }
+            });
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    /// The process of a container, with every path mapped; `Err` is the refusal message.
+    async fn prepare(
+        &self,
+        c: &Container,
+        plans: &[VolumePlan],
+    ) -> Result<(ProcessSpec, MountTable), String> {
+        let table = volumes::mount_table(c, plans, &self.pod_dir).map_err(|e| e.to_string())?;
+        let raw_env = self.environment(c).await;
+        let mut env = Vec::with_capacity(raw_env.len() + 2);
+        for (k, v) in &raw_env {
+            let v = if k == "PATH" && v == PATH {
+                v.clone()
+            } else {
+                table
+                    .to_host(v, &format!("env {k}"))
+                    .map_err(|e| e.to_string())?
+            };
+            env.push((k.clone(), v));
+        }
+        let home = self.pod_dir.join("containers").join(&c.name).join("home");
+        runtime::ensure_dir(&home)
+            .await
+            .map_err(|e| e.to_string())?;
+        env.push(("HOME".into(), home.to_string_lossy().into_owned()));
+        env.push((
+            "TMPDIR".into(),
+            self.pod_dir.join("tmp").to_string_lossy().into_owned(),
+        ));
+        let words: Vec<String> = match (&c.command, &c.args) {
+            (Some(cmd), args) if !cmd.is_empty() => {
+                cmd.iter().chain(args.iter().flatten()).cloned().collect()
+            }
+            (_, Some(args)) => args.clone(),
+            _ => Vec::new(),
+        };
+        let mut argv = Vec::with_capacity(words.len());
+        for w in &words {
+            argv.push(
+                table
+                    .to_host(&expand(w, &raw_env), "command")
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let cwd = match c.working_dir.as_deref().filter(|w| !w.is_empty()) {
+            Some(w) => table.host_path(w).ok_or_else(|| {
+                format!(
+                    "refusing to run: workingDir {w:?} is under no volume mount of the container"
+                )
+            })?,
+            None => home,
+        };
+        runtime::ensure_dir(&cwd).await.map_err(|e| e.to_string())?;
+        Ok((ProcessSpec { argv, env, cwd }, table))
+    }
+
+    fn register(
+        &self,
+        c: &Container,
+        log: &Arc<LogBuffer>,
+        process: Option<(&ProcessSpec, &MountTable, bool)>,
+    ) {
+        let Ok(mut containers) = self.handle.containers.lock() else {
+            return;
+        };
+        let (table, env, cwd, running) = match process {
+            Some((spec, table, running)) => {
+                (table.clone(), spec.env.clone(), spec.cwd.clone(), running)
+            }
+            None => (
+                MountTable::default(),
+                Vec::new(),
+                self.pod_dir.clone(),
+                false,
+            ),
+        };
+        containers.insert(
+            c.name.clone(),
+            ContainerRuntime {
+                log: Arc::clone(log),
+                table,
+                env,
+                cwd,
+                running,
+            },
+        );
+    }
+
+    fn set_running(&self, name: &str, running: bool) {
+        if let Ok(mut containers) = self.handle.containers.lock()
+            && let Some(c) = containers.get_mut(name)
+        {
+            c.running = running;
+        }
+    }
+}
+
+async fn write_files(
+    dir: &Path,
+    files: BTreeMap<String, Vec<u8>>,
+    items: &[(String, String)],
+    table: &MountTable,
+    volume: &str,
+) -> Result<(), String> {
+    runtime::ensure_dir(dir).await.map_err(|e| e.to_string())?;
+    let chosen: Vec<(String, String)> = if items.is_empty() {
+        files.keys().map(|k| (k.clone(), k.clone())).collect()
+    } else {
+        items.to_vec()
+    };
+    for (key, rel) in chosen {
+        let Some(content) = files.get(&key) else {
+            return Err(format!(
+                "MountVolume.SetUp failed for volume \"{volume}\" : configmap references non-existent config key: {key}"
+            ));
+        };
+        let target =
+            super::mounts::under_root(dir, &format!("/{rel}")).map_err(|e| e.to_string())?;
+        let content = match std::str::from_utf8(content) {
+            Ok(text) => table
+                .to_host(text, &format!("file {rel} of volume {volume}"))
+                .map_err(|e| e.to_string())?
+                .into_bytes(),
+            Err(_) => content.clone(),
+        };
+        if let Some(parent) = target.parent() {
+            runtime::ensure_dir(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tokio::fs::write(&target, content)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn write_status(
+    client: Client,
+    namespace: String,
+    name: String,
+    sink: StatusSink,
+    stop: CancellationToken,
+) {
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut last: Option<Value> = None;
+    loop {
+        let stopping = tokio::select! {
+            _ = sink.dirty.notified() => false,
+            _ = stop.cancelled() => true,
+        };
+        if stopping {
+            return;
+        }
+        let Some(model) = sink.snapshot() else { return };
+        let next = status(&model, "127.0.0.1");
+        if last.as_ref() == Some(&next) {
+            continue;
+        }
+        let patch = json!({ "status": next });
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => last = Some(next),
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(e) => {
+                tracing::debug!(pod = %name, error = %e, "sandbox kubelet: status write failed, retrying");
+                sink.dirty.notify_one();
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_pull_rule() {
+        assert!(unpullable("registry.invalid/busybox"));
+        assert!(unpullable("registry.invalid:5000/x/busybox:1.0"));
+        assert!(!unpullable("busybox"));
+        assert!(!unpullable("docker.io/library/busybox"));
+        assert!(!unpullable("library/busybox.invalid"));
+    }
+
+    #[test]
+    fn expands_variable_references() {
+        let env = vec![("A".to_string(), "x".to_string())];
+        assert_eq!(expand("$(A)/y $(B) $$(A) $", &env), "x/y $(B) $(A) $");
+    }
+
+    fn model(states: Vec<(bool, State)>, policy: &str) -> PodModel {
+        PodModel {
+            containers: states
+                .into_iter()
+                .enumerate()
+                .map(|(i, (init, state))| ContainerModel {
+                    name: format!("c{i}"),
+                    image: "busybox".into(),
+                    init,
+                    state,
+                    last: None,
+                    restarts: 0,
+                    id: String::new(),
+                })
+                .collect(),
+            start_time: "2026-01-01T00:00:00Z".into(),
+            restart_policy: policy.into(),
+            failure: None,
+        }
+    }
+
+    fn done(code: i32) -> State {
+        State::Terminated {
+            exit_code: code,
+            reason: termination::reason(code).into(),
+            message: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn phases() {
+        let waiting = State::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        let running = State::Running {
+            started_at: String::new(),
+        };
+        assert_eq!(
+            phase(&model(vec![(false, waiting.clone())], "Never")),
+            "Pending"
+        );
+        assert_eq!(
+            phase(&model(vec![(false, running.clone())], "Never")),
+            "Running"
+        );
+        assert_eq!(phase(&model(vec![(false, done(0))], "Never")), "Succeeded");
+        assert_eq!(
+            phase(&model(vec![(false, done(0)), (false, done(2))], "Never")),
+            "Failed"
+        );
+        assert_eq!(
+            phase(&model(
+                vec![(true, done(1)), (false, waiting.clone())],
+                "Never"
+            )),
+            "Failed"
+        );
+        assert_eq!(
+            phase(&model(vec![(true, running), (false, waiting)], "Always")),
+            "Pending"
+        );
+    }
+
+    #[test]
+    fn a_failed_container_reports_its_termination() {
+        let m = model(
+            vec![(
+                false,
+                State::Terminated {
+                    exit_code: 1,
+                    reason: "Error".into(),
+                    message: Some("mkdir: can't create directory\n".into()),
+                    started_at: "a".into(),
+                    finished_at: "b".into(),
+                },
+            )],
+            "Never",
+        );
+        let s = status(&m, "127.0.0.1");
+        assert_eq!(s["phase"], "Failed");
+        let t = &s["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(t["exitCode"], 1);
+        assert_eq!(t["reason"], "Error");
+        assert_eq!(t["message"], "mkdir: can't create directory\n");
+        assert_eq!(s["conditions"][2]["reason"], "PodCompleted");
+    }
+}

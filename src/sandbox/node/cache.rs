@@ -29,19 +29,51 @@ pub struct Cache {
     /// Every class.
     pub classes: Store<StorageClass>,
     changed: watch::Sender<u64>,
+    ready: watch::Receiver<bool>,
 }
 
 impl Cache {
     /// Starts the watches; they stop when `stop` fires.
     pub fn start(client: &Client, stop: &CancellationToken) -> Cache {
         let changed = watch::channel(0u64).0;
+        let (ready_tx, ready) = watch::channel(false);
+        let nodes = reflect(Api::all(client.clone()), &changed, stop);
+        let pods = reflect(Api::all(client.clone()), &changed, stop);
+        let claims = reflect(Api::all(client.clone()), &changed, stop);
+        let volumes = reflect(Api::all(client.clone()), &changed, stop);
+        let classes = reflect(Api::all(client.clone()), &changed, stop);
+        // One waiter per store: kube-runtime's readiness wakes only one of several waiters.
+        {
+            let (n, p, c, v, k) = (
+                nodes.clone(),
+                pods.clone(),
+                claims.clone(),
+                volumes.clone(),
+                classes.clone(),
+            );
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let all = async {
+                    let _ = n.wait_until_ready().await;
+                    let _ = p.wait_until_ready().await;
+                    let _ = c.wait_until_ready().await;
+                    let _ = v.wait_until_ready().await;
+                    let _ = k.wait_until_ready().await;
+                };
+                tokio::select! {
+                    _ = all => { let _ = ready_tx.send(true); }
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
         Cache {
-            nodes: reflect(Api::all(client.clone()), &changed, stop),
-            pods: reflect(Api::all(client.clone()), &changed, stop),
-            claims: reflect(Api::all(client.clone()), &changed, stop),
-            volumes: reflect(Api::all(client.clone()), &changed, stop),
-            classes: reflect(Api::all(client.clone()), &changed, stop),
+            nodes,
+            pods,
+            claims,
+            volumes,
+            classes,
             changed,
+            ready,
         }
     }
 
@@ -57,15 +89,9 @@ impl Cache {
 
     /// Waits until every store holds its first full list (false if `stop` fires first).
     pub async fn ready(&self, stop: &CancellationToken) -> bool {
-        let all = async {
-            let _ = self.nodes.wait_until_ready().await;
-            let _ = self.pods.wait_until_ready().await;
-            let _ = self.claims.wait_until_ready().await;
-            let _ = self.volumes.wait_until_ready().await;
-            let _ = self.classes.wait_until_ready().await;
-        };
+        let mut rx = self.ready.clone();
         tokio::select! {
-            _ = all => true,
+            r = rx.wait_for(|ready| *ready) => r.is_ok(),
             _ = stop.cancelled() => false,
         }
     }

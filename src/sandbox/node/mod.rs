@@ -312,3 +312,8 @@ impl NodeAgents {
         }
     }
 }
+
+#[cfg(test)]
+mod fake_api;
+#[cfg(test)]
+mod flows;

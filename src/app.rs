@@ -32,6 +32,10 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         }
         Plan::Version => version(&ui, &target).await,
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
+        Plan::SandboxUp(options) => {
+            crate::sandbox::up(options).await?;
+            Ok(Exit::Success)
+        }
         plan => Err(Error::NotImplemented(plan.name())),
     }
 }

@@ -50,6 +50,9 @@ pub enum Error {
     #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::Error),
+
     #[error("cannot write the generated files: {0}")]
     Generate(#[source] std::io::Error),
 }
@@ -61,6 +64,7 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Refused(_) => Exit::Refused,
             Error::Ui(e) => e.exit(),
+            Error::Sandbox(crate::sandbox::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             _ => Exit::Failure,
         }

@@ -1,11 +1,62 @@
 //! The embedded cluster: an independent model of Kubernetes (API server, PV controller, scheduler,
 //! kubelet) whose nodes are local directories. It never imports lpp's own modules, so a bug cannot
 //! hide by being shared between the code and its test double.
+//!
+//! # Library API
+//!
+//! ```text
+//! let sandbox = Sandbox::start(SandboxOptions { dir, nodes: 2, faults: Faults::default() }).await?;
+//! let client = sandbox.client();                 // in-process kube::Client, no socket
+//! let addr = sandbox.serve(0).await?;            // HTTP on 127.0.0.1:<free port>
+//! std::fs::write(path, sandbox.kubeconfig(addr))?;
+//! sandbox.node_root("node-1");                   // <dir>/nodes/node-1
+//! sandbox.set_faults(Faults { error_rate: 0.1, ..Faults::default() });
+//! sandbox.shutdown().await;                      // or drop the last clone
+//! ```
+//!
+//! # The API server
+//!
+//! - [`resources`]: the served kinds (namespaces, nodes, pods, PVs, PVCs, configmaps, secrets,
+//!   serviceaccounts, events in both groups, storageclasses, leases, deployments, daemonsets and
+//!   the RBAC kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
+//!   `/apis/<group>/<version>`, `/version` reports [`api::GIT_VERSION`]).
+//! - [`store`]: objects as JSON, one global resourceVersion bumped by every write (a write that
+//!   changes nothing bumps nothing), a ring of the last 50,000 changes for watches that resume;
+//!   older resourceVersions get a watch `ERROR` event with a 410 `Expired` Status.
+//! - [`api`]: get, list (label and field selectors on any dotted path, `limit`/`continue`),
+//!   watch (initial `ADDED` events from "0" or no resourceVersion, resume from a
+//!   resourceVersion, bookmarks every 5 s when asked, `sendInitialEvents`, selector transitions
+//!   as `ADDED`/`DELETED`), create (generateName, uid, creationTimestamp, defaults, strict typed
+//!   decoding → 400, validation → 422, 409 AlreadyExists), update (409 Conflict on a stale
+//!   resourceVersion; status only through `/status` for kinds with that subresource), patch
+//!   (JSON, merge, strategic merge, server-side apply with `managedFields` and 409 conflicts
+//!   unless `force`), delete (finalizers only mark `deletionTimestamp`; the object goes when the
+//!   last finalizer is removed; scheduled pods are marked with their grace period for the
+//!   kubelet to finish), deleting a namespace deletes its objects, and `dryRun=All`.
+//! - [`server`]: HTTP/1.1 on 127.0.0.1, and the same service in-process over in-memory pipes.
+//! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>`, Ready, with capacity;
+//!   node `N`'s filesystem root is `<dir>/nodes/N` (see [`node`] for how container paths map).
+//! - Faults ([`Faults`]): a rate of 500 and 429 answers on `/api*` paths, watch streams dropped
+//!   at random, latency added to every request.
 
+pub mod api;
 pub mod node;
+pub mod objects;
+pub mod patch;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde_json::json;
+
+use api::ApiServer;
 
 /// Fault injection, off by default.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,4 +79,271 @@ pub struct UpOptions {
     pub port: u16,
     pub write_kubeconfig: Option<PathBuf>,
     pub faults: Faults,
+}
+
+/// How to start a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// The sandbox directory; node roots are `<dir>/nodes/<node>`.
+    pub dir: PathBuf,
+    /// How many nodes (`node-1` … `node-N`).
+    pub nodes: u32,
+    /// Fault injection.
+    pub faults: Faults,
+}
+
+/// Why the sandbox cannot start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sandbox directory cannot be created or written.
+    #[error("cannot use {path} as the sandbox directory: {source}; pass a writable --dir")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The port cannot be bound.
+    #[error(
+        "cannot listen on 127.0.0.1:{port}: {source}; pick another --port or 0 for any free port"
+    )]
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig cannot be written.
+    #[error("cannot write the kubeconfig to {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad option.
+    #[error("{0}")]
+    Options(String),
+    /// Seeding the cluster's own objects failed.
+    #[error("cannot create the sandbox's {what}: {source}")]
+    Seed {
+        /// What was being created.
+        what: String,
+        /// Why.
+        #[source]
+        source: status::ApiError,
+    },
+    /// Waiting for Ctrl-C or SIGTERM failed.
+    #[error("cannot wait for a signal: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+struct Inner {
+    api: Arc<ApiServer>,
+    dir: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.api.stop.cancel();
+        if let Some(agents) = self.api.agents.get() {
+            let agents = agents.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { agents.shutdown().await });
+            }
+        }
+    }
+}
+
+/// A running sandbox cluster. Cheap to clone; stops when the last clone is dropped or on
+/// [`Sandbox::shutdown`].
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Node object of sandbox node `name`.
+fn node_object(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64"}},
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "100Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "100Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status",
+                            "lastHeartbeatTime": objects::now(), "lastTransitionTime": objects::now()}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"kubeletVersion": api::GIT_VERSION, "kubeProxyVersion": api::GIT_VERSION,
+                         "containerRuntimeVersion": "lpp-sandbox://1", "operatingSystem": "linux",
+                         "architecture": "amd64", "osImage": "lpp sandbox", "kernelVersion": "",
+                         "machineID": "", "systemUUID": "", "bootID": ""}
+        }
+    })
+}
+
+impl Sandbox {
+    /// Starts the API server with its namespaces and nodes, and the node agents (PV
+    /// controller, scheduler, kubelets). Must be called inside a tokio runtime.
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, Error> {
+        if opts.nodes == 0 {
+            return Err(Error::Options(
+                "a sandbox needs at least one node; pass --nodes 1 or more".into(),
+            ));
+        }
+        let dir = absolute(&opts.dir).map_err(|source| Error::Dir {
+            path: opts.dir.clone(),
+            source,
+        })?;
+        let api = Arc::new(ApiServer::new(opts.faults));
+        let seed = |kind: &str, object: serde_json::Value| {
+            let (group, version, plural) = match kind {
+                "Namespace" => ("", "v1", "namespaces"),
+                _ => ("", "v1", "nodes"),
+            };
+            let resource = resources::find(group, version, plural)
+                .ok_or_else(|| Error::Options(format!("no {kind} resource")))?;
+            api.seed(resource, object.clone())
+                .map_err(|source| Error::Seed {
+                    what: format!("{kind} {}", object["metadata"]["name"]),
+                    source,
+                })
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            seed("Namespace", json!({"metadata": {"name": ns}}))?;
+        }
+        for i in 1..=opts.nodes {
+            let name = format!("node-{i}");
+            let root = dir.join("nodes").join(&name);
+            std::fs::create_dir_all(&root).map_err(|source| Error::Dir {
+                path: root.clone(),
+                source,
+            })?;
+            seed("Node", node_object(&name))?;
+        }
+        let sandbox = Sandbox {
+            inner: Arc::new(Inner { api, dir }),
+        };
+        let agents = node::NodeAgents::start(sandbox.client(), sandbox.inner.dir.clone());
+        let _ = sandbox.inner.api.agents.set(agents);
+        Ok(sandbox)
+    }
+
+    /// A `kube::Client` served in-process (no socket), with full HTTP semantics.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(
+            server::InProcess::new(Arc::clone(&self.inner.api)),
+            "default",
+        )
+    }
+
+    /// Serves HTTP on 127.0.0.1:`port` (0: any free port) until shutdown; returns the address.
+    pub async fn serve(&self, port: u16) -> Result<SocketAddr, Error> {
+        let (listener, addr) = server::bind(port)
+            .await
+            .map_err(|source| Error::Bind { port, source })?;
+        server::serve_listener(Arc::clone(&self.inner.api), listener);
+        Ok(addr)
+    }
+
+    /// A kubeconfig for `addr` (cluster, context and user all named `lpp-sandbox`), usable by
+    /// kube-rs and kubectl.
+    pub fn kubeconfig(&self, addr: SocketAddr) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lpp-sandbox\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: lpp-sandbox\n  context:\n    cluster: lpp-sandbox\n    user: lpp-sandbox\n    namespace: default\ncurrent-context: lpp-sandbox\nusers:\n- name: lpp-sandbox\n  user: {{}}\npreferences: {{}}\n"
+        )
+    }
+
+    /// The sandbox directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Node `node`'s filesystem root, `<dir>/nodes/<node>`.
+    pub fn node_root(&self, node: &str) -> PathBuf {
+        self.inner.dir.join("nodes").join(node)
+    }
+
+    /// Replaces the fault injection settings.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.inner.api.faults.lock() {
+            *f = faults;
+        }
+    }
+
+    /// Stops serving, ends watches, stops the controllers and kills every container process.
+    pub async fn shutdown(self) {
+        if let Some(agents) = self.inner.api.agents.get() {
+            agents.shutdown().await;
+        }
+        self.inner.api.stop.cancel();
+    }
+}
+
+fn absolute(dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let dir = std::fs::canonicalize(dir)?;
+    let probe = dir.join(".lpp-sandbox-write-test");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)?;
+    Ok(dir)
+}
+
+/// `lpp sandbox up`: starts a sandbox, serves it on 127.0.0.1, writes the kubeconfig once
+/// ready, and runs until Ctrl-C or SIGTERM; then kills every container process.
+pub async fn up(opts: UpOptions) -> Result<(), Error> {
+    let sandbox = Sandbox::start(SandboxOptions {
+        dir: opts.dir.clone(),
+        nodes: opts.nodes,
+        faults: opts.faults.clone(),
+    })
+    .await?;
+    let addr = sandbox.serve(opts.port).await?;
+    let path = opts
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| sandbox.dir().join("kubeconfig"));
+    let tmp = path.with_extension("tmp-lpp");
+    // Written then renamed, so that whoever waits for the file never reads half of it.
+    std::fs::write(&tmp, sandbox.kubeconfig(addr))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|source| Error::Kubeconfig {
+            path: path.clone(),
+            source,
+        })?;
+    eprintln!(
+        "lpp sandbox: serving http://{addr} with {} node(s) under {}\nkubeconfig written to {}\n  export KUBECONFIG={}\n  kubectl get nodes\nPress Ctrl-C to stop.",
+        opts.nodes,
+        sandbox.node_root("").display(),
+        path.display(),
+        path.display()
+    );
+    wait_for_signal().await?;
+    eprintln!("lpp sandbox: stopping");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), Error> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(Error::Signal)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(Error::Signal),
+        _ = term.recv() => Ok(()),
+    }
 }

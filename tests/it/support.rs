@@ -1,5 +1,8 @@
 //! Small fixtures shared by the integration tests.
 
+// Fixtures are shared by every area; not every area uses every one.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -75,4 +78,244 @@ where
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A sandbox cluster inside the test process, served over HTTP on a free port, with a
+/// kubeconfig file pointing at it. Dropping it stops the sandbox and kills its processes.
+pub struct TestCluster {
+    sandbox: lpp::sandbox::Sandbox,
+    addr: std::net::SocketAddr,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    // Kept last: the directory goes after everything that uses it.
+    _tmp: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts a two-node sandbox.
+    pub async fn start() -> TestCluster {
+        TestCluster::with_nodes(2).await
+    }
+
+    /// Starts a sandbox with `nodes` nodes.
+    pub async fn with_nodes(nodes: u32) -> TestCluster {
+        let tmp = tempfile::tempdir().expect("temporary sandbox dir");
+        let sandbox = lpp::sandbox::Sandbox::start(lpp::sandbox::SandboxOptions {
+            dir: tmp.path().join("sandbox"),
+            nodes,
+            faults: lpp::sandbox::Faults::default(),
+        })
+        .await
+        .expect("start the sandbox");
+        let addr = sandbox.serve(0).await.expect("serve the sandbox");
+        let kubeconfig = tmp.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, sandbox.kubeconfig(addr)).expect("write the kubeconfig");
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read the kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .expect("kubeconfig to config");
+        let client = kube::Client::try_from(config).expect("HTTP client");
+        TestCluster {
+            sandbox,
+            addr,
+            kubeconfig,
+            client,
+            _tmp: tmp,
+        }
+    }
+
+    /// The kubeconfig file (server `http://127.0.0.1:<port>`, context `lpp-sandbox`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The sandbox directory (node roots are `<dir>/nodes/<node>`).
+    pub fn dir(&self) -> &Path {
+        self.sandbox.dir()
+    }
+
+    /// The server address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// A client talking HTTP to the sandbox through the kubeconfig.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The sandbox's in-process client (no socket).
+    pub fn in_process_client(&self) -> kube::Client {
+        self.sandbox.client()
+    }
+
+    /// The sandbox itself.
+    pub fn sandbox(&self) -> &lpp::sandbox::Sandbox {
+        &self.sandbox
+    }
+
+    /// Where node path `path` of `node` lives on this machine.
+    pub fn node_path(&self, node: &str, path: &str) -> PathBuf {
+        self.sandbox
+            .node_root(node)
+            .join(path.trim_start_matches('/'))
+    }
+
+    /// Turns fault injection on or off.
+    pub fn set_faults(&self, faults: lpp::sandbox::Faults) {
+        self.sandbox.set_faults(faults);
+    }
+
+    /// A `lpp` command pointed at this cluster (`KUBECONFIG` set, isolated HOME).
+    pub fn lpp_command(&self) -> Command {
+        let mut cmd = lpp_in(self._tmp.path());
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Runs `lpp <args>` against this cluster with a 60 s limit (off the async runtime).
+    pub async fn lpp<I, S>(&self, args: I) -> Finished
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.lpp_with_timeout(args, Duration::from_secs(60)).await
+    }
+
+    /// Runs `lpp <args>` against this cluster with a limit.
+    pub async fn lpp_with_timeout<I, S>(&self, args: I, timeout: Duration) -> Finished
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let cmd = self.lpp_command();
+        let args: Vec<std::ffi::OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        tokio::task::spawn_blocking(move || run(cmd, args, timeout))
+            .await
+            .expect("the lpp runner")
+    }
+
+    /// Runs the real `kubectl` against this cluster with a 60 s limit.
+    pub async fn kubectl<I, S>(&self, args: I) -> Finished
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self._tmp.path())
+            .stdin(Stdio::null());
+        let args: Vec<std::ffi::OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        tokio::task::spawn_blocking(move || run(cmd, args, Duration::from_secs(60)))
+            .await
+            .expect("the kubectl runner")
+    }
+
+    /// Starts a long-running `lpp <args>` (e.g. `lpp run`) against this cluster; it is killed
+    /// when the returned handle is dropped.
+    pub fn spawn_lpp<I, S>(&self, args: I) -> LppChild
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.lpp_command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        LppChild {
+            child: Some(cmd.spawn().expect("spawn lpp")),
+        }
+    }
+}
+
+/// A long-running `lpp` child process, killed on drop.
+pub struct LppChild {
+    child: Option<std::process::Child>,
+}
+
+impl LppChild {
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Kills it and returns what it printed.
+    pub fn stop(mut self) -> Finished {
+        let mut child = self.child.take().expect("child present");
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("collect output");
+        Finished {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for LppChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until `cond` holds for the object `name` (checking every 50 ms), or panics after
+/// `timeout` printing the object as last seen.
+pub async fn wait_for<K, F>(api: &kube::Api<K>, name: &str, timeout: Duration, cond: F) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    F: Fn(&K) -> bool,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<K> = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), api.get_opt(name)).await {
+            Ok(Ok(Some(obj))) => {
+                if cond(&obj) {
+                    return obj;
+                }
+                last = Some(obj);
+            }
+            Ok(Ok(None)) => last = None,
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            let shown = last
+                .as_ref()
+                .map(|o| serde_json::to_string_pretty(o).unwrap_or_default())
+                .unwrap_or_else(|| "<not found>".to_string());
+            panic!("{name}: condition not met within {timeout:?}; last seen:\n{shown}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `name` is gone, or panics after `timeout` printing it.
+pub async fn wait_gone<K>(api: &kube::Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), api.get_opt(name)).await {
+            Ok(Ok(None)) => return,
+            Ok(Ok(Some(obj))) if tokio::time::Instant::now() > deadline => panic!(
+                "{name} still exists after {timeout:?}:\n{}",
+                serde_json::to_string_pretty(&obj).unwrap_or_default()
+            ),
+            _ if tokio::time::Instant::now() > deadline => {
+                panic!("{name}: could not check within {timeout:?}")
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,387 @@
+//! Rules about objects that do not depend on HTTP: strict typed decoding, validation (422),
+//! defaulting, and the server-set metadata (uid, creationTimestamp, generateName).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value, json};
+
+use super::resources::Resource;
+
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+/// A pseudo-random number (xorshift over a time-seeded state): uids and generated names only
+/// need to be unique, not unpredictable.
+pub fn random() -> u64 {
+    let mut x = SEED.load(Ordering::Relaxed);
+    if x == 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        x = now ^ (u64::from(std::process::id()) << 32) | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    SEED.store(x, Ordering::Relaxed);
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// A version-4 style uid.
+pub fn uid() -> String {
+    let a = random();
+    let b = random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// The 5-character suffix of generateName, from the apiserver's alphabet.
+pub fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut n = random();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// Now, as RFC 3339 seconds (`2026-01-01T00:00:00Z`).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Now with microseconds, as events.k8s.io and leases write times.
+pub fn now_micro() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Microsecond)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+macro_rules! typed {
+    ($v:expr, $t:ty) => {
+        serde_json::from_value::<$t>($v.clone()).map(|_| ())
+    };
+}
+
+/// Decodes the object into its k8s-openapi type, as the apiserver decodes strictly by type
+/// (a boolean where a string belongs is refused).
+pub fn typed_check(resource: &Resource, object: &Value) -> Result<(), String> {
+    use k8s_openapi::api::{apps, coordination, core, events, rbac, storage};
+    let r = match (resource.group, resource.kind) {
+        ("", "Namespace") => typed!(object, core::v1::Namespace),
+        ("", "Node") => typed!(object, core::v1::Node),
+        ("", "Pod") => typed!(object, core::v1::Pod),
+        ("", "PersistentVolume") => typed!(object, core::v1::PersistentVolume),
+        ("", "PersistentVolumeClaim") => typed!(object, core::v1::PersistentVolumeClaim),
+        ("", "ConfigMap") => typed!(object, core::v1::ConfigMap),
+        ("", "Secret") => typed!(object, core::v1::Secret),
+        ("", "ServiceAccount") => typed!(object, core::v1::ServiceAccount),
+        ("", "Event") => typed!(object, core::v1::Event),
+        ("events.k8s.io", _) => typed!(object, events::v1::Event),
+        ("storage.k8s.io", _) => typed!(object, storage::v1::StorageClass),
+        ("coordination.k8s.io", _) => typed!(object, coordination::v1::Lease),
+        ("apps", "Deployment") => typed!(object, apps::v1::Deployment),
+        ("apps", "DaemonSet") => typed!(object, apps::v1::DaemonSet),
+        (_, "Role") => typed!(object, rbac::v1::Role),
+        (_, "RoleBinding") => typed!(object, rbac::v1::RoleBinding),
+        (_, "ClusterRole") => typed!(object, rbac::v1::ClusterRole),
+        (_, "ClusterRoleBinding") => typed!(object, rbac::v1::ClusterRoleBinding),
+        _ => Ok(()),
+    };
+    r.map_err(|e| {
+        format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+            kind = resource.kind,
+            version = resource.version
+        )
+    })
+}
+
+/// Whether a name is a DNS-1123 subdomain (most kinds' names).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Whether a name is a DNS-1123 label (namespaces).
+pub fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_dns_subdomain(name)
+}
+
+/// The problems that make an object invalid (422), as (field, message) pairs.
+pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let label_only = matches!(resource.kind, "Namespace");
+    let rbac = resource.group == "rbac.authorization.k8s.io";
+    if name.is_empty() {
+        causes.push((
+            "metadata.name".into(),
+            "Required value: name or generateName is required".into(),
+        ));
+    } else if label_only && !is_dns_label(name) {
+        causes.push((
+            "metadata.name".into(),
+            format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
+        ));
+    } else if !label_only && !rbac && !is_dns_subdomain(name) {
+        causes.push((
+            "metadata.name".into(),
+            format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+        ));
+    }
+    let missing = |path: &str| object.pointer(path).is_none_or(Value::is_null);
+    match (resource.group, resource.kind) {
+        ("", "Pod") => {
+            let containers = object.pointer("/spec/containers").and_then(Value::as_array);
+            match containers {
+                None => causes.push(("spec.containers".into(), "Required value".into())),
+                Some(list) if list.is_empty() => {
+                    causes.push(("spec.containers".into(), "Required value".into()))
+                }
+                Some(list) => {
+                    for (i, c) in list.iter().enumerate() {
+                        if c.get("name")
+                            .and_then(Value::as_str)
+                            .is_none_or(str::is_empty)
+                        {
+                            causes.push((
+                                format!("spec.containers[{i}].name"),
+                                "Required value".into(),
+                            ));
+                        }
+                        if c.get("image")
+                            .and_then(Value::as_str)
+                            .is_none_or(str::is_empty)
+                        {
+                            causes.push((
+                                format!("spec.containers[{i}].image"),
+                                "Required value".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        ("", "PersistentVolume") => {
+            if missing("/spec/capacity/storage") {
+                causes.push(("spec.capacity".into(), "Required value".into()));
+            }
+            if object
+                .pointer("/spec/accessModes")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                causes.push(("spec.accessModes".into(), "Required value".into()));
+            }
+        }
+        ("", "PersistentVolumeClaim") => {
+            if object
+                .pointer("/spec/accessModes")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                causes.push(("spec.accessModes".into(), "Required value".into()));
+            }
+            if missing("/spec/resources/requests/storage") {
+                causes.push(("spec.resources[storage]".into(), "Required value".into()));
+            }
+        }
+        ("storage.k8s.io", "StorageClass")
+            if object
+                .get("provisioner")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty) =>
+        {
+            causes.push(("provisioner".into(), "Required value".into()));
+        }
+        _ => {}
+    }
+    causes
+}
+
+fn entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    let Value::Object(m) = slot else {
+        unreachable!("the slot was just made an object")
+    };
+    m
+}
+
+fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
+    map.entry(key.to_string()).or_insert(value);
+}
+
+/// Fills the fields the apiserver defaults on create.
+pub fn apply_defaults(resource: &Resource, object: &mut Value) {
+    let Some(obj) = object.as_object_mut() else {
+        return;
+    };
+    match (resource.group, resource.kind) {
+        ("", "Namespace") => {
+            entry(obj, "spec")
+                .entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
+            default(entry(obj, "status"), "phase", json!("Active"));
+            let name = obj
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let labels = entry(entry(obj, "metadata"), "labels");
+            default(labels, "kubernetes.io/metadata.name", name);
+        }
+        ("", "Pod") => {
+            let spec = entry(obj, "spec");
+            default(spec, "restartPolicy", json!("Always"));
+            default(spec, "terminationGracePeriodSeconds", json!(30));
+            default(spec, "dnsPolicy", json!("ClusterFirst"));
+            default(spec, "schedulerName", json!("default-scheduler"));
+            default(spec, "serviceAccountName", json!("default"));
+            default(spec, "securityContext", json!({}));
+            default(spec, "enableServiceLinks", json!(true));
+            default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+            default(spec, "priority", json!(0));
+            for list in ["containers", "initContainers"] {
+                if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+                    for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                        default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                        default(c, "terminationMessagePolicy", json!("File"));
+                        let latest = c
+                            .get("image")
+                            .and_then(Value::as_str)
+                            .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':'));
+                        default(
+                            c,
+                            "imagePullPolicy",
+                            json!(if latest { "Always" } else { "IfNotPresent" }),
+                        );
+                        default(c, "resources", json!({}));
+                    }
+                }
+            }
+            let status = entry(obj, "status");
+            default(status, "phase", json!("Pending"));
+            default(status, "qosClass", json!("BestEffort"));
+        }
+        ("", "PersistentVolume") => {
+            let spec = entry(obj, "spec");
+            default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+            default(spec, "volumeMode", json!("Filesystem"));
+            default(entry(obj, "status"), "phase", json!("Pending"));
+        }
+        ("", "PersistentVolumeClaim") => {
+            default(entry(obj, "spec"), "volumeMode", json!("Filesystem"));
+            default(entry(obj, "status"), "phase", json!("Pending"));
+        }
+        ("", "Secret") => default(obj, "type", json!("Opaque")),
+        ("storage.k8s.io", "StorageClass") => {
+            default(obj, "reclaimPolicy", json!("Delete"));
+            default(obj, "volumeBindingMode", json!("Immediate"));
+        }
+        ("apps", "Deployment") => {
+            let spec = entry(obj, "spec");
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }
+        ("apps", "DaemonSet") => {
+            let spec = entry(obj, "spec");
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+            );
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::resources::find;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_configmap_with_a_boolean_value_is_refused_by_type() {
+        let cm = find("", "v1", "configmaps").expect("configmaps");
+        let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"x": true}});
+        let err = typed_check(cm, &bad).expect_err("refused");
+        assert!(
+            err.starts_with("ConfigMap in version \"v1\" cannot be handled as a ConfigMap"),
+            "{err}"
+        );
+        let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"x": "y"}});
+        assert_eq!(typed_check(cm, &good), Ok(()));
+    }
+
+    #[test]
+    fn pods_need_containers_with_images() {
+        let pods = find("", "v1", "pods").expect("pods");
+        let causes = validate(
+            pods,
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
+        );
+        assert_eq!(
+            causes,
+            vec![(
+                "spec.containers[0].image".to_string(),
+                "Required value".to_string()
+            )]
+        );
+        let causes = validate(pods, &json!({"metadata": {"name": "Bad_Name"}, "spec": {}}));
+        assert_eq!(causes.len(), 2);
+    }
+
+    #[test]
+    fn uids_and_suffixes_look_real() {
+        let u = uid();
+        assert_eq!(u.len(), 36);
+        assert_ne!(uid(), u);
+        assert_eq!(name_suffix().len(), 5);
+    }
+
+    proptest! {
+        #[test]
+        fn generated_names_are_valid(prefix in "[a-z][a-z0-9-]{0,20}") {
+            let name = format!("{prefix}{}", name_suffix());
+            prop_assert!(is_dns_subdomain(&name));
+        }
+    }
+}

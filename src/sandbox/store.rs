@@ -1,0 +1,308 @@
+//! The object store: every object as JSON keyed by resource, namespace and name, one global
+//! resourceVersion, a ring of recent changes for watches that resume, and a broadcast to live
+//! watchers. All writes go through [`Store::write`], which runs the caller's decision under the
+//! store lock so that read-check-write is atomic, like etcd's compare-and-swap.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::resources::ResourceId;
+use super::status::ApiError;
+
+/// How many changes are kept for watches that resume from a resourceVersion.
+const HISTORY: usize = 50_000;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Created.
+    Added,
+    /// Updated (including being marked for deletion).
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+/// One committed change, as watchers see it.
+#[derive(Debug)]
+pub struct Change {
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The resource.
+    pub resource: ResourceId,
+    /// The object's namespace (`""` for cluster-scoped objects).
+    pub namespace: String,
+    /// The object after the change (for deletions: as it was, with the deletion's resourceVersion).
+    pub object: Value,
+    /// The object before the change, if any (for selector transitions).
+    pub previous: Option<Value>,
+}
+
+/// The decision of a write closure.
+#[derive(Debug)]
+pub enum Write {
+    /// Store this object (create or replace).
+    Put(Value),
+    /// Remove the object.
+    Remove,
+    /// Nothing changes; answer with this object.
+    Unchanged(Value),
+}
+
+type Key = (ResourceId, String, String);
+
+#[derive(Debug, Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Arc<Change>>,
+    /// The resourceVersion of the newest change dropped from the history.
+    compacted: u64,
+}
+
+/// The store shared by the API server's handlers.
+#[derive(Debug)]
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Change>>,
+}
+
+/// A watch that starts from a resourceVersion: the changes since then, then the live feed.
+pub struct Subscription {
+    /// Changes already committed after the requested resourceVersion.
+    pub backlog: Vec<Arc<Change>>,
+    /// Live changes after the backlog.
+    pub live: broadcast::Receiver<Arc<Change>>,
+    /// The store's resourceVersion when subscribing.
+    pub rv: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty store at resourceVersion 1 (so that "0" always means "any").
+    pub fn new() -> Store {
+        let (tx, _) = broadcast::channel(HISTORY);
+        Store {
+            inner: Mutex::new(Inner {
+                rv: 1,
+                compacted: 1,
+                ..Inner::default()
+            }),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another handler panicked mid-read; the map is still whole.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, resource: ResourceId, namespace: &str, name: &str) -> Option<Value> {
+        let key = (resource, namespace.to_string(), name.to_string());
+        self.lock().objects.get(&key).cloned()
+    }
+
+    /// All objects of a resource (in one namespace if given), in key order, with the
+    /// resourceVersion of the snapshot.
+    pub fn list(&self, resource: ResourceId, namespace: Option<&str>) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .range((resource, String::new(), String::new())..)
+            .take_while(|((r, _, _), _)| *r == resource)
+            .filter(|((_, ns, _), _)| namespace.is_none_or(|want| ns == want))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Every (resource, name) stored in a namespace.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<(ResourceId, String)> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|(_, ns, _)| ns == namespace)
+            .map(|(r, _, n)| (*r, n.clone()))
+            .collect()
+    }
+
+    /// Runs `decide` on the current object (if any) under the lock and commits its decision.
+    /// `decide` gets the resourceVersion the write will carry; a `Put` object gets it stamped.
+    /// Returns the stored (or removed, or unchanged) object.
+    pub fn write<F>(
+        &self,
+        resource: ResourceId,
+        namespace: &str,
+        name: &str,
+        decide: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnOnce(Option<&Value>, u64) -> Result<Write, ApiError>,
+    {
+        let key = (resource, namespace.to_string(), name.to_string());
+        let mut inner = self.lock();
+        let next = inner.rv + 1;
+        let current = inner.objects.get(&key);
+        let decision = decide(current, next)?;
+        let previous = current.cloned();
+        let (kind, object) = match decision {
+            Write::Unchanged(v) => return Ok(v),
+            Write::Put(mut object) => {
+                set_rv(&mut object, next);
+                let kind = if previous.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                };
+                inner.objects.insert(key, object.clone());
+                (kind, object)
+            }
+            Write::Remove => {
+                let Some(mut object) = inner.objects.remove(&key) else {
+                    return Err(ApiError::internal("removing an object that is not stored"));
+                };
+                set_rv(&mut object, next);
+                (ChangeKind::Deleted, object)
+            }
+        };
+        inner.rv = next;
+        let change = Arc::new(Change {
+            rv: next,
+            kind,
+            resource,
+            namespace: namespace.to_string(),
+            object: object.clone(),
+            previous,
+        });
+        inner.history.push_back(change.clone());
+        while inner.history.len() > HISTORY {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted = old.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(change);
+        Ok(object)
+    }
+
+    /// Subscribes to changes after `from`; `None` when `from` is older than the history
+    /// (the caller answers 410 Gone).
+    pub fn subscribe(&self, from: u64) -> Option<Subscription> {
+        let inner = self.lock();
+        if from < inner.compacted {
+            return None;
+        }
+        let live = self.tx.subscribe();
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|c| c.rv > from)
+            .cloned()
+            .collect();
+        Some(Subscription {
+            backlog,
+            live,
+            rv: inner.rv,
+        })
+    }
+
+    /// A snapshot of a resource and a live feed from right after it, atomically.
+    pub fn list_and_subscribe(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+    ) -> (Vec<Value>, Subscription) {
+        let inner = self.lock();
+        let live = self.tx.subscribe();
+        let items = inner
+            .objects
+            .range((resource, String::new(), String::new())..)
+            .take_while(|((r, _, _), _)| *r == resource)
+            .filter(|((_, ns, _), _)| namespace.is_none_or(|want| ns == want))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let sub = Subscription {
+            backlog: Vec::new(),
+            live,
+            rv: inner.rv,
+        };
+        (items, sub)
+    }
+}
+
+fn set_rv(object: &mut Value, rv: u64) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CM: ResourceId = ResourceId {
+        group: "",
+        plural: "configmaps",
+    };
+
+    fn put(store: &Store, name: &str) -> Value {
+        store
+            .write(CM, "default", name, |_, _| {
+                Ok(Write::Put(json!({"metadata": {"name": name}})))
+            })
+            .expect("write")
+    }
+
+    #[test]
+    fn every_write_bumps_the_resource_version_and_reaches_subscribers() {
+        let store = Store::new();
+        let start = store.rv();
+        let mut sub = store.subscribe(start).expect("subscribe");
+        let a = put(&store, "a");
+        let b = put(&store, "b");
+        assert_eq!(
+            a["metadata"]["resourceVersion"],
+            json!((start + 1).to_string())
+        );
+        assert_eq!(
+            b["metadata"]["resourceVersion"],
+            json!((start + 2).to_string())
+        );
+        assert_eq!(sub.live.try_recv().expect("first").kind, ChangeKind::Added);
+        let resumed = store.subscribe(start + 1).expect("resume");
+        assert_eq!(resumed.backlog.len(), 1);
+        assert_eq!(store.list(CM, Some("default")).0.len(), 2);
+        assert_eq!(store.list(CM, Some("other")).0.len(), 0);
+    }
+
+    #[test]
+    fn unchanged_writes_commit_nothing() {
+        let store = Store::new();
+        let a = put(&store, "a");
+        let rv = store.rv();
+        let same = store
+            .write(CM, "default", "a", |cur, _| {
+                Ok(Write::Unchanged(cur.cloned().unwrap_or_default()))
+            })
+            .expect("write");
+        assert_eq!(same, a);
+        assert_eq!(store.rv(), rv);
+    }
+}

@@ -1,0 +1,601 @@
+//! Conformance of the sandbox's API server, driven only through `kube::Api` (over HTTP unless
+//! said otherwise), and `lpp sandbox up` as a process.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim};
+use kube::api::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::support::{TestCluster, wait_for, wait_gone};
+
+const T: Duration = Duration::from_secs(10);
+
+fn cm(name: &str, data: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).expect("configmap")
+}
+
+fn status_code(err: kube::Error) -> (u16, String, String) {
+    match err {
+        kube::Error::Api(s) => (s.code, s.reason, s.message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_ready_with_hostname_labels_and_roots() {
+    let cluster = TestCluster::with_nodes(3).await;
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    let names: Vec<String> = list.items.iter().map(|n| n.name_any()).collect();
+    assert_eq!(names, ["node-1", "node-2", "node-3"]);
+    for node in &list.items {
+        assert_eq!(
+            node.labels().get("kubernetes.io/hostname"),
+            Some(&node.name_any())
+        );
+        let status = node.status.as_ref().expect("status");
+        let ready = status
+            .conditions
+            .as_ref()
+            .expect("conditions")
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        assert!(ready, "{node:?}");
+        assert!(
+            status
+                .capacity
+                .as_ref()
+                .expect("capacity")
+                .contains_key("ephemeral-storage")
+        );
+        assert!(cluster.sandbox().node_root(&node.name_any()).is_dir());
+    }
+    assert_eq!(
+        cluster.node_path("node-1", "/opt/local-path-provisioner/x"),
+        cluster
+            .dir()
+            .join("nodes/node-1/opt/local-path-provisioner/x")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_update_conflict_and_delete() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let created = api
+        .create(&PostParams::default(), &cm("a", json!({"k": "v"})))
+        .await
+        .expect("create");
+    assert!(created.uid().is_some());
+    assert!(created.creation_timestamp().is_some());
+    let rv1 = created.resource_version().expect("rv");
+
+    let (code, reason, message) = status_code(
+        api.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .expect_err("duplicate"),
+    );
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (409, "AlreadyExists", "configmaps \"a\" already exists")
+    );
+
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_string(), "w".to_string())].into());
+    let updated = api
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .expect("update");
+    assert_ne!(updated.resource_version().expect("rv"), rv1);
+    let (code, reason, message) = status_code(
+        api.replace("a", &PostParams::default(), &changed)
+            .await
+            .expect_err("stale"),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        message.contains("the object has been modified"),
+        "{message}"
+    );
+
+    let (code, _, message) = status_code(api.get("missing").await.expect_err("missing"));
+    assert_eq!(
+        (code, message.as_str()),
+        (404, "configmaps \"missing\" not found")
+    );
+
+    api.delete("a", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(api.get_opt("a").await.expect("get").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_name_selectors_and_pages() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    for i in 0..5 {
+        let mut obj = cm("", json!({}));
+        obj.metadata.name = None;
+        obj.metadata.generate_name = Some("gen-".into());
+        obj.metadata.labels = Some([("n".to_string(), (i % 2).to_string())].into());
+        let made = api
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create");
+        assert!(
+            made.name_any().starts_with("gen-") && made.name_any().len() == 9,
+            "{}",
+            made.name_any()
+        );
+    }
+    let odd = api
+        .list(&ListParams::default().labels("n=1"))
+        .await
+        .expect("list");
+    assert_eq!(odd.items.len(), 2);
+    let not_odd = api
+        .list(&ListParams::default().labels("n notin (1)"))
+        .await
+        .expect("list");
+    assert_eq!(not_odd.items.len(), 3);
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().expect("continue token");
+    let rest = api
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .expect("page 2");
+    assert_eq!(rest.items.len(), 3);
+    assert!(rest.metadata.continue_.as_deref().unwrap_or("").is_empty());
+    let one = api
+        .list(
+            &ListParams::default().fields(&format!("metadata.name={}", first.items[0].name_any())),
+        )
+        .await
+        .expect("by name");
+    assert_eq!(one.items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_decoded_strictly_and_validated() {
+    let cluster = TestCluster::start().await;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client(),
+        "default",
+        &kube::api::ApiResource::erase::<ConfigMap>(&()),
+    );
+    let bad: kube::api::DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"x": true}}),
+    )
+    .expect("dynamic");
+    let (code, reason, message) = status_code(
+        api.create(&PostParams::default(), &bad)
+            .await
+            .expect_err("typed"),
+    );
+    assert_eq!((code, reason.as_str()), (400, "BadRequest"), "{message}");
+    let (code, reason, _) = status_code(
+        api.patch("b", &PatchParams::apply("t"), &Patch::Apply(&bad))
+            .await
+            .expect_err("typed apply"),
+    );
+    assert_eq!((code, reason.as_str()), (500, "InternalError"));
+    let bad_name: kube::api::DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_Valid"}}),
+    )
+    .expect("dynamic");
+    let (code, reason, message) = status_code(
+        api.create(&PostParams::default(), &bad_name)
+            .await
+            .expect_err("name"),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(
+        message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name"),
+        "{message}"
+    );
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    let pvc: PersistentVolumeClaim =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {}})).expect("pvc");
+    let (code, _, message) = status_code(
+        pvcs.create(&PostParams::default(), &pvc)
+            .await
+            .expect_err("pvc"),
+    );
+    assert_eq!(code, 422, "{message}");
+    let nowhere: Api<ConfigMap> = Api::namespaced(cluster.client(), "nope");
+    let (code, _, message) = status_code(
+        nowhere
+            .create(&PostParams::default(), &cm("x", json!({})))
+            .await
+            .expect_err("ns"),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (404, "namespaces \"nope\" not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patches_merge_strategic_json_and_apply() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    api.create(
+        &PostParams::default(),
+        &cm("p", json!({"a": "1", "b": "2"})),
+    )
+    .await
+    .expect("create");
+    let merged = api
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": null, "c": "3"}})),
+        )
+        .await
+        .expect("merge");
+    assert_eq!(
+        merged.data.expect("data"),
+        [
+            ("b".to_string(), "2".to_string()),
+            ("c".to_string(), "3".to_string())
+        ]
+        .into()
+    );
+    let strategic = api
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"finalizers": ["x/y"]}})),
+        )
+        .await
+        .expect("strategic");
+    assert_eq!(strategic.finalizers(), ["x/y"]);
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "remove", "path": "/metadata/finalizers"}]))
+            .expect("json patch");
+    let jsoned = api
+        .patch("p", &PatchParams::default(), &Patch::<()>::Json(jp))
+        .await
+        .expect("json");
+    assert!(jsoned.finalizers().is_empty());
+
+    let ssa = PatchParams::apply("lpp");
+    let applied = api
+        .patch("s", &ssa, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "1", "y": "2"}})))
+        .await
+        .expect("apply creates");
+    let rv = applied.resource_version();
+    let again = api
+        .patch("s", &ssa, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "1", "y": "2"}})))
+        .await
+        .expect("apply again");
+    assert_eq!(
+        again.resource_version(),
+        rv,
+        "an apply that changes nothing keeps the resourceVersion"
+    );
+    let dropped = api
+        .patch("s", &ssa, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "1"}})))
+        .await
+        .expect("apply drops y");
+    assert_eq!(
+        dropped.data.expect("data"),
+        [("x".to_string(), "1".to_string())].into()
+    );
+    let (code, reason, message) = status_code(
+        api.patch("s", &PatchParams::apply("other"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "2"}})))
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(message.contains("conflict with \"lpp\""), "{message}");
+    let forced = api
+        .patch("s", &PatchParams::apply("other").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "2"}})))
+        .await
+        .expect("forced");
+    assert_eq!(forced.data.expect("data")["x"], "2");
+    let dry = api
+        .patch("s", &PatchParams::apply("lpp").force().dry_run(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"x": "9"}})))
+        .await
+        .expect("dry run");
+    assert_eq!(dry.data.expect("data")["x"], "9");
+    assert_eq!(
+        api.get("s").await.expect("get").data.expect("data")["x"],
+        "2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_hold_deletion_and_namespaces_take_their_objects() {
+    let cluster = TestCluster::start().await;
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create ns");
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "team");
+    let mut held = cm("held", json!({}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &held)
+        .await
+        .expect("create held");
+    api.create(&PostParams::default(), &cm("free", json!({})))
+        .await
+        .expect("create free");
+
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete held");
+    let marked = api.get("held").await.expect("still there");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    wait_gone(&api, "free", T).await;
+    let terminating = namespaces
+        .get("team")
+        .await
+        .expect("namespace waits for the finalizer");
+    assert_eq!(
+        terminating.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
+    wait_gone(&api, "held", T).await;
+    wait_gone(&namespaces, "team", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_list_resume_filter_and_expire() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let start = api.list(&ListParams::default()).await.expect("list");
+    let rv = start.metadata.resource_version.clone().expect("list rv");
+    api.create(&PostParams::default(), &cm("w1", json!({})))
+        .await
+        .expect("create");
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "b"}})),
+    )
+    .await
+    .expect("patch");
+    api.delete("w1", &DeleteParams::default())
+        .await
+        .expect("delete");
+
+    let stream = api
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .expect("watch");
+    let events: Vec<_> = stream.take(3).try_collect().await.expect("events");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            _ => "OTHER",
+        })
+        .collect();
+    assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"]);
+
+    // A watch with a label selector sees an object leave the selection as DELETED.
+    let mut labelled = cm("w2", json!({}));
+    labelled.metadata.labels = Some([("sel".to_string(), "yes".to_string())].into());
+    let now = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    api.create(&PostParams::default(), &labelled)
+        .await
+        .expect("create");
+    api.patch(
+        "w2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
+    )
+    .await
+    .expect("relabel");
+    let stream = api
+        .watch(&WatchParams::default().labels("sel=yes").timeout(5), &now)
+        .await
+        .expect("watch");
+    let events: Vec<_> = stream.take(2).try_collect().await.expect("events");
+    assert!(
+        matches!(events[0], WatchEvent::Added(_)) && matches!(events[1], WatchEvent::Deleted(_)),
+        "{events:?}"
+    );
+
+    // kube's watcher (list, then watch from the list's resourceVersion) sees new objects.
+    let watcher = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default());
+    let creator = api.clone();
+    let create = async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        creator
+            .create(&PostParams::default(), &cm("late", json!({})))
+            .await
+            .expect("create late");
+    };
+    let seen = async {
+        let mut s = std::pin::pin!(kube::runtime::WatchStreamExt::applied_objects(watcher));
+        while let Some(obj) = s.try_next().await.expect("watcher") {
+            if obj.name_any() == "late" {
+                return true;
+            }
+        }
+        false
+    };
+    let (seen, ()) = tokio::time::timeout(T, futures::future::join(seen, create))
+        .await
+        .expect("watcher in time");
+    assert!(seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_client_has_the_same_semantics() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.in_process_client(), "default");
+    api.create(&PostParams::default(), &cm("i", json!({"a": "b"})))
+        .await
+        .expect("create in-process");
+    let over_http: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let got = wait_for(&over_http, "i", T, |c| c.data.is_some()).await;
+    assert_eq!(got.data.expect("data")["a"], "b");
+    let version = cluster
+        .in_process_client()
+        .apiserver_version()
+        .await
+        .expect("version");
+    assert_eq!(version.git_version, "v1.33.0-lpp-sandbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_serves_every_group() {
+    let cluster = TestCluster::start().await;
+    let discovery = kube::Discovery::new(cluster.client())
+        .run()
+        .await
+        .expect("discovery");
+    let mut kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources().into_iter().map(|(r, _)| r.kind))
+        .collect();
+    kinds.sort();
+    for kind in [
+        "ConfigMap",
+        "DaemonSet",
+        "Lease",
+        "PersistentVolume",
+        "Pod",
+        "StorageClass",
+        "ClusterRoleBinding",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_answer_errors_when_asked() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.in_process_client(), "default");
+    cluster.set_faults(lpp::sandbox::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let (code, _, _) = status_code(api.list(&ListParams::default()).await.expect_err("fault"));
+    assert_eq!(code, 500);
+    cluster.set_faults(lpp::sandbox::Faults {
+        throttle_rate: 1.0,
+        ..Default::default()
+    });
+    let (code, _, _) = status_code(api.list(&ListParams::default()).await.expect_err("fault"));
+    assert_eq!(code, 429);
+    cluster.set_faults(lpp::sandbox::Faults::default());
+    api.list(&ListParams::default())
+        .await
+        .expect("healthy again");
+}
+
+#[test]
+fn sandbox_up_serves_kubectl_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let kubeconfig = tmp.path().join("kc");
+    let mut child = crate::support::lpp_in(tmp.path())
+        .args(["sandbox", "up", "--dir"])
+        .arg(tmp.path().join("sb"))
+        .args(["--nodes", "1", "--port", "0", "--write-kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lpp sandbox up");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kubeconfig within 30 s"
+        );
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "lpp sandbox up exited early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut kubectl = std::process::Command::new("kubectl");
+    kubectl
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", tmp.path());
+    let got = crate::support::run(
+        kubectl,
+        ["get", "nodes", "-o", "name"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (got.code, got.stdout.trim()),
+        (0, "node/node-1"),
+        "{}",
+        got.stderr
+    );
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lpp sandbox up did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("export KUBECONFIG="), "{stderr}");
+}
+
+#[test]
+fn sandbox_up_refuses_an_unusable_dir() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").expect("file");
+    let got = crate::support::lpp(["sandbox", "up", "--dir", file.to_str().expect("utf-8")]);
+    assert_eq!(got.code, 1, "{}", got.stderr);
+    assert!(got.stderr.contains("cannot use"), "{}", got.stderr);
+}

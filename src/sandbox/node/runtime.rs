@@ -158,33 +158,27 @@ pub struct Process {
     pumps: Vec<JoinHandle<()>>,
 }
 
-/// Starts a process in its own process group; its stdout and stderr are read line by line,
+/// Starts a process in its own process group; its stdout and stderr (one pipe) are read line by line,
 /// mapped back to container paths and appended to `log`.
 pub fn spawn(
     spec: &ProcessSpec,
     table: &MountTable,
     log: &Arc<LogBuffer>,
 ) -> std::io::Result<Process> {
-    let mut child = command(spec)
+    // One pipe for both streams keeps their relative order, as a terminal would show it.
+    let (reader, writer) = std::io::pipe()?;
+    let child = command(spec)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
         .spawn()?;
-    let mut pumps = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump_lines(
-            out,
-            table.clone(),
-            Arc::clone(log),
-        )));
-    }
-    if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump_lines(
-            err,
-            table.clone(),
-            Arc::clone(log),
-        )));
-    }
+    let reader =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))?;
+    let pumps = vec![tokio::spawn(pump_lines(
+        reader,
+        table.clone(),
+        Arc::clone(log),
+    ))];
     Ok(Process {
         pgid: child.id(),
         child,

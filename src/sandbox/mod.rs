@@ -279,6 +279,12 @@ impl Sandbox {
         self.inner.dir.join("nodes").join(node)
     }
 
+    /// The PV controller, scheduler and kubelets of this sandbox (for in-process logs and exec,
+    /// as `lpp demo --sandbox` needs); `None` only while `start` is still wiring them.
+    pub fn node_agents(&self) -> Option<&node::NodeAgents> {
+        self.inner.api.agents.get()
+    }
+
     /// Replaces the fault injection settings.
     pub fn set_faults(&self, faults: Faults) {
         if let Ok(mut f) = self.inner.api.faults.lock() {

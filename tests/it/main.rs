@@ -7,4 +7,5 @@
 
 mod cli;
 mod sandbox;
+mod sandbox_node;
 mod support;

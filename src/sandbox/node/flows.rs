@@ -423,3 +423,147 @@ async fn a_not_ready_node_stops_its_pods() {
     assert!(!Path::new(marker).exists(), "/tmp must be the pod's own");
     f.agents.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_pod_reports_container_paths() {
+    let f = Fixture::new();
+    let base = "/opt/local-path-provisioner";
+    std::fs::create_dir_all(f.node_path("node-1", &format!("{base}/pvc-a_default_a"))).unwrap();
+    std::fs::create_dir_all(f.node_path("node-1", &format!("{base}/orphan"))).unwrap();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "inventory", "namespace": "default"},
+               "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox",
+                            "command": ["sh", "-c", "find \"$BASE\" -mindepth 1 -maxdepth 1 -type d | sort; echo \"node=$NODE\""],
+                            "env": [{"name": "BASE", "value": base},
+                                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                            "volumeMounts": [{"name": "base", "mountPath": base, "readOnly": true}]}],
+                        "volumes": [{"name": "base", "hostPath": {"path": base, "type": "Directory"}}]}}),
+    );
+    f.until("pods", "default", "inventory", |o| phase(o) == "Succeeded")
+        .await;
+    let mut logs = f
+        .agents
+        .logs("default", "inventory", None, false, None)
+        .await
+        .unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut logs).await {
+        text.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        format!("{base}/orphan\n{base}/pvc-a_default_a\nnode=node-1\n")
+    );
+    f.agents.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_first_and_always_restarts_with_a_count() {
+    let f = Fixture::new();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "restarts", "namespace": "default"},
+               "spec": {"nodeName": "node-2",
+                        "initContainers": [{"name": "init", "image": "busybox",
+                            "command": ["sh", "-c", "echo ready > /work/flag"],
+                            "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+                        "containers": [{"name": "c", "image": "busybox",
+                            "command": ["sh", "-c", "cat /work/flag; exit 1"],
+                            "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+                        "volumes": [{"name": "w", "emptyDir": {}}]}}),
+    );
+    let pod = f
+        .until("pods", "default", "restarts", |o| {
+            o["status"]["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap_or(0)
+                >= 2
+        })
+        .await;
+    assert_eq!(
+        pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
+    assert_eq!(phase(&pod), "Running");
+    let mut logs = f
+        .agents
+        .logs("default", "restarts", Some("c"), false, None)
+        .await
+        .unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut logs).await {
+        text.extend_from_slice(&chunk);
+    }
+    assert_eq!(String::from_utf8_lossy(&text), "ready\n");
+    f.agents.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_takes_stdin_and_refuses_unmounted_paths() {
+    let f = Fixture::new();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "web", "namespace": "default"},
+               "spec": {"nodeName": "node-1",
+                        "containers": [{"name": "nginx", "image": "nginx",
+                            "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "d", "hostPath": {"path": "/srv/web"}}]}}),
+    );
+    f.until("pods", "default", "web", |o| phase(o) == "Running")
+        .await;
+    let mut s = f
+        .agents
+        .exec(
+            "default",
+            "web",
+            Some("nginx"),
+            vec!["sh".into(), "-c".into(), "cat > /data/in; pwd >&2".into()],
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut stdin = s.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"hello\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, s.exit)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.node_path("node-1", "/srv/web/in")).unwrap(),
+        "hello\n"
+    );
+    let refused = f
+        .agents
+        .exec(
+            "default",
+            "web",
+            None,
+            vec!["rm".into(), "-rf".into(), "/srv".into()],
+            false,
+            false,
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(e) if e.status_code() == 400),
+        "{refused:?}"
+    );
+    let missing = f
+        .agents
+        .exec("default", "nope", None, vec!["true".into()], false, false)
+        .await;
+    assert!(matches!(&missing, Err(e) if e.status_code() == 404));
+    f.agents.shutdown().await;
+}

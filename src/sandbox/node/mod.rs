@@ -1,8 +1,50 @@
 //! The sandbox's nodes: the PV controller, the scheduler and a kubelet per Node object, all
-//! talking to the sandbox's API server through a `kube::Client` as real controllers do.
+//! talking to the sandbox's API server through a `kube::Client` as real controllers do (they
+//! never touch the store directly, so they see what any client sees: watches, conflicts,
+//! faults).
 //!
 //! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`], the path mapping
-//! in [`mounts`], the termination message in [`termination`]); thin async loops carry them out.
+//! in [`mounts`] and [`volumes`], the pod phase and status in [`kubelet`], the termination
+//! message in [`termination`]); thin async loops ([`controllers`], [`kubelet::supervise`]) carry
+//! them out, woken by the watch cache ([`cache`]) and at least every second.
+//!
+//! # Interface with the API server
+//!
+//! [`NodeAgents::start`]`(client, dir)` starts everything; [`NodeAgents::logs`] and
+//! [`NodeAgents::exec`] serve `pods/log` and `pods/exec`; [`NodeError::status_code`] says how
+//! to answer a failure (404 no such pod, 400 bad container or not running, 500 other);
+//! [`NodeAgents::shutdown`] kills every container process. The kubelet finishes a graceful pod
+//! deletion (a pod with `deletionTimestamp`) by stopping its processes within the grace period
+//! and then deleting the pod with grace 0 and a uid precondition. The scheduler binds with
+//! `pods/binding` and, where the server has no such subresource, by patching `spec.nodeName`.
+//!
+//! # What the controllers do
+//!
+//! - PV controller: `kubernetes.io/pvc-protection` on claims (dropped once a deleting claim is
+//!   used by no live pod) and `kubernetes.io/pv-protection` on volumes (dropped once a deleting
+//!   volume is not Bound); claims of a class with a provisioner get
+//!   `volume.kubernetes.io/storage-provisioner` (and the beta name) — WaitForFirstConsumer
+//!   claims only once they carry `volume.kubernetes.io/selected-node`; a volume whose `claimRef`
+//!   names a claim (and its uid) binds: claim `spec.volumeName`, `pv.kubernetes.io/bind-completed`,
+//!   phase Bound with the volume's capacity and access modes; Immediate claims also bind to the
+//!   smallest matching Available volume; a volume whose claim is gone is Released; a claim whose
+//!   volume is gone is Lost.
+//! - Scheduler: Ready nodes only; nodeSelector, required node affinity (matchExpressions and
+//!   `metadata.name` matchFields), NoSchedule/NoExecute taints against tolerations,
+//!   `spec.unschedulable`, the node affinity of bound volumes; the node with the fewest live
+//!   pods wins (ties by name). Unbound WaitForFirstConsumer claims get `selected-node` first and
+//!   the pod stays unscheduled until they are Bound; unschedulable pods get a `PodScheduled`
+//!   False condition with the real scheduler's message shape.
+//! - Kubelet: runs pods bound to Ready nodes; a pod whose node does not exist is deleted after
+//!   [`kubelet::ORPHAN_POD_GRACE`]; on a NotReady node nothing runs (running processes are
+//!   killed). An image whose registry host ends in `.invalid` is never pulled: the container
+//!   waits with `ErrImagePull`, then `ImagePullBackOff`, alternating every 2 s. Restart
+//!   policies are honoured with a back-off from 0.5 s doubling to 10 s (`CrashLoopBackOff`).
+//!   A terminated container reports exit code, reason (`Completed`/`Error`, `StartError` when
+//!   the program cannot start) and message: its termination-message file, or with
+//!   `FallbackToLogsOnError` the tail of its output (80 lines / 4 KiB) when it failed. A
+//!   container with neither command nor args (an image entrypoint such as nginx) "runs" with
+//!   no process until the pod stops. Output is kept in memory, the last 8 MiB per container.
 //!
 //! # How container paths reach node directories
 //!
@@ -12,30 +54,44 @@
 //!
 //! - node `N`'s root is `<dir>/nodes/N`; a node path `/p` is `<dir>/nodes/N/p`, joined
 //!   lexically, and a path that climbs above `/` with `..` is refused;
+//! - each pod has its own directory `<dir>/nodes/N/var/lib/kubelet/pods/<uid>/` holding
+//!   `tmp/`, `volumes/<volume>/` and `containers/<container>/` (home and termination log);
 //! - each volumeMount maps its `mountPath` to a host directory: hostPath `/p` → the node path
-//!   `/p`; a PVC → its bound PV's `hostPath.path` or `local.path` → the node path; emptyDir,
-//!   configMap and secret volumes → directories materialised under the pod's own directory;
-//!   `subPath` is joined to the host directory the same way;
-//! - `/tmp` is the pod's own `tmp` directory and `/dev/termination-log` (or the container's
-//!   `terminationMessagePath`) a file in the pod's directory;
-//! - every argv element, every env value, and the text of materialised configMap and secret
-//!   files has each mount path that starts at a path boundary (start, whitespace, quote, `=`,
-//!   `:`, a shell operator) rewritten to its host directory, longest mount path first; a path
-//!   followed by more name characters (`/data-old` for `/data`) is not that mount;
+//!   `/p` (created for `DirectoryOrCreate` and an empty type, checked for `Directory`/`File`);
+//!   a PVC → its bound PV's `hostPath.path` or `local.path` → the node path; emptyDir,
+//!   configMap and secret volumes → the pod's `volumes/<volume>/` (configMap and secret keys
+//!   written as files); projected and downwardAPI volumes → empty private directories;
+//!   `subPath` is joined to the host directory the same way (no climbing out);
+//! - `/tmp` is the pod's own `tmp/` directory and `/dev/termination-log` (or the container's
+//!   `terminationMessagePath`) a file in `containers/<container>/`;
+//! - every argv element (after `$(VAR)` expansion), every env value, and the text of
+//!   materialised configMap and secret files has each mount path that starts at a path
+//!   boundary (start, whitespace, quote, `=`, `:`, `,`, a shell operator) rewritten to its host
+//!   directory, longest mount path first; a path followed by more name characters
+//!   (`/data-old` for `/data`) is not that mount; file contents use the mounts of all the
+//!   pod's containers together;
 //! - any other absolute path at a boundary must be a system path ([`mounts::SYSTEM_PATHS`]:
 //!   `/bin`, `/usr`, `/lib*`, `/sbin`, `/dev/null` and friends, a few read-only files of
 //!   `/etc`), or the container is not started: it terminates with exit code 126, reason
-//!   `Error`, and a message naming the path and where it was found;
+//!   `Error`, and a message naming the path and where it was found (an exec is refused with
+//!   400 the same way);
 //! - output (logs, termination messages, exec output) has host directories mapped back to
-//!   container paths;
-//! - processes start with no inherited environment (only `PATH`, `HOME` and `HOSTNAME` plus the
-//!   container's `env`), in the pod's own directory (or the mapped `workingDir`).
+//!   container paths (logs line by line; exec output per read, so a path split across two
+//!   reads stays a host path);
+//! - processes start with no inherited environment: `PATH`, `HOSTNAME`, `HOME` (the
+//!   container's home under the pod directory) and `TMPDIR` (the pod's tmp) plus the
+//!   container's `env`/`envFrom` (values, fieldRefs, configMap and secret keys), in the mapped
+//!   `workingDir` or else the container's home; each container runs in its own process group,
+//!   stopped with SIGTERM, the grace period, then SIGKILL of the whole group (also when the main
+//!   process ends, as when a container's PID namespace goes away).
 //!
 //! Limits: the rewrite is textual. A path assembled at run time (`d=/da; rm -r ${d}ta`), a
 //! relative climb out of a mount (`cd /data && rm -r ../..`) or a symlink planted inside a
 //! mount is not caught; processes run as the user running the sandbox, with no mount
-//! namespace, so they are as strong as that user. Images are not pulled or run: only their
-//! registry host matters (a host ending in `.invalid` can never be pulled).
+//! namespace, so they are as strong as that user and see this machine's `/bin`, `/usr` and
+//! `/etc`. Images are not pulled or run: only their registry host matters. Resource limits,
+//! probes, lifecycle hooks, security contexts and host namespaces are ignored; every pod's IP
+//! is 127.0.0.1.
 
 pub mod binding;
 pub mod cache;

@@ -62,7 +62,7 @@ pub enum VolumeProblem {
     },
     /// A volume type the sandbox does not model.
     #[error(
-        "volume \"{0}\" has a type the sandbox does not support (hostPath, persistentVolumeClaim, emptyDir, configMap, secret)"
+        "volume \"{0}\" has a type the sandbox does not support (hostPath, persistentVolumeClaim, emptyDir, configMap, secret, projected, downwardAPI)"
     )]
     Unsupported(String),
     /// A path is malformed or climbs out of the node.
@@ -139,7 +139,10 @@ pub fn plan(
                     volume: volume_name,
                 });
             }
-        } else if v.empty_dir.is_some() {
+        } else if v.empty_dir.is_some() || v.projected.is_some() || v.downward_api.is_some() {
+            // Projected and downward API volumes (the service-account token a real API server
+            // adds, pod metadata) are modelled as empty private directories: nothing the
+            // sandbox's containers read.
             VolumePlan {
                 name: name.clone(),
                 host: private,

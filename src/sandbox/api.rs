@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use super::Faults;
 use super::node::NodeAgents;
 use super::objects;
+use super::openapi;
 use super::patch;
 use super::resources::{self, RESOURCES, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{ChangeKind, Store, Write};
+use super::table::{self, Representation};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -60,6 +62,8 @@ enum Route {
     CoreVersions,
     Groups,
     GroupVersion(String, String),
+    OpenApiIndex,
+    OpenApiDocument(String),
     Object {
         resource: &'static Resource,
         namespace: Option<String>,
@@ -74,6 +78,8 @@ fn route(path: &str) -> Result<Route, ApiError> {
         ["version"] => return Ok(Route::Version),
         ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
         ["api"] => return Ok(Route::CoreVersions),
+        ["openapi", "v3"] => return Ok(Route::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] => return Ok(Route::OpenApiDocument(rest.join("/"))),
         ["apis"] => return Ok(Route::Groups),
         ["api", v] => return Ok(Route::GroupVersion(String::new(), v.to_string())),
         ["apis", g, v] => return Ok(Route::GroupVersion(g.to_string(), v.to_string())),
@@ -185,6 +191,10 @@ impl Query {
 
     fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
+    }
+
+    fn strict(&self) -> bool {
+        self.get("fieldValidation") == Some("Strict")
     }
 
     fn dry_run(&self) -> bool {
@@ -365,6 +375,13 @@ impl ApiServer {
         let path = req.uri().path().to_string();
         let query = Query::parse(req.uri().query());
         let method = req.method().clone();
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let repr = Representation::from_request(&accept, query.get("includeObject"));
         let route = route(&path)?;
         match route {
             Route::Version => Ok(json_response(200, &version())),
@@ -382,6 +399,10 @@ impl ApiServer {
                         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
             )),
             Route::Groups => Ok(json_response(200, &group_list())),
+            Route::OpenApiIndex => Ok(json_response(200, &openapi::index())),
+            Route::OpenApiDocument(path) => openapi::document(&path)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::no_route),
             Route::GroupVersion(g, v) => resource_list(&g, &v)
                 .map(|l| json_response(200, &l))
                 .ok_or_else(ApiError::no_route),
@@ -394,9 +415,9 @@ impl ApiServer {
                 let ns = namespace.unwrap_or_default();
                 match (method, name, sub.as_deref()) {
                     (Method::GET, None, _) if query.flag("watch") => {
-                        self.watch(resource, &ns, &query)
+                        self.watch(resource, &ns, &query, repr)
                     }
-                    (Method::GET, None, _) => self.list(resource, &ns, &query),
+                    (Method::GET, None, _) => self.list(resource, &ns, &query, repr),
                     (Method::POST, None, _) => {
                         let body = read_body(req).await?;
                         self.create(resource, &ns, &body, &query)
@@ -404,10 +425,13 @@ impl ApiServer {
                     }
                     (Method::DELETE, None, _) => self.delete_collection(resource, &ns, &query),
                     (Method::GET, Some(name), Some("log")) => self.logs(&ns, &name, &query).await,
+                    (Method::GET | Method::POST, Some(name), Some("exec")) => {
+                        super::exec::exec(Arc::clone(self), req, &ns, &name, &query).await
+                    }
                     (Method::GET, Some(name), None | Some("status")) => self
                         .store
                         .get(resource.id(), &ns, &name)
-                        .map(|v| json_response(200, &v))
+                        .map(|v| json_response(200, &render_one(resource, repr, &v)))
                         .ok_or_else(|| ApiError::not_found(resource, &name)),
                     (Method::PUT, Some(name), None | Some("status")) => {
                         let body = read_body(req).await?;
@@ -448,6 +472,7 @@ impl ApiServer {
         resource: &Resource,
         ns: &str,
         query: &Query,
+        repr: Representation,
     ) -> Result<Response<Body>, ApiError> {
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
@@ -497,6 +522,19 @@ impl ApiServer {
         if let Some(n) = next {
             metadata["continue"] = json!(n);
         }
+        if let Representation::Table(include) = repr {
+            let mut t = table::table(resource, &out, &rv.to_string(), include, true);
+            t["metadata"] = metadata;
+            return Ok(json_response(200, &t));
+        }
+        if repr == Representation::Metadata {
+            let items: Vec<Value> = out.iter().map(table::partial).collect();
+            return Ok(json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": metadata, "items": items}),
+            ));
+        }
         Ok(json_response(
             200,
             &json!({
@@ -513,6 +551,7 @@ impl ApiServer {
         resource: &'static Resource,
         ns: &str,
         query: &Query,
+        repr: Representation,
     ) -> Result<Response<Body>, ApiError> {
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
@@ -531,11 +570,10 @@ impl ApiServer {
             .get("resourceVersion")
             .filter(|rv| !rv.is_empty() && *rv != "0");
         let matches = move |o: &Value| labels.matches(o) && fields.matches(o);
-        let line = |kind: &str, object: &Value| {
-            let mut v =
-                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-            v.push(b'\n');
-            Bytes::from(v)
+        let mut renderer = Renderer {
+            resource,
+            repr,
+            first: true,
         };
         let mut initial = Vec::new();
         let sub = match from {
@@ -547,7 +585,7 @@ impl ApiServer {
                     Some(sub) => sub,
                     None => {
                         let err = ApiError::expired(rv);
-                        let _ = tx.try_send(line("ERROR", &err.to_status()));
+                        let _ = tx.try_send(renderer.line("ERROR", &err.to_status()));
                         return Ok(stream_response("application/json", rx));
                     }
                 }
@@ -557,10 +595,10 @@ impl ApiServer {
                     .store
                     .list_and_subscribe(resource.id(), namespace.as_deref());
                 for item in items.iter().filter(|i| matches(i)) {
-                    initial.push(line("ADDED", item));
+                    initial.push(renderer.line("ADDED", item));
                 }
                 if initial_end {
-                    initial.push(line(
+                    initial.push(renderer.line(
                         "BOOKMARK",
                         &json!({"kind": resource.kind, "apiVersion": resource.api_version(),
                                 "metadata": {"resourceVersion": sub.rv.to_string(),
@@ -598,7 +636,7 @@ impl ApiServer {
                             if bookmarks {
                                 let b = json!({"kind": resource.kind, "apiVersion": resource.api_version(),
                                                "metadata": {"resourceVersion": last_rv.to_string()}});
-                                if tx.send(line("BOOKMARK", &b)).await.is_err() {
+                                if tx.send(renderer.line("BOOKMARK", &b)).await.is_err() {
                                     return;
                                 }
                             }
@@ -629,7 +667,7 @@ impl ApiServer {
                 if drop_rate > 0.0 && chance() < drop_rate {
                     return;
                 }
-                if tx.send(line(kind, &change.object)).await.is_err() {
+                if tx.send(renderer.line(kind, &change.object)).await.is_err() {
                     return;
                 }
             }
@@ -664,6 +702,7 @@ impl ApiServer {
         resource: &Resource,
         ns: &str,
         mut object: Value,
+        strict: bool,
     ) -> Result<Value, ApiError> {
         if !object.is_object() {
             return Err(ApiError::bad_request("the request body is not an object"));
@@ -714,7 +753,11 @@ impl ApiServer {
         }
         m.insert("uid".into(), json!(objects::uid()));
         m.insert("creationTimestamp".into(), json!(objects::now()));
-        m.insert("generation".into(), json!(1));
+        if resource.group == "apps" {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
         for f in [
             "resourceVersion",
             "deletionTimestamp",
@@ -723,7 +766,11 @@ impl ApiServer {
         ] {
             m.remove(f);
         }
-        objects::typed_check(resource, &object).map_err(ApiError::bad_request)?;
+        let decoded = objects::normalize(resource, &object).map_err(ApiError::bad_request)?;
+        if strict {
+            strict_check(&object, &decoded)?;
+        }
+        let mut object = decoded;
         let name = meta(&object, "name").unwrap_or_default();
         let causes = objects::validate(resource, &object);
         if !causes.is_empty() {
@@ -741,10 +788,11 @@ impl ApiServer {
         query: &Query,
     ) -> Result<Value, ApiError> {
         let object = parse_body(body)?;
-        let object = self.prepare_new(resource, ns, object)?;
+        let object = self.prepare_new(resource, ns, object, query.strict())?;
         self.check_namespace(resource, ns)?;
         let name = meta(&object, "name").unwrap_or_default();
         let dry = query.dry_run();
+
         let created = self.store.write(resource.id(), ns, &name, |cur, _| {
             if cur.is_some() {
                 return Err(ApiError::already_exists(resource, &name));
@@ -767,7 +815,7 @@ impl ApiServer {
         if let Some(sa) = resources::find("", "v1", "serviceaccounts") {
             let object = json!({"apiVersion": "v1", "kind": "ServiceAccount",
                                 "metadata": {"name": "default", "namespace": ns}});
-            if let Ok(object) = self.prepare_new(sa, ns, object) {
+            if let Ok(object) = self.prepare_new(sa, ns, object, false) {
                 let _ = self.store.write(sa.id(), ns, "default", |cur, _| {
                     Ok(match cur {
                         Some(c) => Write::Unchanged(c.clone()),
@@ -794,6 +842,7 @@ impl ApiServer {
         mut new: Value,
         sub: Option<&str>,
         dry: bool,
+        strict: bool,
     ) -> Result<Write, ApiError> {
         let name = meta(current, "name").unwrap_or_default();
         if let Some(n) = meta(&new, "name")
@@ -846,12 +895,16 @@ impl ApiServer {
         {
             new["spec"]["finalizers"] = f.clone();
         }
-        objects::typed_check(resource, &new).map_err(ApiError::bad_request)?;
+        let decoded = objects::normalize(resource, &new).map_err(ApiError::bad_request)?;
+        if strict {
+            strict_check(&new, &decoded)?;
+        }
+        let mut new = decoded;
         let causes = objects::validate(resource, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, &causes));
         }
-        if new.get("spec") != current.get("spec") {
+        if resource.group == "apps" && new.get("spec") != current.get("spec") {
             let generation = current
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -892,10 +945,11 @@ impl ApiServer {
             return Err(ApiError::bad_request("the request body is not an object"));
         }
         let dry = query.dry_run();
+        let strict = query.strict();
         let mut removed = false;
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let d = Self::decide_update(resource, cur, new, sub, dry)?;
+            let d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
             removed = matches!(d, Write::Remove);
             Ok(d)
         })?;
@@ -918,6 +972,7 @@ impl ApiServer {
     ) -> Result<Response<Body>, ApiError> {
         let kind = content_type.split(';').next().unwrap_or("").trim();
         let dry = query.dry_run();
+        let strict = query.strict();
         if kind == "application/apply-patch+yaml" {
             return self.apply(resource, ns, name, sub, body, query);
         }
@@ -946,7 +1001,7 @@ impl ApiServer {
                     ));
                 }
             }
-            let d = Self::decide_update(resource, cur, new, sub, dry)?;
+            let d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
             removed = matches!(d, Write::Remove);
             Ok(d)
         })?;
@@ -976,6 +1031,7 @@ impl ApiServer {
             .to_string();
         let force = query.flag("force");
         let dry = query.dry_run();
+        let strict = query.strict();
         let applied = parse_body(body)?;
         if !applied.is_object() {
             return Err(ApiError::bad_request(
@@ -988,6 +1044,17 @@ impl ApiServer {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({n}) does not match the name on the URL ({name})"
             )));
+        }
+        if strict {
+            let decoded = objects::normalize(resource, &applied).unwrap_or(Value::Null);
+            let unknown = objects::unknown_fields(&applied, &decoded);
+            if !unknown.is_empty() && decoded.is_object() {
+                let text: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!(".{f}: field not declared in schema"))
+                    .collect();
+                return Err(ApiError::bad_request(text.join(", ")));
+            }
         }
         objects::typed_check(resource, &applied).map_err(|e| {
             ApiError::internal(format!(
@@ -1008,7 +1075,7 @@ impl ApiServer {
         if existing.is_none() {
             let mut object = applied.clone();
             meta_mut(&mut object).insert("name".into(), json!(name));
-            let mut object = self.prepare_new(resource, ns, object)?;
+            let mut object = self.prepare_new(resource, ns, object, false)?;
             self.check_namespace(resource, ns)?;
             meta_mut(&mut object).insert("managedFields".into(), json!([entry(objects::now())]));
             let created = self.store.write(resource.id(), ns, name, |cur, _| {
@@ -1083,7 +1150,7 @@ impl ApiServer {
             }
             entries.push(entry(old_time.unwrap_or_else(objects::now)));
             meta_mut(&mut new).insert("managedFields".into(), Value::Array(entries));
-            let mut d = Self::decide_update(resource, cur, new, sub, dry)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
             if let Write::Put(v) = &mut d {
                 // A changed object records when this manager last applied.
                 if let Some(Value::Array(mf)) = v.pointer_mut("/metadata/managedFields")
@@ -1312,6 +1379,51 @@ impl ApiServer {
     }
 }
 
+/// One object as the client asked to see it.
+fn render_one(resource: &Resource, repr: Representation, object: &Value) -> Value {
+    match repr {
+        Representation::Full => object.clone(),
+        Representation::Metadata => table::partial(object),
+        Representation::Table(include) => {
+            let rv = meta(object, "resourceVersion").unwrap_or_default();
+            table::table(resource, std::slice::from_ref(object), &rv, include, true)
+        }
+    }
+}
+
+/// Writes watch events in the representation asked for; a Table watch sends its column
+/// definitions only in the first event, as the real server does.
+struct Renderer {
+    resource: &'static Resource,
+    repr: Representation,
+    first: bool,
+}
+
+impl Renderer {
+    fn line(&mut self, kind: &str, object: &Value) -> Bytes {
+        let rendered = match (kind, self.repr) {
+            ("ERROR" | "BOOKMARK", _) | (_, Representation::Full) => object.clone(),
+            (_, Representation::Metadata) => table::partial(object),
+            (_, Representation::Table(include)) => {
+                let rv = meta(object, "resourceVersion").unwrap_or_default();
+                let t = table::table(
+                    self.resource,
+                    std::slice::from_ref(object),
+                    &rv,
+                    include,
+                    self.first,
+                );
+                self.first = false;
+                t
+            }
+        };
+        let mut v =
+            serde_json::to_vec(&json!({"type": kind, "object": rendered})).unwrap_or_default();
+        v.push(b'\n');
+        Bytes::from(v)
+    }
+}
+
 /// A node agent's error as the apiserver answers it.
 pub fn node_error(e: &super::node::NodeError) -> ApiError {
     let code = e.status_code();
@@ -1418,7 +1530,37 @@ fn subtract(set: &mut Value, taken: &Value) {
     }
 }
 
+/// `fieldValidation=Strict`: unknown fields are refused.
+fn strict_check(input: &Value, decoded: &Value) -> Result<(), ApiError> {
+    let unknown = objects::unknown_fields(input, decoded);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "strict decoding error: {}",
+        text.join(", ")
+    )))
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
+        ));
+    }
     req.into_body()
         .collect()
         .await

@@ -40,14 +40,17 @@
 //!   at random, latency added to every request.
 
 pub mod api;
+pub mod exec;
 pub mod node;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -70,36 +70,39 @@ pub fn now_micro() -> String {
         .unwrap_or_default()
 }
 
-macro_rules! typed {
-    ($v:expr, $t:ty) => {
-        serde_json::from_value::<$t>($v.clone()).map(|_| ())
-    };
+fn roundtrip<T>(object: &Value) -> Result<Value, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: T = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
-/// Decodes the object into its k8s-openapi type, as the apiserver decodes strictly by type
-/// (a boolean where a string belongs is refused).
-pub fn typed_check(resource: &Resource, object: &Value) -> Result<(), String> {
+/// Decodes the object into its k8s-openapi type, as the apiserver decodes strictly by type (a
+/// boolean where a string belongs is refused), and returns it re-encoded: nulls and unknown
+/// fields dropped, as the real server stores it.
+pub fn normalize(resource: &Resource, object: &Value) -> Result<Value, String> {
     use k8s_openapi::api::{apps, coordination, core, events, rbac, storage};
     let r = match (resource.group, resource.kind) {
-        ("", "Namespace") => typed!(object, core::v1::Namespace),
-        ("", "Node") => typed!(object, core::v1::Node),
-        ("", "Pod") => typed!(object, core::v1::Pod),
-        ("", "PersistentVolume") => typed!(object, core::v1::PersistentVolume),
-        ("", "PersistentVolumeClaim") => typed!(object, core::v1::PersistentVolumeClaim),
-        ("", "ConfigMap") => typed!(object, core::v1::ConfigMap),
-        ("", "Secret") => typed!(object, core::v1::Secret),
-        ("", "ServiceAccount") => typed!(object, core::v1::ServiceAccount),
-        ("", "Event") => typed!(object, core::v1::Event),
-        ("events.k8s.io", _) => typed!(object, events::v1::Event),
-        ("storage.k8s.io", _) => typed!(object, storage::v1::StorageClass),
-        ("coordination.k8s.io", _) => typed!(object, coordination::v1::Lease),
-        ("apps", "Deployment") => typed!(object, apps::v1::Deployment),
-        ("apps", "DaemonSet") => typed!(object, apps::v1::DaemonSet),
-        (_, "Role") => typed!(object, rbac::v1::Role),
-        (_, "RoleBinding") => typed!(object, rbac::v1::RoleBinding),
-        (_, "ClusterRole") => typed!(object, rbac::v1::ClusterRole),
-        (_, "ClusterRoleBinding") => typed!(object, rbac::v1::ClusterRoleBinding),
-        _ => Ok(()),
+        ("", "Namespace") => roundtrip::<core::v1::Namespace>(object),
+        ("", "Node") => roundtrip::<core::v1::Node>(object),
+        ("", "Pod") => roundtrip::<core::v1::Pod>(object),
+        ("", "PersistentVolume") => roundtrip::<core::v1::PersistentVolume>(object),
+        ("", "PersistentVolumeClaim") => roundtrip::<core::v1::PersistentVolumeClaim>(object),
+        ("", "ConfigMap") => roundtrip::<core::v1::ConfigMap>(object),
+        ("", "Secret") => roundtrip::<core::v1::Secret>(object),
+        ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(object),
+        ("", "Event") => roundtrip::<core::v1::Event>(object),
+        ("events.k8s.io", _) => roundtrip::<events::v1::Event>(object),
+        ("storage.k8s.io", _) => roundtrip::<storage::v1::StorageClass>(object),
+        ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(object),
+        ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(object),
+        ("apps", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(object),
+        (_, "Role") => roundtrip::<rbac::v1::Role>(object),
+        (_, "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(object),
+        (_, "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(object),
+        (_, "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(object),
+        _ => Ok(object.clone()),
     };
     r.map_err(|e| {
         format!(
@@ -108,6 +111,46 @@ pub fn typed_check(resource: &Resource, object: &Value) -> Result<(), String> {
             version = resource.version
         )
     })
+}
+
+/// Decodes strictly by type (see [`normalize`]).
+pub fn typed_check(resource: &Resource, object: &Value) -> Result<(), String> {
+    normalize(resource, object).map(|_| ())
+}
+
+/// The fields of `input` that its typed re-encoding `decoded` lost: fields the schema does not
+/// declare (`spec.foo`, `spec.containers[0].bogus`).
+pub fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff_fields(input, decoded, "", &mut out);
+    out
+}
+
+fn diff_fields(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, decoded) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if v.is_null() {
+                    continue;
+                }
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    None => out.push(here),
+                    Some(d) => diff_fields(v, d, &here, out),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (v, d)) in a.iter().zip(b).enumerate() {
+                diff_fields(v, d, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Whether a name is a DNS-1123 subdomain (most kinds' names).
@@ -349,6 +392,19 @@ mod tests {
         );
         let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"x": "y"}});
         assert_eq!(typed_check(cm, &good), Ok(()));
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_path() {
+        let pods = find("", "v1", "pods").expect("pods");
+        let input = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": null},
+                           "spec": {"bogus": 1, "containers": [{"name": "c", "image": "i", "extra": true}]}});
+        let decoded = normalize(pods, &input).expect("decodes");
+        assert_eq!(
+            unknown_fields(&input, &decoded),
+            vec!["spec.bogus", "spec.containers[0].extra"]
+        );
+        assert!(decoded["metadata"].get("labels").is_none());
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub static RESOURCES: &[Resource] = &[
         "event",
         "Event",
         true,
-        &["ev"],
+        NONE,
         NONE,
         NONE
     ),

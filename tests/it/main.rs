@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod kubectl;
 mod sandbox;
 mod sandbox_node;
 mod support;

@@ -198,6 +198,11 @@ impl TestCluster {
             .expect("the lpp runner")
     }
 
+    /// The value for `KUBECONFIG` to point other tools at this cluster.
+    pub fn kubectl_env(&self) -> PathBuf {
+        self.kubeconfig.clone()
+    }
+
     /// Runs the real `kubectl` against this cluster with a 60 s limit.
     pub async fn kubectl<I, S>(&self, args: I) -> Finished
     where

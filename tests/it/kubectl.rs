@@ -1,0 +1,342 @@
+//! The sandbox driven by the real `kubectl` on this machine: proof that it speaks Kubernetes.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use crate::support::{TestCluster, wait_for};
+
+const T: Duration = Duration::from_secs(20);
+
+fn ok(step: &str, got: &crate::support::Finished) {
+    assert_eq!(
+        got.code, 0,
+        "{step}\nstdout:\n{}\nstderr:\n{}",
+        got.stdout, got.stderr
+    );
+}
+
+fn write(cluster: &TestCluster, name: &str, text: &str) -> std::path::PathBuf {
+    let path = cluster.dir().join(name);
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+const WRITER: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: writer
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo hello > /data/file && echo wrote /data/file']
+    volumeMounts:
+    - {name: d, mountPath: /data}
+  volumes:
+  - name: d
+    hostPath: {path: /opt/kubectl-test, type: DirectoryOrCreate}
+";
+
+const SLEEPER: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: sleeper
+  labels: {app: sleeper}
+spec:
+  nodeName: node-2
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'while true; do sleep 3600; done']
+    volumeMounts:
+    - {name: d, mountPath: /data}
+  volumes:
+  - name: d
+    hostPath: {path: /opt/exec-test, type: DirectoryOrCreate}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_a_hostpath_pod_then_logs_and_the_file_on_the_node() {
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "writer.yaml", WRITER);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod = wait_for(&pods, "writer", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await;
+    let node = pod.spec.and_then(|s| s.node_name).expect("scheduled");
+    let file = cluster.node_path(&node, "/opt/kubectl-test/file");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("file on the node"),
+        "hello\n"
+    );
+    let logs = cluster.kubectl(["logs", "writer"]).await;
+    ok("logs", &logs);
+    assert_eq!(
+        logs.stdout, "wrote /data/file\n",
+        "container paths in the log"
+    );
+    let table = cluster.kubectl(["get", "pods"]).await;
+    ok("get", &table);
+    let header: Vec<&str> = table
+        .stdout
+        .lines()
+        .next()
+        .expect("header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(table.stdout.contains("Completed"), "{}", table.stdout);
+    let waited = cluster
+        .kubectl([
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "pod/writer",
+            "--timeout=10s",
+        ])
+        .await;
+    ok("wait", &waited);
+    ok(
+        "delete",
+        &cluster
+            .kubectl(["delete", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let gone = cluster.kubectl(["get", "pod", "writer"]).await;
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr.contains("pods \"writer\" not found"),
+        "{}",
+        gone.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_runs_in_the_container_with_its_exit_code_and_stdin() {
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "sleeper.yaml", SLEEPER);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    wait_for(&pods, "sleeper", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    let wrote = cluster
+        .kubectl([
+            "exec",
+            "sleeper",
+            "--",
+            "sh",
+            "-c",
+            "echo local-path-test > /data/test && echo done",
+        ])
+        .await;
+    ok("exec", &wrote);
+    assert_eq!(wrote.stdout, "done\n");
+    assert_eq!(
+        std::fs::read_to_string(cluster.node_path("node-2", "/opt/exec-test/test")).expect("file"),
+        "local-path-test\n"
+    );
+    let failed = cluster
+        .kubectl(["exec", "sleeper", "--", "sh", "-c", "exit 3"])
+        .await;
+    assert_eq!(failed.code, 3, "{}", failed.stderr);
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.env("KUBECONFIG", cluster.kubectl_env())
+        .stdin(std::process::Stdio::piped());
+    let echoed = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd
+            .args(["exec", "-i", "sleeper", "--", "cat"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl exec -i");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"through stdin\n")
+            .expect("write");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("poll").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("kubectl exec -i did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("output")
+    })
+    .await
+    .expect("exec -i");
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), "through stdin\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_patches_json_output_and_validation() {
+    let cluster = TestCluster::start().await;
+    let cm = write(
+        &cluster,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\n  labels: {a: \"1\"}\ndata:\n  k: v\n",
+    );
+    let path = cm.to_str().expect("utf-8");
+    ok(
+        "apply --server-side",
+        &cluster
+            .kubectl(["apply", "--server-side", "-f", path])
+            .await,
+    );
+    let first = cluster
+        .kubectl([
+            "get",
+            "cm",
+            "conf",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await;
+    ok(
+        "apply again",
+        &cluster
+            .kubectl(["apply", "--server-side", "-f", path])
+            .await,
+    );
+    let second = cluster
+        .kubectl([
+            "get",
+            "cm",
+            "conf",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await;
+    assert_eq!(
+        first.stdout, second.stdout,
+        "an unchanged apply keeps the resourceVersion"
+    );
+    ok(
+        "strategic",
+        &cluster
+            .kubectl(["patch", "cm", "conf", "-p", r#"{"data":{"x":"y"}}"#])
+            .await,
+    );
+    ok(
+        "merge",
+        &cluster
+            .kubectl([
+                "patch",
+                "cm",
+                "conf",
+                "--type=merge",
+                "-p",
+                r#"{"data":{"z":"w"}}"#,
+            ])
+            .await,
+    );
+    ok(
+        "json",
+        &cluster
+            .kubectl([
+                "patch",
+                "cm",
+                "conf",
+                "--type=json",
+                "-p",
+                r#"[{"op":"remove","path":"/data/x"}]"#,
+            ])
+            .await,
+    );
+    let json = cluster.kubectl(["get", "cm", "conf", "-o", "json"]).await;
+    ok("get -o json", &json);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(value["data"], serde_json::json!({"k": "v", "z": "w"}));
+    assert_eq!(value["kind"], "ConfigMap");
+
+    let bad = write(
+        &cluster,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  x: yes\n",
+    );
+    let refused = cluster
+        .kubectl(["apply", "-f", bad.to_str().expect("utf-8")])
+        .await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("BadRequest"), "{}", refused.stderr);
+    let refused = cluster
+        .kubectl(["apply", "--server-side", "-f", bad.to_str().expect("utf-8")])
+        .await;
+    assert!(
+        refused
+            .stderr
+            .contains("failed to create typed patch object"),
+        "{}",
+        refused.stderr
+    );
+    let unknown = write(
+        &cluster,
+        "unknown.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: u\nbogus: 1\n",
+    );
+    let refused = cluster
+        .kubectl(["apply", "-f", unknown.to_str().expect("utf-8")])
+        .await;
+    assert!(
+        refused.stderr.contains("unknown field \"bogus\""),
+        "{}",
+        refused.stderr
+    );
+    ok("delete", &cluster.kubectl(["delete", "cm", "conf"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_changes_as_they_happen() {
+    let cluster = TestCluster::start().await;
+    let kubeconfig = cluster.kubectl_env();
+    let watcher = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new("kubectl");
+        cmd.env("KUBECONFIG", kubeconfig);
+        crate::support::run(
+            cmd,
+            ["get", "configmaps", "-w", "--request-timeout=3s"],
+            Duration::from_secs(20),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let manifest = write(
+        &cluster,
+        "watched.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n",
+    );
+    let path = manifest.to_str().expect("utf-8");
+    ok("create", &cluster.kubectl(["create", "-f", path]).await);
+    let seen = watcher.await.expect("watcher");
+    assert!(
+        seen.stdout.lines().any(|l| l.starts_with("watched ")),
+        "stdout:\n{}\nstderr:\n{}",
+        seen.stdout,
+        seen.stderr
+    );
+    let nodes = cluster.kubectl(["get", "nodes", "-o", "wide"]).await;
+    ok("get nodes", &nodes);
+    assert!(
+        nodes.stdout.starts_with("NAME") && nodes.stdout.contains("node-2   Ready"),
+        "{}",
+        nodes.stdout
+    );
+}

@@ -3,6 +3,8 @@
 //! (by `claimRef`, or a matching Available volume), the phases (Pending, Bound, Released,
 //! Available, Lost), and the `kubernetes.io/pvc-protection` / `pv-protection` finalizers.
 
+use std::collections::{HashMap, HashSet};
+
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -111,14 +113,72 @@ pub struct World<'a> {
 /// Everything the PV controller should do now. Running it again on the result yields nothing
 /// more once the world has caught up: each action is the difference to a desired state.
 pub fn reconcile(world: World<'_>) -> Vec<VolumeAction> {
+    let index = Index::new(world);
     let mut actions = Vec::new();
     for claim in world.claims {
-        reconcile_claim(claim, world, &mut actions);
+        reconcile_claim(claim, world, &index, &mut actions);
     }
     for volume in world.volumes {
-        reconcile_volume(volume, world, &mut actions);
+        reconcile_volume(volume, &index, &mut actions);
     }
     actions
+}
+
+type ClaimKey<'a> = (&'a str, &'a str);
+
+/// Lookups built once per pass, so a pass stays linear in the number of objects.
+struct Index<'a> {
+    volumes: HashMap<&'a str, &'a PersistentVolume>,
+    volumes_by_claim: HashMap<ClaimKey<'a>, Vec<&'a PersistentVolume>>,
+    claims: HashMap<ClaimKey<'a>, &'a PersistentVolumeClaim>,
+    in_use: HashSet<ClaimKey<'a>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(world: World<'a>) -> Index<'a> {
+        let mut index = Index {
+            volumes: HashMap::new(),
+            volumes_by_claim: HashMap::new(),
+            claims: HashMap::new(),
+            in_use: HashSet::new(),
+        };
+        for v in world.volumes {
+            if let Some(name) = v.metadata.name.as_deref() {
+                index.volumes.insert(name, v);
+            }
+            if let Some(r) = v.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
+                && let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref())
+            {
+                index
+                    .volumes_by_claim
+                    .entry((ns, name))
+                    .or_default()
+                    .push(v);
+            }
+        }
+        for c in world.claims {
+            if let (Some(ns), Some(name)) =
+                (c.metadata.namespace.as_deref(), c.metadata.name.as_deref())
+            {
+                index.claims.insert((ns, name), c);
+            }
+        }
+        for p in world.pods {
+            if matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            ) {
+                continue;
+            }
+            let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+            for v in p.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+                if let Some(c) = &v.persistent_volume_claim {
+                    index.in_use.insert((ns, c.claim_name.as_str()));
+                }
+            }
+        }
+        index
+    }
 }
 
 fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -163,25 +223,6 @@ fn annotation<'a>(
     meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
-fn claim_in_use(claim: &PersistentVolumeClaim, pods: &[Pod]) -> bool {
-    let (ns, name) = name_of(&claim.metadata);
-    pods.iter().any(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str())
-            && !matches!(
-                p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                Some("Succeeded" | "Failed")
-            )
-            && p.spec
-                .iter()
-                .flat_map(|s| s.volumes.iter().flatten())
-                .any(|v| {
-                    v.persistent_volume_claim
-                        .as_ref()
-                        .is_some_and(|c| c.claim_name == name)
-                })
-    })
-}
-
 fn with_finalizer(list: &Option<Vec<String>>, f: &str, present: bool) -> Option<Vec<String>> {
     let current = list.clone().unwrap_or_default();
     let has = current.iter().any(|x| x == f);
@@ -196,11 +237,16 @@ fn with_finalizer(list: &Option<Vec<String>>, f: &str, present: bool) -> Option<
     }
 }
 
-fn reconcile_claim(claim: &PersistentVolumeClaim, world: World<'_>, out: &mut Vec<VolumeAction>) {
+fn reconcile_claim(
+    claim: &PersistentVolumeClaim,
+    world: World<'_>,
+    index: &Index<'_>,
+    out: &mut Vec<VolumeAction>,
+) {
     let (namespace, name) = name_of(&claim.metadata);
     let deleting = claim.metadata.deletion_timestamp.is_some();
     // Protection: added while alive, dropped once deleting and no live pod uses it.
-    let keep = !deleting || claim_in_use(claim, world.pods);
+    let keep = !deleting || index.in_use.contains(&(namespace.as_str(), name.as_str()));
     if let Some(finalizers) = with_finalizer(&claim.metadata.finalizers, CLAIM_PROTECTION, keep) {
         out.push(VolumeAction::ClaimFinalizers {
             namespace: namespace.clone(),
@@ -231,10 +277,7 @@ fn reconcile_claim(claim: &PersistentVolumeClaim, world: World<'_>, out: &mut Ve
 
     match volume_name(claim) {
         Some(vname) => {
-            let volume = world
-                .volumes
-                .iter()
-                .find(|v| v.metadata.name.as_deref() == Some(vname));
+            let volume = index.volumes.get(vname).copied();
             match volume {
                 None if phase == Some("Bound") || phase == Some("Lost") => set_phase("Lost", out),
                 None => set_phase("Pending", out),
@@ -268,9 +311,11 @@ fn reconcile_claim(claim: &PersistentVolumeClaim, world: World<'_>, out: &mut Ve
                 return;
             }
             // A volume already pointing at this claim (a provisioned one) binds first.
-            if let Some(v) = world
-                .volumes
-                .iter()
+            if let Some(v) = index
+                .volumes_by_claim
+                .get(&(namespace.as_str(), name.as_str()))
+                .into_iter()
+                .flatten()
                 .find(|v| claim_ref_matches(v, claim) && v.metadata.deletion_timestamp.is_none())
             {
                 bind(v, out);
@@ -396,14 +441,14 @@ fn static_match<'a>(
         .map(|(_, v)| v)
 }
 
-fn reconcile_volume(volume: &PersistentVolume, world: World<'_>, out: &mut Vec<VolumeAction>) {
+fn reconcile_volume(volume: &PersistentVolume, index: &Index<'_>, out: &mut Vec<VolumeAction>) {
     let vname = volume.metadata.name.clone().unwrap_or_default();
     let claim_ref = volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
     let claim = claim_ref.and_then(|r| {
-        world.claims.iter().find(|c| {
-            c.metadata.namespace.as_deref() == r.namespace.as_deref()
-                && c.metadata.name.as_deref() == r.name.as_deref()
-        })
+        index
+            .claims
+            .get(&(r.namespace.as_deref()?, r.name.as_deref()?))
+            .copied()
     });
     let desired = match (claim_ref, claim) {
         (None, _) => "Available",

@@ -3,6 +3,8 @@
 //! API.
 
 use std::collections::HashMap;
+
+use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
@@ -17,6 +19,9 @@ use super::binding::{
 };
 use super::cache::{Cache, Snapshot, run_loop};
 use super::schedule::{self, Placement, SELECTED_NODE};
+
+/// Writes in flight at once per pass (a real controller has several workers too).
+const CONCURRENT_WRITES: usize = 16;
 
 /// How long a decision already sent is not repeated while the cache catches up.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -63,13 +68,17 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
             if !matches!(placement, Placement::Skip | Placement::WaitForBinding) && recent.fresh(&key) {
                 decisions.push((pod.clone(), placement));
             }
-        }
-        async move {
-            for (pod, placement) in decisions {
-                if let Err(e) = carry_out(&client, &pod, placement).await {
-                    tracing::debug!(pod = ?pod.metadata.name, error = %e, "sandbox scheduler: write failed, will retry");
-                }
-            }
+        }        async move {
+            futures::stream::iter(decisions)
+                .for_each_concurrent(CONCURRENT_WRITES, |(pod, placement)| {
+                    let client = client.clone();
+                    async move {
+                        if let Err(e) = carry_out(&client, &pod, placement).await {
+                            tracing::debug!(pod = ?pod.metadata.name, error = %e, "sandbox scheduler: write failed, will retry");
+                        }
+                    }
+                })
+                .await;
         }
     })
     .await;
@@ -148,13 +157,17 @@ pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationT
         })
         .into_iter()
         .filter(|a| recent.fresh(&format!("{a:?}")))
-        .collect();
-        async move {
-            for action in actions {
-                if let Err(e) = apply(&client, &action).await {
-                    tracing::debug!(?action, error = %e, "sandbox PV controller: write failed, will retry");
-                }
-            }
+        .collect();        async move {
+            futures::stream::iter(actions)
+                .for_each_concurrent(CONCURRENT_WRITES, |action| {
+                    let client = client.clone();
+                    async move {
+                        if let Err(e) = apply(&client, &action).await {
+                            tracing::debug!(?action, error = %e, "sandbox PV controller: write failed, will retry");
+                        }
+                    }
+                })
+                .await;
         }
     })
     .await;

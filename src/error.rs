@@ -47,6 +47,10 @@ pub enum Error {
     #[error(transparent)]
     Ui(#[from] crate::ui::Error),
 
+    /// The `local-path-config` ConfigMap (or `--config`/`--helper-pod-file`) cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+
     #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 

@@ -1,0 +1,127 @@
+//! Slash-separated path arithmetic with Go's `path.Clean` rules, so that base paths and volume
+//! directories compare exactly as upstream compares them.
+
+/// Lexically cleans `path` as Go's `path.Clean` does: repeated slashes collapse, `.` elements go,
+/// `..` eats the element before it (and is dropped at the root), trailing slashes go. The empty
+/// path becomes `.`.
+pub fn clean(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_string();
+    }
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    // How many leading `..` a relative path keeps: they cannot be eaten.
+    let mut kept_dotdot = 0usize;
+    for element in path.split('/') {
+        match element {
+            "" | "." => {}
+            ".." => {
+                if parts.len() > kept_dotdot {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                    kept_dotdot += 1;
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+/// Joins two paths and cleans the result, as Go's `filepath.Join` does (an empty `tail` adds
+/// nothing).
+pub fn join(base: &str, tail: &str) -> String {
+    if tail.is_empty() {
+        return clean(base);
+    }
+    if base.is_empty() {
+        return clean(tail);
+    }
+    clean(&format!("{base}/{tail}"))
+}
+
+/// Whether `path` is local in the sense of Go's `filepath.IsLocal` on Unix: not empty, not
+/// absolute, and not escaping its base through `..` once cleaned.
+pub fn is_local(path: &str) -> bool {
+    if path.is_empty() || path.starts_with('/') {
+        return false;
+    }
+    let cleaned = clean(path);
+    !(cleaned == ".." || cleaned.starts_with("../"))
+}
+
+/// The parent directory and last element of an absolute, clean path: `/a/b/c` → (`/a/b`, `c`).
+/// `None` for `/` and for relative paths.
+pub fn split_parent(path: &str) -> Option<(&str, &str)> {
+    if !path.starts_with('/') || path == "/" {
+        return None;
+    }
+    let cut = path.rfind('/')?;
+    let name = &path[cut + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    let parent = if cut == 0 { "/" } else { &path[..cut] };
+    Some((parent, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn clean_follows_go() {
+        for (input, want) in [
+            ("", "."),
+            ("/", "/"),
+            ("//", "/"),
+            ("/opt//x/", "/opt/x"),
+            ("/opt/./x/.", "/opt/x"),
+            ("/opt/..", "/"),
+            ("/..", "/"),
+            ("/../a", "/a"),
+            ("a/../..", ".."),
+            ("../../a", "../../a"),
+            ("a/b/../c", "a/c"),
+            ("./", "."),
+        ] {
+            assert_eq!(clean(input), want, "clean({input:?})");
+        }
+    }
+
+    #[test]
+    fn join_and_split() {
+        assert_eq!(join("/opt/x", "pvc-1_ns_a"), "/opt/x/pvc-1_ns_a");
+        assert_eq!(join("/opt/x/", "a/../b"), "/opt/x/b");
+        assert_eq!(split_parent("/opt/x/v"), Some(("/opt/x", "v")));
+        assert_eq!(split_parent("/v"), Some(("/", "v")));
+        assert_eq!(split_parent("/"), None);
+        assert_eq!(split_parent("v"), None);
+    }
+
+    #[test]
+    fn local_paths() {
+        assert!(is_local("ns/claim/x"));
+        assert!(is_local("a/../b"));
+        assert!(!is_local(""));
+        assert!(!is_local("/abs"));
+        assert!(!is_local(".."));
+        assert!(!is_local("a/../../b"));
+    }
+
+    proptest! {
+        #[test]
+        fn clean_is_idempotent(s in "[a./]{0,12}") {
+            let once = clean(&s);
+            prop_assert_eq!(clean(&once), once.clone());
+            prop_assert!(!once.contains("//"));
+        }
+    }
+}

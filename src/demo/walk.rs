@@ -21,6 +21,7 @@ use tokio::io::AsyncReadExt;
 use super::{CLAIM_MANIFEST, DemoOptions, Error, PAYLOAD, POD_MANIFEST, Step, StepRecord};
 use crate::cluster::{self, Target};
 use crate::error::Exit;
+use crate::sandbox::{Faults, Sandbox, SandboxOptions};
 use crate::ui::{self, Format, Ui};
 
 const CLAIM: &str = "local-path-pvc";
@@ -29,23 +30,90 @@ const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
 /// `lpp demo`: runs the walkthrough and cleans up after it, also on Ctrl-C.
 pub async fn run(ui: &Ui, target: &Target, options: DemoOptions) -> Result<Exit, Error> {
-    let client = if options.sandbox {
-        return Err(Error::Setup(
-            "the embedded sandbox cannot run the demo yet; run it against a cluster without \
-             --sandbox"
-                .into(),
-        ));
-    } else {
-        cluster::connect(target).await?.client
-    };
-    let mut walk = Walk::new(client, ui, options);
+    let backend = Backend::connect(ui, target, options.sandbox).await?;
+    let mut walk = Walk::new(backend.client.clone(), ui, options);
+    walk.sandbox = backend.sandbox.clone();
     let outcome = tokio::select! {
         outcome = walk.steps() => outcome,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
     };
     walk.clean_up().await;
+    backend.stop().await;
     outcome.map(|()| Exit::Success)
 }
+
+/// Where the demo runs: the current context, or an embedded sandbox in a temporary directory
+/// that goes when the demo ends.
+struct Backend {
+    client: kube::Client,
+    sandbox: Option<Sandbox>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn connect(ui: &Ui, target: &Target, sandbox: bool) -> Result<Backend, Error> {
+        if sandbox {
+            return Backend::sandbox(ui).await;
+        }
+        let cluster = cluster::connect(target).await?;
+        let probe = tokio::time::timeout(REACH_TIMEOUT, cluster.client.apiserver_version()).await;
+        let unreachable = match probe {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {}", ui::age(REACH_TIMEOUT))),
+        };
+        let Some(why) = unreachable else {
+            return Ok(Backend {
+                client: cluster.client,
+                sandbox: None,
+                _dir: None,
+            });
+        };
+        let question = format!(
+            "cannot reach the cluster of context {} ({}): {why}. Run the demo on the embedded sandbox instead",
+            cluster.context, cluster.server
+        );
+        match ui.confirm(&question) {
+            Ok(()) => Backend::sandbox(ui).await,
+            Err(_) => Err(Error::Setup(format!(
+                "cannot reach the cluster of context {} ({}): {why}; check the kubeconfig, or run `lpp demo --sandbox` to use the embedded sandbox",
+                cluster.context, cluster.server
+            ))),
+        }
+    }
+
+    async fn sandbox(ui: &Ui) -> Result<Backend, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("lpp-demo-sandbox-")
+            .tempdir()
+            .map_err(|e| Error::Setup(format!("cannot make a directory for the sandbox: {e}")))?;
+        let sandbox = Sandbox::start(SandboxOptions {
+            dir: dir.path().to_path_buf(),
+            nodes: 2,
+            faults: Faults::default(),
+        })
+        .await
+        .map_err(|e| Error::Setup(e.to_string()))?;
+        ui.note(&format!(
+            "Running on the embedded sandbox: nodes node-1 and node-2 are directories under {}",
+            sandbox.dir().display()
+        ));
+        Ok(Backend {
+            client: sandbox.client(),
+            sandbox: Some(sandbox),
+            _dir: Some(dir),
+        })
+    }
+
+    async fn stop(self) {
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
+        }
+    }
+}
+
+/// How long to wait for the API server before offering the sandbox.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Walk<'a> {
     client: kube::Client,
@@ -56,6 +124,8 @@ struct Walk<'a> {
     /// Set once the volume is known: (PV name, node, directory on the node).
     volume: Option<(String, String, String)>,
     readers: u32,
+    /// Set when running on the embedded sandbox, whose node directories the demo can also show.
+    sandbox: Option<Sandbox>,
 }
 
 impl<'a> Walk<'a> {
@@ -67,6 +137,7 @@ impl<'a> Walk<'a> {
             namespace: None,
             volume: None,
             readers: 0,
+            sandbox: None,
         }
     }
 
@@ -518,6 +589,19 @@ impl<'a> Walk<'a> {
         facts.insert("node", node.clone());
         facts.insert("file", file.clone());
         facts.insert("content", output.trim_end().to_owned());
+        if let Some(sandbox) = &self.sandbox {
+            let on_disk = sandbox.node_root(&node).join(file.trim_start_matches('/'));
+            let bytes = std::fs::read(&on_disk)
+                .map_err(|e| format!("cannot read {}: {e}", on_disk.display()))?;
+            facts.insert("sandbox-file", on_disk.display().to_string());
+            if bytes != PAYLOAD.as_bytes() {
+                return Err(format!(
+                    "{} holds {:?}, expected {PAYLOAD:?}",
+                    on_disk.display(),
+                    String::from_utf8_lossy(&bytes)
+                ));
+            }
+        }
         if output == PAYLOAD {
             Ok(())
         } else {
@@ -597,6 +681,15 @@ impl<'a> Walk<'a> {
             format!("if [ -e '{parent}/{name}' ]; then echo present; else echo absent; fi");
         let answer = self.on_node(&node, &path, &script).await?;
         facts.insert("directory", format!("{node}:{path} {}", answer.trim()));
+        if let Some(sandbox) = &self.sandbox {
+            let on_disk = sandbox.node_root(&node).join(path.trim_start_matches('/'));
+            if on_disk.exists() {
+                return Err(format!(
+                    "{} is still there after the PV was deleted",
+                    on_disk.display()
+                ));
+            }
+        }
         if answer.trim() == "absent" {
             Ok(())
         } else {

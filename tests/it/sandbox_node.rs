@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
-use kube::api::{DeleteParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::support::{TestCluster, wait_for, wait_gone};
@@ -221,6 +223,13 @@ async fn a_claim_waits_for_its_first_consumer_then_binds_and_the_pod_runs_on_the
         c.node_path(&node, path).is_dir(),
         "the kubelet creates a DirectoryOrCreate volume"
     );
+    wait_for_events(
+        &c,
+        "local-path-pvc",
+        &["WaitForFirstConsumer", "ExternalProvisioning"],
+    )
+    .await;
+    wait_for_events(&c, "volume-test", &["Scheduled", "Started"]).await;
 
     // Exec through the node agents, as `lpp demo` does in-process.
     let agents = c.sandbox().node_agents().expect("node agents");
@@ -266,6 +275,28 @@ async fn a_claim_waits_for_its_first_consumer_then_binds_and_the_pod_runs_on_the
         pv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released")
     })
     .await;
+}
+
+/// Waits until events with all these reasons exist for the object `name` in `default`.
+async fn wait_for_events(c: &TestCluster, name: &str, reasons: &[&str]) {
+    let events: Api<Event> = Api::namespaced(c.client(), "default");
+    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let seen: Vec<String> = events
+            .list(&params)
+            .await
+            .map(|l| l.items.into_iter().filter_map(|e| e.reason).collect())
+            .unwrap_or_default();
+        if reasons.iter().all(|r| seen.iter().any(|s| s == r)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events of {name}: wanted {reasons:?}, saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,20 @@ pub enum VolumeAction {
         /// `Available`, `Bound` or `Released`.
         phase: String,
     },
+    /// Tell the claim's owner what it waits for (a `Normal` event; the loop records each
+    /// reason once per claim).
+    ClaimEvent {
+        /// The claim's namespace.
+        namespace: String,
+        /// The claim's name.
+        name: String,
+        /// The claim's uid.
+        uid: String,
+        /// `WaitForFirstConsumer` or `ExternalProvisioning`.
+        reason: String,
+        /// The message, as the real PV controller words it.
+        message: String,
+    },
     /// Set the volume's finalizers to this list.
     VolumeFinalizers {
         /// The volume.
@@ -347,7 +361,18 @@ fn reconcile_claim(
                 return;
             }
             let delayed = binding_mode(claim, world.classes) == "WaitForFirstConsumer";
+            let event = |reason: &str, message: String| VolumeAction::ClaimEvent {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: claim.metadata.uid.clone().unwrap_or_default(),
+                reason: reason.to_string(),
+                message,
+            };
             if delayed && annotation(&claim.metadata, SELECTED_NODE).is_none() {
+                out.push(event(
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding".to_string(),
+                ));
                 return;
             }
             if annotation(&claim.metadata, STORAGE_PROVISIONER) != Some(class.provisioner.as_str())
@@ -358,6 +383,15 @@ fn reconcile_claim(
                     provisioner: class.provisioner.clone(),
                 });
             }
+            out.push(event(
+                "ExternalProvisioning",
+                format!(
+                    "Waiting for a volume to be created either by the external provisioner '{}' or manually by the \
+                     system administrator. If volume creation is delayed, please verify that your external \
+                     provisioner is running and correctly registered.",
+                    class.provisioner
+                ),
+            ));
         }
     }
 }
@@ -572,13 +606,15 @@ mod tests {
             &[class("Immediate")],
             &[],
         );
-        assert_eq!(
-            actions,
-            vec![VolumeAction::AnnotateClaim {
-                namespace: "default".into(),
-                name: "c".into(),
-                provisioner: "rancher.io/local-path".into()
-            }]
+        assert!(
+            matches!(
+                &actions[..],
+                [
+                    VolumeAction::AnnotateClaim { provisioner, .. },
+                    VolumeAction::ClaimEvent { reason, .. },
+                ] if provisioner == "rancher.io/local-path" && reason == "ExternalProvisioning"
+            ),
+            "{actions:?}"
         );
     }
 
@@ -592,7 +628,13 @@ mod tests {
                 &classes,
                 &[]
             ),
-            vec![]
+            vec![VolumeAction::ClaimEvent {
+                namespace: "default".into(),
+                name: "c".into(),
+                uid: "u-1".into(),
+                reason: "WaitForFirstConsumer".into(),
+                message: "waiting for first consumer to be created before binding".into(),
+            }]
         );
         let selected = claim(
             json!({"annotations": {SELECTED_NODE: "node-1"}}),
@@ -601,7 +643,10 @@ mod tests {
         );
         assert!(matches!(
             &run(&[selected], &[], &classes, &[])[..],
-            [VolumeAction::AnnotateClaim { .. }]
+            [
+                VolumeAction::AnnotateClaim { .. },
+                VolumeAction::ClaimEvent { .. }
+            ]
         ));
     }
 

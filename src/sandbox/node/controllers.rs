@@ -2,7 +2,7 @@
 //! functions of [`super::schedule`] and [`super::binding`], carry the decisions out through the
 //! API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use super::binding::{
     VolumeAction,
 };
 use super::cache::{Cache, Snapshot, run_loop};
+use super::events::{Recorder, Regarding};
 use super::schedule::{self, Placement, SELECTED_NODE};
 
 /// Writes in flight at once per pass (a real controller has several workers too).
@@ -51,8 +52,10 @@ impl Recent {
 /// The scheduler: binds pending pods to nodes, and runs the WaitForFirstConsumer dance.
 pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
     let mut recent = Recent::default();
+    let recorder = Recorder::new(client.clone(), "default-scheduler", None);
     run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
         let client = client.clone();
+        let recorder = recorder.clone();
         let mut decisions = Vec::new();
         for pod in &snap.pods {
             let world = schedule::World {
@@ -68,12 +71,14 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
             if !matches!(placement, Placement::Skip | Placement::WaitForBinding) && recent.fresh(&key) {
                 decisions.push((pod.clone(), placement));
             }
-        }        async move {
+        }
+        async move {
             futures::stream::iter(decisions)
                 .for_each_concurrent(CONCURRENT_WRITES, |(pod, placement)| {
                     let client = client.clone();
+                    let recorder = recorder.clone();
                     async move {
-                        if let Err(e) = carry_out(&client, &pod, placement).await {
+                        if let Err(e) = carry_out(&client, &recorder, &pod, placement).await {
                             tracing::debug!(pod = ?pod.metadata.name, error = %e, "sandbox scheduler: write failed, will retry");
                         }
                     }
@@ -84,7 +89,17 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
     .await;
 }
 
-async fn carry_out(client: &Client, pod: &Pod, placement: Placement) -> Result<(), kube::Error> {
+async fn carry_out(
+    client: &Client,
+    recorder: &Recorder,
+    pod: &Pod,
+    placement: Placement,
+) -> Result<(), kube::Error> {
+    let regarding = Regarding::pod(
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default(),
+    );
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -113,6 +128,12 @@ async fn carry_out(client: &Client, pod: &Pod, placement: Placement) -> Result<(
             ]}});
             pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                 .await?;
+            recorder.record(
+                &regarding,
+                "Normal",
+                "Scheduled",
+                &format!("Successfully assigned {namespace}/{name} to {node}"),
+            );
             Ok(())
         }
         Placement::SelectNode { claims, node } => {
@@ -139,6 +160,7 @@ async fn carry_out(client: &Client, pod: &Pod, placement: Placement) -> Result<(
             }]}});
             pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                 .await?;
+            recorder.record(&regarding, "Warning", "FailedScheduling", &message);
             Ok(())
         }
     }
@@ -147,6 +169,9 @@ async fn carry_out(client: &Client, pod: &Pod, placement: Placement) -> Result<(
 /// The PV controller: binding, phases, protection finalizers, provisioner annotations.
 pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationToken) {
     let mut recent = Recent::default();
+    let recorder = Recorder::new(client.clone(), "persistentvolume-controller", None);
+    // Each waiting reason is told once per claim.
+    let mut told: HashSet<String> = HashSet::new();
     run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
         let client = client.clone();
         let actions: Vec<VolumeAction> = binding::reconcile(binding::World {
@@ -156,8 +181,30 @@ pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationT
             pods: &snap.pods,
         })
         .into_iter()
-        .filter(|a| recent.fresh(&format!("{a:?}")))
-        .collect();        async move {
+        .filter(|a| match a {
+            VolumeAction::ClaimEvent {
+                namespace,
+                name,
+                uid,
+                reason,
+                message,
+            } => {
+                if told.insert(format!("{uid}/{reason}")) {
+                    let regarding = Regarding {
+                        kind: "PersistentVolumeClaim".into(),
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        uid: uid.clone(),
+                    };
+                    recorder.record(&regarding, "Normal", reason, message);
+                }
+                false
+            }
+            _ => recent.fresh(&format!("{a:?}")),
+        })
+        .collect();
+        let live: HashSet<&str> = snap.claims.iter().filter_map(|c| c.metadata.uid.as_deref()).collect();
+        told.retain(|k| k.split('/').next().is_some_and(|uid| live.contains(uid)));        async move {
             futures::stream::iter(actions)
                 .for_each_concurrent(CONCURRENT_WRITES, |action| {
                     let client = client.clone();
@@ -178,6 +225,7 @@ async fn apply(client: &Client, action: &VolumeAction) -> Result<(), kube::Error
     let claims = |ns: &str| -> Api<PersistentVolumeClaim> { Api::namespaced(client.clone(), ns) };
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     match action {
+        VolumeAction::ClaimEvent { .. } => {}
         VolumeAction::ClaimFinalizers {
             namespace,
             name,

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Snapshot, run_loop};
+use super::events::{Recorder, Regarding};
 use super::mounts::MountTable;
 use super::runtime::{self, LogBuffer, ProcessSpec};
 use super::schedule::is_ready;
@@ -510,6 +511,7 @@ fn pass(
                         .join("var/lib/kubelet/pods")
                         .join(&uid),
                     handle: Arc::clone(&handle),
+                    events: Recorder::new(client.clone(), "kubelet", Some(node.clone())),
                 };
                 let task = tokio::spawn(worker.run());
                 if let Ok(mut t) = handle.task.lock() {
@@ -582,6 +584,7 @@ struct Worker {
     node_root: PathBuf,
     pod_dir: PathBuf,
     handle: Arc<PodHandle>,
+    events: Recorder,
 }
 
 /// Shared status of one pod, written to the API by one writer task.
@@ -605,6 +608,15 @@ impl StatusSink {
 }
 
 impl Worker {
+    fn event(&self, type_: &str, reason: &str, message: &str) {
+        let regarding = Regarding::pod(
+            &self.handle.namespace,
+            &self.handle.name,
+            self.pod.metadata.uid.as_deref().unwrap_or_default(),
+        );
+        self.events.record(&regarding, type_, reason, message);
+    }
+
     async fn run(self) {
         let sink = StatusSink {
             model: Arc::new(Mutex::new(PodModel::new(&self.pod))),
@@ -624,6 +636,15 @@ impl Worker {
         // the runtime (logs) is kept until the pod goes.
         self.run_containers(&sink).await;
         stop.cancelled().await;
+        if self.handle.finalize.load(Ordering::SeqCst) {
+            for c in self.pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                self.event(
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {}", c.name),
+                );
+            }
+        }
         writer_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         if self.handle.finalize.load(Ordering::SeqCst) {
@@ -653,6 +674,7 @@ impl Worker {
                 Ok(p) => break p,
                 Err(volumes::VolumeProblem::Unbound(_)) => {}
                 Err(e) => {
+                    self.event("Warning", "FailedMount", &e.to_string());
                     sink.update(|m| m.failure = Some(("FailedMount".into(), e.to_string())));
                     return;
                 }
@@ -680,6 +702,7 @@ impl Worker {
             .collect();
         if !bad.is_empty() {
             let mut back_off = false;
+            let mut pulls = 0u32;
             loop {
                 sink.update(|m| {
                     for (name, init, image) in &bad {
@@ -702,6 +725,25 @@ impl Worker {
                         }
                     }
                 });
+                for (_, _, image) in bad.iter().take(1) {
+                    if pulls == 0 {
+                        self.event("Normal", "Pulling", &format!("Pulling image \"{image}\""));
+                        self.event(
+                            "Warning",
+                            "Failed",
+                            &format!("Failed to pull image \"{image}\": not found"),
+                        );
+                        self.event("Warning", "Failed", "Error: ErrImagePull");
+                    } else if pulls == 1 {
+                        self.event(
+                            "Normal",
+                            "BackOff",
+                            &format!("Back-off pulling image \"{image}\""),
+                        );
+                        self.event("Warning", "Failed", "Error: ImagePullBackOff");
+                    }
+                }
+                pulls += 1;
                 back_off = !back_off;
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -710,6 +752,7 @@ impl Worker {
             }
         }
         if let Err(message) = self.materialise(&plans, &spec).await {
+            self.event("Warning", "FailedMount", &message);
             sink.update(|m| m.failure = Some(("FailedMount".into(), message)));
             return;
         }
@@ -955,6 +998,7 @@ impl Worker {
             let prepared = self.prepare(c, plans).await;
             let code = match prepared {
                 Err(message) => {
+                    self.event("Warning", "Failed", &format!("Error: {message}"));
                     log.append(message.as_bytes());
                     log.close();
                     self.register(c, &log, None);
@@ -982,6 +1026,11 @@ impl Worker {
                     }
                     self.register(c, &log, Some((&spec, &table, true)));
                     let running = |sink: &StatusSink| {
+                        self.event(
+                            "Normal",
+                            "Started",
+                            &format!("Started container {}", c.name),
+                        );
                         sink.update(|m| {
                             if let Some(cm) = m.container(&c.name, init) {
                                 cm.id = id.clone();
@@ -1071,6 +1120,17 @@ impl Worker {
             if !again {
                 return Some(code);
             }
+            self.event(
+                "Warning",
+                "BackOff",
+                &format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    c.name,
+                    self.handle.name,
+                    self.handle.namespace,
+                    self.pod.metadata.uid.clone().unwrap_or_default()
+                ),
+            );
             sink.update(|m| {
                 if let Some(cm) = m.container(&c.name, init) {
                     cm.last = Some(cm.state.clone());

@@ -96,6 +96,7 @@
 pub mod binding;
 pub mod cache;
 pub mod controllers;
+pub mod events;
 pub mod kubelet;
 pub mod mounts;
 pub mod runtime;

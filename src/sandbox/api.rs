@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Faults;
+use super::auth::{self, Attributes};
 use super::node::NodeAgents;
 use super::objects;
 use super::openapi;
@@ -44,6 +45,8 @@ pub struct ApiServer {
     pub faults: Mutex<Faults>,
     /// Cancelled on shutdown: ends watches and connections.
     pub stop: CancellationToken,
+    /// Service account tokens issued through `serviceaccounts/<name>/token`.
+    pub tokens: auth::Tokens,
     /// The node agents, once started (pods/log, pods/exec, graceful pod deletion).
     pub agents: OnceLock<NodeAgents>,
 }
@@ -337,6 +340,7 @@ impl ApiServer {
             store: Store::new(),
             faults: Mutex::new(faults),
             stop: CancellationToken::new(),
+            tokens: auth::Tokens::default(),
             agents: OnceLock::new(),
         }
     }
@@ -413,7 +417,56 @@ impl ApiServer {
                 sub,
             } => {
                 let ns = namespace.unwrap_or_default();
+                let user = auth::authenticate(req.headers(), &self.tokens)?;
+                let verb = match (&method, name.is_some()) {
+                    (&Method::GET, false) if query.flag("watch") => "watch",
+                    (&Method::GET, false) => "list",
+                    (&Method::GET, true) if sub.as_deref() == Some("exec") => "create",
+                    (&Method::GET, true) => "get",
+                    (&Method::POST, _) => "create",
+                    (&Method::PUT, _) => "update",
+                    (&Method::PATCH, _) => "patch",
+                    (&Method::DELETE, false) => "deletecollection",
+                    (&Method::DELETE, true) => "delete",
+                    _ => return Err(ApiError::method_not_allowed()),
+                };
+                let attrs = Attributes {
+                    verb,
+                    resource,
+                    subresource: sub.as_deref(),
+                    namespace: &ns,
+                    name: name.as_deref(),
+                };
+                self.authorize(&user, &attrs)?;
+                let applying = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.starts_with("application/apply-patch"));
+                if method == Method::PATCH
+                    && applying
+                    && let Some(n) = name.as_deref()
+                    && self.store.get(resource.id(), &ns, n).is_none()
+                {
+                    // Applying an object that does not exist creates it.
+                    self.authorize(
+                        &user,
+                        &Attributes {
+                            verb: "create",
+                            ..attrs.clone()
+                        },
+                    )?;
+                }
                 match (method, name, sub.as_deref()) {
+                    (Method::POST, Some(name), Some("token")) => {
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        self.token_request(resource, &ns, &name, &body)
+                    }
                     (Method::GET, None, _) if query.flag("watch") => {
                         self.watch(resource, &ns, &query, repr)
                     }
@@ -675,6 +728,100 @@ impl ApiServer {
         Ok(stream_response("application/json", rx))
     }
 
+    /// RBAC: cluster admins pass; anyone else needs a rule bound to them.
+    fn authorize(&self, user: &auth::User, attrs: &Attributes<'_>) -> Result<(), ApiError> {
+        if auth::allowed(user, attrs, &auth::Policy::default()) {
+            return Ok(());
+        }
+        let load = |plural: &str, ns: Option<&str>| {
+            resources::find("rbac.authorization.k8s.io", "v1", plural)
+                .map(|r| self.store.list(r.id(), ns).0)
+                .unwrap_or_default()
+        };
+        let policy = auth::Policy {
+            cluster_roles: load("clusterroles", None),
+            cluster_role_bindings: load("clusterrolebindings", None),
+            roles: if attrs.namespace.is_empty() {
+                Vec::new()
+            } else {
+                load("roles", Some(attrs.namespace))
+            },
+            role_bindings: if attrs.namespace.is_empty() {
+                Vec::new()
+            } else {
+                load("rolebindings", Some(attrs.namespace))
+            },
+        };
+        if auth::allowed(user, attrs, &policy) {
+            Ok(())
+        } else {
+            Err(auth::forbidden(user, attrs))
+        }
+    }
+
+    /// `serviceaccounts/<name>/token`: a TokenRequest answered with a bearer token that this
+    /// server maps back to the service account. The body (possibly protobuf from kubectl) only
+    /// carries optional settings, so it is read when it is JSON and ignored otherwise.
+    fn token_request(
+        &self,
+        resource: &Resource,
+        ns: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        if self.store.get(resource.id(), ns, name).is_none() {
+            return Err(ApiError::not_found(resource, name));
+        }
+        let asked: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let seconds = asked
+            .pointer("/spec/expirationSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(3600);
+        let audiences = asked
+            .pointer("/spec/audiences")
+            .cloned()
+            .unwrap_or_else(|| json!(["https://kubernetes.default.svc"]));
+        let expires = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .round(jiff::Unit::Second)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let token = self.tokens.issue(ns, name);
+        Ok(json_response(
+            201,
+            &json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+                    "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": null},
+                    "status": {"token": token, "expirationTimestamp": expires}}),
+        ))
+    }
+
+    /// Pod Security admission for a pod about to be created in `ns`.
+    fn admit_pod(&self, ns: &str, pod: &Value) -> Result<(), ApiError> {
+        let Some(namespaces) = resources::find("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let Some(namespace) = self.store.get(namespaces.id(), "", ns) else {
+            return Ok(());
+        };
+        let labels = namespace.pointer("/metadata/labels");
+        let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        let Some(level) = label("pod-security.kubernetes.io/enforce") else {
+            return Ok(());
+        };
+        let violations = auth::pod_security_violations(level, pod);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let version = label("pod-security.kubernetes.io/enforce-version").unwrap_or("latest");
+        let name = meta(pod, "name").unwrap_or_default();
+        Err(ApiError::forbidden(format!(
+            "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:{version}\": {}",
+            violations.join(", ")
+        )))
+    }
+
     fn check_namespace(&self, resource: &Resource, ns: &str) -> Result<(), ApiError> {
         if !resource.namespaced {
             return Ok(());
@@ -790,6 +937,9 @@ impl ApiServer {
         let object = parse_body(body)?;
         let object = self.prepare_new(resource, ns, object, query.strict())?;
         self.check_namespace(resource, ns)?;
+        if resource.kind == "Pod" {
+            self.admit_pod(ns, &object)?;
+        }
         let name = meta(&object, "name").unwrap_or_default();
         let dry = query.dry_run();
 

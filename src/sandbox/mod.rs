@@ -40,6 +40,7 @@
 //!   at random, latency added to every request.
 
 pub mod api;
+pub mod auth;
 pub mod exec;
 pub mod node;
 pub mod objects;

@@ -599,3 +599,117 @@ fn sandbox_up_refuses_an_unusable_dir() {
     assert_eq!(got.code, 1, "{}", got.stderr);
     assert!(got.stderr.contains("cannot use"), "{}", got.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_judges_impersonated_users_and_service_account_tokens() {
+    let cluster = TestCluster::start().await;
+    let alice = cluster.client_as("alice", &["devs"]).await;
+    let as_alice: Api<ConfigMap> = Api::namespaced(alice.clone(), "default");
+    let (code, reason, message) = status_code(
+        as_alice
+            .create(&PostParams::default(), &cm("x", json!({})))
+            .await
+            .expect_err("forbidden"),
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        message,
+        "configmaps is forbidden: User \"alice\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    let (_, _, message) = status_code(
+        Api::<Node>::all(alice.clone())
+            .list(&ListParams::default())
+            .await
+            .expect_err("forbidden"),
+    );
+    assert!(message.ends_with("at the cluster scope"), "{message}");
+
+    let admin = cluster.client();
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+        "metadata": {"name": "cm-writer"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list"]}]
+    }))
+    .expect("role");
+    Api::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("role");
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "devs-write"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-writer"},
+        "subjects": [{"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"},
+                     {"kind": "ServiceAccount", "name": "default", "namespace": "default"}]
+    }))
+    .expect("binding");
+    Api::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    as_alice
+        .create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .expect("allowed through the group");
+    let (code, _, _) = status_code(
+        as_alice
+            .delete("x", &DeleteParams::default())
+            .await
+            .expect_err("no delete"),
+    );
+    assert_eq!(code, 403);
+
+    // A TokenRequest's token authenticates as its service account.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(admin.clone(), "default");
+    let tr = sas
+        .create_token_request(
+            "default",
+            &PostParams::default(),
+            &k8s_openapi::api::authentication::v1::TokenRequest::default(),
+        )
+        .await
+        .expect("token");
+    let token = tr.status.expect("status").token;
+    let mut config = kube::Config::new(format!("http://{}", cluster.addr()).parse().expect("url"));
+    config.auth_info.token = Some(token.into());
+    let sa_client = kube::Client::try_from(config).expect("client");
+    let as_sa: Api<ConfigMap> = Api::namespaced(sa_client, "default");
+    as_sa.get("x").await.expect("the service account may get");
+    let (_, _, message) = status_code(
+        as_sa
+            .delete("x", &DeleteParams::default())
+            .await
+            .expect_err("forbidden"),
+    );
+    assert!(
+        message.contains("User \"system:serviceaccount:default:default\" cannot delete"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_refuses_host_paths_in_labelled_namespaces() {
+    let cluster = TestCluster::start().await;
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "locked",
+        "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}))
+    .expect("ns");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.client(), "locked");
+    let pod = serde_json::from_value(json!({"metadata": {"name": "helper"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "data", "hostPath": {"path": "/opt"}}]}}))
+    .expect("pod");
+    let (code, reason, message) = status_code(
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect_err("refused"),
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        message,
+        "pods \"helper\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"data\")"
+    );
+}

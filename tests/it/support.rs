@@ -198,6 +198,36 @@ impl TestCluster {
             .expect("the lpp runner")
     }
 
+    /// A kubeconfig file for the same cluster whose user impersonates `user` in `groups` (the
+    /// `as`/`as-groups` fields, which kubectl and kube-rs turn into Impersonate headers).
+    pub fn kubeconfig_as(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let mut text = self.sandbox.kubeconfig(self.addr);
+        let mut fields = format!("    as: {user:?}\n");
+        if !groups.is_empty() {
+            fields.push_str("    as-groups:\n");
+            for g in groups {
+                fields.push_str(&format!("    - {g:?}\n"));
+            }
+        }
+        text = text.replace("  user: {}\n", &format!("  user:\n{fields}"));
+        let path = self._tmp.path().join(format!(
+            "kubeconfig-as-{}",
+            user.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        ));
+        std::fs::write(&path, text).expect("write the kubeconfig");
+        path
+    }
+
+    /// A client over HTTP that impersonates `user` in `groups`.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> kube::Client {
+        let path = self.kubeconfig_as(user, groups);
+        let config = kube::config::Kubeconfig::read_from(&path).expect("read the kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .expect("kubeconfig to config");
+        kube::Client::try_from(config).expect("HTTP client")
+    }
+
     /// The value for `KUBECONFIG` to point other tools at this cluster.
     pub fn kubectl_env(&self) -> PathBuf {
         self.kubeconfig.clone()

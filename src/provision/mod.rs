@@ -1,2 +1,20 @@
 //! Decisions as data: path choice, naming, pathPattern, PV and helper-pod builders, template
-//! validation, and what should happen to a claim or volume. Pure.
+//! validation, and what should happen to a claim or volume. Pure: the controller hands in the
+//! objects, the config and a random number, and carries out what comes back.
+//!
+//! For a claim, [`volume::decide_claim`] returns a [`volume::ClaimDecision`]: skip it, reject it
+//! (the ProvisioningFailed message), or provision it with a [`volume::VolumePlan`] — run
+//! `plan.helper` through [`helper_pod::HelperPods::for_volume`], wait for the pod to succeed,
+//! then create `plan.volume`. Helper pods carry [`helper_pod::HELPER_SELECTOR`]'s labels so one
+//! watch sees them all.
+
+pub mod helper_pod;
+pub mod template;
+pub mod volume;
+
+pub use helper_pod::{Action, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob};
+pub use volume::{ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim};
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

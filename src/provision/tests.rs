@@ -1,0 +1,631 @@
+//! Fixtures and cross-cutting tests: a representative claim through the whole decision, with
+//! snapshots of the PV and helper pods a person reviews against what upstream builds.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use proptest::prelude::*;
+
+use super::helper_pod::{HelperPods, HostDir, ScriptJob, check_template};
+use super::volume::*;
+use crate::config::{self, ConfigMapContents};
+
+pub(crate) const UID: &str = "0b5c4f4e-8f0a-4a53-9d0e-3f0f5b7c2a11";
+
+pub(crate) fn claim(ns: &str, name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            uid: Some(UID.into()),
+            resource_version: Some("42".into()),
+            annotations: Some(BTreeMap::from([
+                (CLAIM_SELECTED_NODE.to_string(), "node-1".to_string()),
+                (
+                    CLAIM_PROVISIONER.to_string(),
+                    "rancher.io/local-path".to_string(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity("128Mi".into()),
+                )])),
+                ..Default::default()
+            }),
+            storage_class_name: Some("local-path".into()),
+            volume_mode: Some("Filesystem".into()),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+pub(crate) fn class() -> StorageClass {
+    StorageClass {
+        metadata: ObjectMeta {
+            name: Some("local-path".into()),
+            ..ObjectMeta::default()
+        },
+        provisioner: "rancher.io/local-path".into(),
+        reclaim_policy: Some("Delete".into()),
+        volume_binding_mode: Some("WaitForFirstConsumer".into()),
+        ..StorageClass::default()
+    }
+}
+
+pub(crate) fn node(name: &str) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/hostname".into(),
+                name.into(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    }
+}
+
+pub(crate) fn contents(config_json: &str) -> ConfigMapContents {
+    let mut data = config::default_config_map_data();
+    data.insert(config::CONFIG_JSON_KEY.into(), config_json.into());
+    ConfigMapContents::from_data(&data, None, None).unwrap()
+}
+
+pub(crate) fn default_contents() -> ConfigMapContents {
+    ConfigMapContents::from_data(&config::default_config_map_data(), None, None).unwrap()
+}
+
+pub(crate) fn helper_pods(contents: &ConfigMapContents, image: Option<&str>) -> HelperPods {
+    HelperPods::new(
+        contents.helper_pod.clone(),
+        false,
+        "local-path-storage",
+        "local-path-provisioner-service-account",
+        image,
+        "local-path-config",
+    )
+    .unwrap()
+}
+
+fn decide(
+    claim: &PersistentVolumeClaim,
+    class: &StorageClass,
+    contents: &ConfigMapContents,
+) -> ClaimDecision {
+    let n = node("node-1");
+    decide_claim(&ClaimInput {
+        claim,
+        class: Some(class),
+        node: Some(&n),
+        contents,
+        provisioner: "rancher.io/local-path",
+        volume_exists: false,
+        choice: 0,
+    })
+}
+
+fn plan_of(d: ClaimDecision) -> VolumePlan {
+    match d {
+        ClaimDecision::Provision(p) => *p,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+fn reject_of(d: ClaimDecision) -> String {
+    match d {
+        ClaimDecision::Reject(m) => m,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn host_path_volume_and_its_helper_pods() {
+    let contents = default_contents();
+    let plan = plan_of(decide(&claim("default", "data"), &class(), &contents));
+    assert_eq!(plan.pv_name, format!("pvc-{UID}"));
+    assert_eq!(
+        plan.path,
+        format!("/opt/local-path-provisioner/pvc-{UID}_default_data")
+    );
+    assert_eq!(plan.node.as_deref(), Some("node-1"));
+    assert_eq!(plan.helper.size_bytes, 128 * 1024 * 1024);
+    insta::assert_yaml_snapshot!("pv_host_path", plan.volume);
+    let pods = helper_pods(&contents, None);
+    let create = pods.for_volume(&plan.helper).unwrap();
+    assert_eq!(
+        create.metadata.name.as_deref(),
+        Some(format!("helper-pod-create-pvc-{UID}").as_str())
+    );
+    insta::assert_yaml_snapshot!("helper_pod_create", create);
+    let mut delete_job = plan.helper.clone();
+    delete_job.action = super::helper_pod::Action::Delete;
+    delete_job.script = contents.teardown.clone();
+    let delete = pods.for_volume(&delete_job).unwrap();
+    insta::assert_yaml_snapshot!("helper_pod_delete", delete);
+}
+
+#[test]
+fn local_volume_with_custom_affinity_key() {
+    let mut c = claim("default", "data");
+    c.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert("volumeType".into(), "Local".into());
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([(
+        "nodeAffinityKey".into(),
+        "topology.example.com/host".into(),
+    )]));
+    k.mount_options = Some(vec!["noatime".into()]);
+    k.reclaim_policy = Some("Retain".into());
+    let mut n = node("node-1");
+    n.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert("topology.example.com/host".into(), "rack1-h1".into());
+    let contents = default_contents();
+    let d = decide_claim(&ClaimInput {
+        claim: &c,
+        class: Some(&k),
+        node: Some(&n),
+        contents: &contents,
+        provisioner: "rancher.io/local-path",
+        volume_exists: false,
+        choice: 0,
+    });
+    let plan = plan_of(d);
+    assert_eq!(plan.volume_type, VolumeType::Local);
+    insta::assert_yaml_snapshot!("pv_local", plan.volume);
+}
+
+#[test]
+fn shared_filesystem_volume_and_helper_pod() {
+    let contents =
+        contents(r#"{"sharedFileSystemPath":"/mnt/nfs","setupCommand":"/opt/setup.sh"}"#);
+    let mut c = claim("default", "shared");
+    c.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteMany".into()]);
+    c.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(CLAIM_SELECTED_NODE);
+    let mut k = class();
+    k.volume_binding_mode = Some("Immediate".into());
+    let plan = plan_of(decide(&c, &k, &contents));
+    assert_eq!(plan.node, None);
+    assert_eq!(plan.path, format!("/mnt/nfs/pvc-{UID}_default_shared"));
+    insta::assert_yaml_snapshot!("pv_shared", plan.volume);
+    let pod = helper_pods(&contents, Some("registry.example.com/busybox:1.36"))
+        .for_volume(&plan.helper)
+        .unwrap();
+    insta::assert_yaml_snapshot!("helper_pod_create_shared", pod);
+}
+
+#[test]
+fn skips_claims_that_are_not_ours_or_done() {
+    let contents = default_contents();
+    let mut other = class();
+    other.provisioner = "ebs.csi.aws.com".into();
+    assert_eq!(
+        decide(&claim("d", "c"), &other, &contents),
+        ClaimDecision::Skip(Skip::NotOurs)
+    );
+    let mut bound = claim("d", "c");
+    bound.spec.as_mut().unwrap().volume_name = Some("pv-x".into());
+    assert_eq!(
+        decide(&bound, &class(), &contents),
+        ClaimDecision::Skip(Skip::Bound)
+    );
+    let mut waiting = claim("d", "c");
+    waiting
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(CLAIM_SELECTED_NODE);
+    assert_eq!(
+        decide(&waiting, &class(), &contents),
+        ClaimDecision::Skip(Skip::WaitingForNode)
+    );
+    let n = node("node-1");
+    let exists = decide_claim(&ClaimInput {
+        claim: &claim("d", "c"),
+        class: Some(&class()),
+        node: Some(&n),
+        contents: &contents,
+        provisioner: "rancher.io/local-path",
+        volume_exists: true,
+        choice: 0,
+    });
+    assert_eq!(exists, ClaimDecision::Skip(Skip::VolumeExists));
+}
+
+#[test]
+fn rejections_say_what_is_wrong() {
+    let contents = default_contents();
+    let mut c = claim("d", "c");
+    c.spec.as_mut().unwrap().selector = Some(LabelSelector::default());
+    assert!(reject_of(decide(&c, &class(), &contents)).contains("spec.selector"));
+    let mut c = claim("d", "c");
+    c.spec.as_mut().unwrap().volume_mode = Some("Block".into());
+    assert!(reject_of(decide(&c, &class(), &contents)).contains("block"));
+    let mut c = claim("d", "c");
+    c.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteMany".into()]);
+    assert!(reject_of(decide(&c, &class(), &contents)).contains("ReadWriteMany"));
+    let mut c = claim("d", "c");
+    c.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(CLAIM_SELECTED_NODE);
+    let mut immediate = class();
+    immediate.volume_binding_mode = Some("Immediate".into());
+    assert!(reject_of(decide(&c, &immediate, &contents)).contains("WaitForFirstConsumer"));
+    let mut c = claim("d", "c");
+    c.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("volumeType".into(), "nfs".into());
+    assert!(
+        reject_of(decide(&c, &class(), &contents))
+            .contains("\"nfs\" is not a recognised volume type")
+    );
+    let listed = contents_with_classes();
+    assert!(reject_of(decide(&claim("d", "c"), &class(), &listed)).contains("not served"));
+    let none_here = self::contents(
+        r#"{"nodePathMap":[{"node":"node-1","paths":[]},{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/x"]}]}"#,
+    );
+    assert!(
+        reject_of(decide(&claim("d", "c"), &class(), &none_here))
+            .contains("no paths for node \"node-1\"")
+    );
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([("nodePath".into(), "/elsewhere".into())]));
+    assert!(reject_of(decide(&claim("d", "c"), &k, &contents)).contains("/elsewhere"));
+    let gone = decide_claim(&ClaimInput {
+        claim: &claim("d", "c"),
+        class: Some(&class()),
+        node: None,
+        contents: &contents,
+        provisioner: "rancher.io/local-path",
+        volume_exists: false,
+        choice: 0,
+    });
+    assert!(reject_of(gone).contains("does not exist"));
+}
+
+fn contents_with_classes() -> ConfigMapContents {
+    contents(
+        r#"{"storageClassConfigs":{"fast":{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/fast"]}]}}}"#,
+    )
+}
+
+#[test]
+fn base_path_choice_and_node_path() {
+    let contents = contents(r#"{"nodePathMap":[{"node":"node-1","paths":["/a","/b","/c"]}]}"#);
+    let n = node("node-1");
+    let pick = |choice: u64, class: &StorageClass| {
+        plan_of(decide_claim(&ClaimInput {
+            claim: &claim("d", "c"),
+            class: Some(class),
+            node: Some(&n),
+            contents: &contents,
+            provisioner: "rancher.io/local-path",
+            volume_exists: false,
+            choice,
+        }))
+        .base_path
+    };
+    assert_eq!(pick(0, &class()), "/a");
+    assert_eq!(pick(4, &class()), "/b");
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([("nodePath".into(), "/c/".into())]));
+    assert_eq!(pick(0, &k), "/c");
+}
+
+#[test]
+fn path_pattern_rules() {
+    let contents = default_contents();
+    let with = |pattern: &str, unsafe_param: Option<&str>, unsafe_annotation: Option<&str>| {
+        let mut k = class();
+        let mut params = BTreeMap::from([("pathPattern".to_string(), pattern.to_string())]);
+        if let Some(v) = unsafe_param {
+            params.insert("allowUnsafePathPattern".into(), v.into());
+        }
+        k.parameters = Some(params);
+        if let Some(v) = unsafe_annotation {
+            k.metadata.annotations = Some(BTreeMap::from([(
+                "allowUnsafePathPattern".into(),
+                v.into(),
+            )]));
+        }
+        let mut c = claim("team", "db");
+        c.metadata.labels = Some(BTreeMap::from([("app".into(), "pg".into())]));
+        decide(&c, &k, &contents)
+    };
+    let ok = plan_of(with(
+        "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ .PVC.Labels.app }}",
+        None,
+        None,
+    ));
+    assert_eq!(ok.path, "/opt/local-path-provisioner/team/db/pg");
+    let e = reject_of(with("{{ .PVC.Labels.app }}", None, None));
+    assert!(e.contains("must start with"), "{e}");
+    let e = reject_of(with(
+        "{{ .PVC.Namespace }}/{{ .PVC.Name }}/../../..",
+        None,
+        None,
+    ));
+    assert!(e.contains("invalid references"), "{e}");
+    // The opt-out as parameter or (older) annotation; an unparsable parameter means false.
+    assert_eq!(
+        plan_of(with("shared/{{ .PVC.Name }}", Some("true"), None)).path,
+        "/opt/local-path-provisioner/shared/db"
+    );
+    assert_eq!(
+        plan_of(with("shared/{{ .PVC.Name }}", None, Some("1"))).path,
+        "/opt/local-path-provisioner/shared/db"
+    );
+    assert!(
+        reject_of(with("shared/{{ .PVC.Name }}", Some("yes"), Some("true")))
+            .contains("must start with")
+    );
+    // Even unsafe, never the base itself or the root.
+    assert!(reject_of(with(".", Some("true"), None)).contains("base path"));
+}
+
+#[test]
+fn user_group_perm_patterns() {
+    let contents = default_contents();
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([
+        (
+            "userPattern".to_string(),
+            "{{ index .PVC.Annotations \"example.com/uid\" }}".to_string(),
+        ),
+        ("permPattern".to_string(), " 0750 ".to_string()),
+    ]));
+    k.metadata.annotations = Some(BTreeMap::from([(
+        "groupPattern".into(),
+        "{{ .PVC.Labels.gid }}".into(),
+    )]));
+    let mut c = claim("d", "c");
+    c.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("example.com/uid".into(), "1001".into());
+    c.metadata.labels = Some(BTreeMap::from([("gid".into(), "2002".into())]));
+    let plan = plan_of(decide(&c, &k, &contents));
+    assert_eq!(
+        (
+            plan.helper.user.as_str(),
+            plan.helper.group.as_str(),
+            plan.helper.perm.as_str()
+        ),
+        ("1001", "2002", "0750")
+    );
+    c.metadata.labels = None;
+    let e = reject_of(decide(&c, &k, &contents));
+    assert!(
+        e.contains("failed to create group from pattern") && e.contains("gid"),
+        "{e}"
+    );
+}
+
+#[test]
+fn quantities_in_bytes() {
+    for (q, want) in [
+        ("1Gi", 1 << 30),
+        ("128Mi", 128 << 20),
+        ("1G", 1_000_000_000),
+        ("100", 100),
+        ("1.5Ki", 1536),
+        ("1e3", 1000),
+        ("500m", 1),
+    ] {
+        assert_eq!(quantity_bytes(&Quantity(q.into())), Some(want), "{q}");
+    }
+    assert_eq!(quantity_bytes(&Quantity("lots".into())), None);
+}
+
+#[test]
+fn template_safety_names_the_field() {
+    let parse = |extra_spec: &str, extra_container: &str| {
+        config::parse_helper_pod(&format!(
+            "spec:\n{extra_spec}  containers:\n  - name: helper-pod\n    image: busybox\n{extra_container}"
+        ))
+        .unwrap()
+    };
+    assert!(check_template(&parse("", ""), false).is_ok());
+    assert!(check_template(&parse("", "    securityContext:\n      runAsNonRoot: true\n      readOnlyRootFilesystem: true\n"), false).is_ok());
+    for (spec, container, want) in [
+        ("  hostNetwork: true\n", "", "hostNetwork"),
+        ("  hostPID: true\n", "", "hostPID"),
+        ("  nodeName: n\n", "", "nodeName"),
+        ("  serviceAccountName: admin\n", "", "serviceAccountName"),
+        ("  volumes:\n  - name: x\n    emptyDir: {}\n", "", "volumes"),
+        (
+            "  initContainers:\n  - name: i\n    image: x\n",
+            "",
+            "initContainers",
+        ),
+        ("  securityContext:\n    runAsUser: 0\n", "", "runAsUser"),
+        ("  securityContext:\n    runAsGroup: 0\n", "", "runAsGroup"),
+        (
+            "  securityContext:\n    sysctls:\n    - name: a\n      value: b\n",
+            "",
+            "sysctls",
+        ),
+        (
+            "",
+            "    securityContext:\n      privileged: true\n",
+            "privileged",
+        ),
+        (
+            "",
+            "    securityContext:\n      allowPrivilegeEscalation: true\n",
+            "allowPrivilegeEscalation",
+        ),
+        (
+            "",
+            "    securityContext:\n      capabilities:\n        add: [SYS_ADMIN]\n",
+            "capabilities",
+        ),
+        (
+            "",
+            "    volumeMounts:\n    - name: x\n      mountPath: /x\n",
+            "volumeMounts",
+        ),
+        (
+            "",
+            "    envFrom:\n    - secretRef:\n        name: s\n",
+            "envFrom",
+        ),
+        (
+            "",
+            "    env:\n    - name: TOKEN\n      valueFrom:\n        secretKeyRef:\n          name: s\n          key: k\n",
+            "TOKEN",
+        ),
+        (
+            "",
+            "    livenessProbe:\n      exec:\n        command: [true]\n",
+            "livenessProbe",
+        ),
+        (
+            "",
+            "    lifecycle:\n      preStop:\n        exec:\n          command: [true]\n",
+            "lifecycle",
+        ),
+    ] {
+        let pod = parse(spec, container);
+        let e = check_template(&pod, false).unwrap_err().to_string();
+        assert!(
+            e.contains(want) && e.contains("--allow-unsafe-helper-pod-template"),
+            "{want}: {e}"
+        );
+        assert!(check_template(&pod, true).is_ok());
+    }
+    let two = config::parse_helper_pod("spec:\n  containers:\n  - name: a\n  - name: b\n").unwrap();
+    assert!(
+        check_template(&two, false)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one container")
+    );
+}
+
+#[test]
+fn helper_names_stay_valid() {
+    use super::helper_pod::{Action, helper_pod_name};
+    let long = "a-very-long-helper-pod-template-name-that-goes-on";
+    let name = helper_pod_name(long, Action::Delete, &format!("pvc-{UID}"));
+    assert!(name.len() <= 63, "{name}");
+    assert!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    );
+    assert_ne!(
+        name,
+        helper_pod_name(long, Action::Create, &format!("pvc-{UID}"))
+    );
+}
+
+#[test]
+fn script_jobs_mount_host_dirs() {
+    let pods = helper_pods(&default_contents(), None);
+    let pod = pods
+        .for_script(&ScriptJob {
+            name: "lpp-inventory-node-1".into(),
+            action: "inventory".into(),
+            node: Some("node-1".into()),
+            host_dirs: vec![HostDir {
+                path: "/opt/local-path-provisioner/".into(),
+                create: false,
+                read_only: true,
+            }],
+            command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "ls -1 \"$1\"".into(),
+                "sh".into(),
+            ],
+            args: vec!["/opt/local-path-provisioner".into()],
+            env: vec![],
+        })
+        .unwrap();
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+    let volume = &spec.volumes.unwrap()[0];
+    let host = volume.host_path.as_ref().unwrap();
+    assert_eq!(
+        (host.path.as_str(), host.type_.as_deref()),
+        ("/opt/local-path-provisioner", Some("Directory"))
+    );
+    let mount = &spec.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/opt/local-path-provisioner", Some(true))
+    );
+    assert_eq!(
+        pod.metadata.labels.unwrap()[super::helper_pod::ACTION_LABEL],
+        "inventory"
+    );
+}
+
+proptest! {
+    /// Whatever the claim's namespace, name, labels and annotations, a safe pattern's volume
+    /// stays strictly below its base path.
+    #[test]
+    fn volume_never_escapes_its_base(
+        ns in "[a-z./]{1,8}|\\.\\.|[a-z]{1,5}",
+        name in "[a-z./]{1,8}|\\.\\.|[a-z]{1,5}",
+        label in "[a-z./\\\\]{0,12}",
+        annotation in "(\\.\\./)*[a-z/.]{0,10}",
+        pattern in proptest::sample::select(vec![
+            "",
+            "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ .PVC.Labels.x }}",
+            "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ index .PVC.Annotations \"a/b\" }}",
+            "{{ .PVC.Namespace }}/{{ .PVC.Name }}/../{{ .PVC.Labels.x }}",
+            "{{ .PVC.Labels.x }}",
+            "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ .PVC.Labels.missing }}",
+        ]),
+    ) {
+        let contents = default_contents();
+        let mut c = claim(&ns, &name);
+        c.metadata.labels = Some(BTreeMap::from([("x".to_string(), label)]));
+        c.metadata.annotations.as_mut().unwrap().insert("a/b".into(), annotation);
+        let mut k = class();
+        if !pattern.is_empty() {
+            k.parameters = Some(BTreeMap::from([("pathPattern".to_string(), pattern.to_string())]));
+        }
+        if let ClaimDecision::Provision(plan) = decide(&c, &k, &contents) {
+            let base = "/opt/local-path-provisioner/";
+            prop_assert!(plan.path.starts_with(base), "{}", plan.path);
+            prop_assert!(plan.path.len() > base.len());
+            prop_assert!(!plan.path.split('/').any(|e| e == ".." || e == "."), "{}", plan.path);
+            prop_assert_eq!(config::path::clean(&plan.path), plan.path.clone());
+        }
+    }
+
+    /// Template checks never panic, whatever the template.
+    #[test]
+    fn template_checks_never_panic(text in "\\PC{0,120}") {
+        if let Ok(pod) = config::parse_helper_pod(&text) {
+            let _ = check_template(&pod, false);
+        }
+    }
+}

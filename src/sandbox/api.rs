@@ -437,6 +437,16 @@ impl ApiServer {
                     namespace: &ns,
                     name: name.as_deref(),
                 };
+                if resource.is_review() {
+                    if method != Method::POST || attrs.name.is_some() {
+                        return Err(ApiError::method_not_allowed());
+                    }
+                    if resource.kind == "SubjectAccessReview" {
+                        self.authorize(&user, &attrs)?;
+                    }
+                    let body = read_body(req).await?;
+                    return self.access_review(resource, &user, &body);
+                }
                 self.authorize(&user, &attrs)?;
                 let applying = req
                     .headers()
@@ -757,6 +767,81 @@ impl ApiServer {
         } else {
             Err(auth::forbidden(user, attrs))
         }
+    }
+
+    /// `selfsubjectaccessreviews` (may the caller …?) and `subjectaccessreviews` (may this user
+    /// …?), answered from the same RBAC evaluation as real requests.
+    fn access_review(
+        &self,
+        resource: &Resource,
+        caller: &auth::User,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let mut review = parse_body(body)?;
+        let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+        let user = if resource.kind == "SubjectAccessReview" {
+            auth::User {
+                name: spec
+                    .get("user")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                groups: spec
+                    .get("groups")
+                    .and_then(Value::as_array)
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        } else {
+            caller.clone()
+        };
+        let allowed = match spec.get("resourceAttributes") {
+            None => true,
+            Some(ra) => {
+                let field = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or("");
+                match RESOURCES
+                    .iter()
+                    .find(|r| r.group == field("group") && r.plural == field("resource"))
+                {
+                    Some(target) => {
+                        let sub = field("subresource");
+                        let name = field("name");
+                        let attrs = Attributes {
+                            verb: field("verb"),
+                            resource: target,
+                            subresource: (!sub.is_empty()).then_some(sub),
+                            namespace: field("namespace"),
+                            name: (!name.is_empty()).then_some(name),
+                        };
+                        self.authorize(&user, &attrs).is_ok()
+                    }
+                    None => auth::allowed(
+                        &user,
+                        &Attributes {
+                            verb: "",
+                            resource,
+                            subresource: None,
+                            namespace: "",
+                            name: None,
+                        },
+                        &auth::Policy::default(),
+                    ),
+                }
+            }
+        };
+        review["apiVersion"] = json!(resource.api_version());
+        review["kind"] = json!(resource.kind);
+        review["status"] = if allowed {
+            json!({"allowed": true, "reason": "RBAC: allowed by the sandbox's roles"})
+        } else {
+            json!({"allowed": false})
+        };
+        Ok(json_response(201, &review))
     }
 
     /// `serviceaccounts/<name>/token`: a TokenRequest answered with a bearer token that this
@@ -1702,7 +1787,18 @@ async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if content_type.contains("protobuf") {
+        let raw = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let object = super::protobuf::decode(&raw)
+            .map_err(|e| ApiError::new(415, "UnsupportedMediaType", e))?;
+        return serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()));
+    }
+    if content_type.contains("cbor") {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
@@ -1760,8 +1856,13 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
+        let verbs = if r.is_review() {
+            &["create"][..]
+        } else {
+            VERBS
+        };
         let mut entry = json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                               "kind": r.kind, "verbs": VERBS});
+                               "kind": r.kind, "verbs": verbs});
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }

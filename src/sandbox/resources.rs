@@ -43,6 +43,11 @@ impl Resource {
         }
     }
 
+    /// Whether this is an access review: created and answered, never stored.
+    pub fn is_review(&self) -> bool {
+        self.kind.ends_with("AccessReview")
+    }
+
     /// Whether the object has a `status` subresource (main updates then leave status alone).
     pub fn has_status(&self) -> bool {
         self.subresources.contains(&"status")
@@ -271,6 +276,28 @@ pub static RESOURCES: &[Resource] = &[
         "clusterrolebindings",
         "clusterrolebinding",
         "ClusterRoleBinding",
+        false,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
         false,
         NONE,
         NONE,

@@ -363,3 +363,82 @@ async fn impersonation_and_tokens_work_from_kubectl() {
     // the conformance suite; here it only has to be issued.
     assert!(token.stdout.starts_with("lpp-sandbox."), "{}", token.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_subcommands_and_auth_can_i_speak_protobuf() {
+    let cluster = TestCluster::start().await;
+    ok(
+        "create configmap",
+        &cluster
+            .kubectl(["create", "configmap", "c1", "--from-literal=a=b"])
+            .await,
+    );
+    let data = cluster
+        .kubectl(["get", "cm", "c1", "-o", "jsonpath={.data.a}"])
+        .await;
+    assert_eq!(data.stdout, "b");
+    ok(
+        "create secret",
+        &cluster
+            .kubectl([
+                "create",
+                "secret",
+                "generic",
+                "s1",
+                "--from-literal=p=hello",
+            ])
+            .await,
+    );
+    let secret = cluster
+        .kubectl(["get", "secret", "s1", "-o", "jsonpath={.data.p}"])
+        .await;
+    assert_eq!(secret.stdout, "aGVsbG8=");
+    ok(
+        "create ns",
+        &cluster.kubectl(["create", "namespace", "team"]).await,
+    );
+    ok(
+        "create role",
+        &cluster
+            .kubectl([
+                "create",
+                "role",
+                "r",
+                "--verb=get,list",
+                "--resource=pods",
+                "-n",
+                "team",
+            ])
+            .await,
+    );
+    ok(
+        "create rolebinding",
+        &cluster
+            .kubectl([
+                "create",
+                "rolebinding",
+                "rb",
+                "--role=r",
+                "--user=bob",
+                "-n",
+                "team",
+            ])
+            .await,
+    );
+    let yes = cluster
+        .kubectl(["auth", "can-i", "list", "pods", "-n", "team", "--as", "bob"])
+        .await;
+    assert_eq!(yes.stdout.trim(), "yes", "{}", yes.stderr);
+    let no = cluster
+        .kubectl([
+            "auth", "can-i", "delete", "pods", "-n", "team", "--as", "bob",
+        ])
+        .await;
+    assert_eq!(no.stdout.trim(), "no", "{}", no.stderr);
+    let elsewhere = cluster
+        .kubectl([
+            "auth", "can-i", "list", "pods", "-n", "default", "--as", "bob",
+        ])
+        .await;
+    assert_eq!(elsewhere.stdout.trim(), "no", "{}", elsewhere.stderr);
+}

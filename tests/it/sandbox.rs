@@ -713,3 +713,26 @@ async fn pod_security_refuses_host_paths_in_labelled_namespaces() {
         "pods \"helper\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"data\")"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_reviews_answer_from_rbac() {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    let cluster = TestCluster::start().await;
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"resourceAttributes": {"verb": "create", "group": "storage.k8s.io",
+                                        "resource": "storageclasses"}}
+    }))
+    .expect("review");
+    let as_carol: Api<SelfSubjectAccessReview> = Api::all(cluster.client_as("carol", &[]).await);
+    let answer = as_carol
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("review");
+    assert!(!answer.status.expect("status").allowed);
+    let as_admin: Api<SelfSubjectAccessReview> = Api::all(cluster.client());
+    let answer = as_admin
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("review");
+    assert!(answer.status.expect("status").allowed);
+}

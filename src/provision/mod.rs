@@ -8,11 +8,14 @@
 //! then create `plan.volume`. Helper pods carry [`helper_pod::HELPER_SELECTOR`]'s labels so one
 //! watch sees them all.
 
+pub mod events;
 pub mod helper_pod;
+pub mod reclaim;
 pub mod template;
 pub mod volume;
 
 pub use helper_pod::{Action, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob};
+pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim};
 pub use volume::{ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim};
 
 #[cfg(test)]

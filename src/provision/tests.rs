@@ -629,3 +629,147 @@ proptest! {
         }
     }
 }
+
+mod reclaim {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeStatus};
+
+    use super::*;
+    use crate::provision::reclaim::{NodeSource, ReclaimDecision, decide_reclaim};
+
+    fn released(
+        contents: &ConfigMapContents,
+        claim: &PersistentVolumeClaim,
+        class: &StorageClass,
+    ) -> PersistentVolume {
+        let mut pv = plan_of(decide(claim, class, contents)).volume;
+        pv.status = Some(PersistentVolumeStatus {
+            phase: Some("Released".into()),
+            ..Default::default()
+        });
+        pv
+    }
+
+    const P: &str = "rancher.io/local-path";
+
+    #[test]
+    fn released_delete_tears_down_on_the_annotated_node() {
+        let contents = default_contents();
+        let mut k = class();
+        k.parameters = Some(BTreeMap::from([(
+            "nodeAffinityKey".into(),
+            "topology.example.com/host".into(),
+        )]));
+        let mut pv = released(&contents, &claim("d", "c"), &k);
+        // The affinity value is a label value, not the node name; the annotation wins.
+        pv.spec
+            .as_mut()
+            .unwrap()
+            .node_affinity
+            .as_mut()
+            .unwrap()
+            .required
+            .as_mut()
+            .unwrap()
+            .node_selector_terms[0]
+            .match_expressions
+            .as_mut()
+            .unwrap()[0]
+            .values = Some(vec!["rack1-h1".into()]);
+        match decide_reclaim(&pv, P, &contents, |n| n == "node-1") {
+            ReclaimDecision::Teardown { job, node_source } => {
+                assert_eq!(node_source, NodeSource::Annotation);
+                assert_eq!(job.node.as_deref(), Some("node-1"));
+                assert_eq!(
+                    job.path,
+                    format!("/opt/local-path-provisioner/pvc-{UID}_d_c")
+                );
+                assert_eq!(job.size_bytes, 128 << 20);
+                let pod = helper_pods(&contents, None).for_volume(&job).unwrap();
+                assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some("node-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without the annotation, the affinity value is the fallback.
+        pv.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(crate::provision::volume::SELECTED_NODE);
+        match decide_reclaim(&pv, P, &contents, |_| true) {
+            ReclaimDecision::Teardown { job, node_source } => {
+                assert_eq!(node_source, NodeSource::Affinity);
+                assert_eq!(job.node.as_deref(), Some("rack1-h1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_outcomes() {
+        let contents = default_contents();
+        let pv = released(&contents, &claim("d", "c"), &class());
+        assert_eq!(
+            decide_reclaim(&pv, "other.io/x", &contents, |_| true),
+            ReclaimDecision::NotOurs
+        );
+        let mut bound = pv.clone();
+        bound.status.as_mut().unwrap().phase = Some("Bound".into());
+        assert_eq!(
+            decide_reclaim(&bound, P, &contents, |_| true),
+            ReclaimDecision::InUse
+        );
+        let mut retain = pv.clone();
+        retain
+            .spec
+            .as_mut()
+            .unwrap()
+            .persistent_volume_reclaim_policy = Some("Retain".into());
+        assert_eq!(
+            decide_reclaim(&retain, P, &contents, |_| true),
+            ReclaimDecision::Retain
+        );
+        match decide_reclaim(&pv, P, &contents, |_| false) {
+            ReclaimDecision::NodeGone {
+                node,
+                path,
+                message,
+            } => {
+                assert_eq!(node, "node-1");
+                assert!(
+                    message.contains(&path) && message.contains("node-1"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut no_path = pv.clone();
+        no_path.spec.as_mut().unwrap().host_path = None;
+        match decide_reclaim(&no_path, P, &contents, |_| true) {
+            ReclaimDecision::Fail(m) => assert!(m.contains("no path set"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shared_volumes_need_no_node() {
+        let contents = contents(r#"{"sharedFileSystemPath":"/mnt/nfs"}"#);
+        let mut c = claim("d", "c");
+        c.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(CLAIM_SELECTED_NODE);
+        let mut k = class();
+        k.volume_binding_mode = Some("Immediate".into());
+        let pv = released(&contents, &c, &k);
+        match decide_reclaim(&pv, P, &contents, |_| false) {
+            ReclaimDecision::Teardown { job, node_source } => {
+                assert_eq!(node_source, NodeSource::Shared);
+                assert_eq!(job.node, None);
+                let pod = helper_pods(&contents, None).for_volume(&job).unwrap();
+                assert_eq!(pod.spec.unwrap().node_name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

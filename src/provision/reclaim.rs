@@ -1,0 +1,164 @@
+//! What to do with a volume: leave it, or tear its directory down on the right node before the
+//! PV is deleted.
+
+use k8s_openapi::api::core::v1::PersistentVolume;
+
+use super::helper_pod::{Action, VolumeJob};
+use super::volume::{PROVISIONED_BY, SELECTED_NODE, quantity_bytes};
+use crate::config::{ConfigMapContents, Storage};
+
+/// Where the node of a teardown came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeSource {
+    /// The PV's `local.path.provisioner/selected-node` annotation (the node the directory was
+    /// made on).
+    Annotation,
+    /// The PV's node affinity value: only for PVs without the annotation. The value is a label
+    /// value (e.g. `kubernetes.io/hostname`), which may differ from the node's name — upstream
+    /// always uses it; lpp only falls back to it.
+    Affinity,
+    /// A shared filesystem: any node will do.
+    Shared,
+}
+
+/// The decision for a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReclaimDecision {
+    /// Not provisioned by us.
+    NotOurs,
+    /// Not Released yet (or already being deleted): nothing to do.
+    InUse,
+    /// Reclaim policy Retain: leave the PV and the data.
+    Retain,
+    /// Run `job` (a delete helper pod), then delete the PV.
+    Teardown {
+        job: VolumeJob,
+        node_source: NodeSource,
+    },
+    /// The node is gone: delete nothing on disk, warn, and do not block other work. `message` is
+    /// the Warning event text naming what stays on disk.
+    NodeGone {
+        node: String,
+        path: String,
+        message: String,
+    },
+    /// Cannot decide (no path, no node, class not served): the VolumeFailedDelete message.
+    Fail(String),
+}
+
+/// Decides what to do with `pv`. `node_exists` answers from the controller's node cache.
+pub fn decide_reclaim(
+    pv: &PersistentVolume,
+    provisioner: &str,
+    contents: &ConfigMapContents,
+    node_exists: impl Fn(&str) -> bool,
+) -> ReclaimDecision {
+    let annotations = pv.metadata.annotations.as_ref();
+    let ann = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+    if ann(PROVISIONED_BY) != Some(provisioner) {
+        return ReclaimDecision::NotOurs;
+    }
+    let name = pv.metadata.name.clone().unwrap_or_default();
+    let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase != Some("Released") || pv.metadata.deletion_timestamp.is_some() {
+        return ReclaimDecision::InUse;
+    }
+    let Some(spec) = pv.spec.as_ref() else {
+        return ReclaimDecision::Fail(format!("failed to delete volume {name}: it has no spec"));
+    };
+    if spec.persistent_volume_reclaim_policy.as_deref() == Some("Retain") {
+        return ReclaimDecision::Retain;
+    }
+    let path = match (&spec.host_path, &spec.local) {
+        (Some(h), None) => h.path.clone(),
+        (None, Some(l)) => l.path.clone(),
+        _ => {
+            return ReclaimDecision::Fail(format!(
+                "failed to delete volume {name}: no path set (it needs exactly one of hostPath or local)"
+            ));
+        }
+    };
+    let class = spec.storage_class_name.clone().unwrap_or_default();
+    // The class's config says whether the volume is shared; when the class is no longer served
+    // (config changed), the PV's own shape does: no node affinity means shared.
+    let shared = match contents.config.storage_for_class(&class) {
+        Ok(Storage::Shared(_)) => true,
+        Ok(Storage::Nodes(_)) => false,
+        _ => spec.node_affinity.is_none(),
+    };
+    let size_bytes = spec
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .and_then(quantity_bytes)
+        .unwrap_or(0);
+    let job = |node: Option<String>| VolumeJob {
+        action: Action::Delete,
+        pv_name: name.clone(),
+        node,
+        path: path.clone(),
+        mode: spec
+            .volume_mode
+            .clone()
+            .unwrap_or_else(|| "Filesystem".into()),
+        size_bytes,
+        user: String::new(),
+        group: String::new(),
+        perm: String::new(),
+        script: contents.teardown.clone(),
+        shared,
+    };
+    if shared {
+        return ReclaimDecision::Teardown {
+            job: job(None),
+            node_source: NodeSource::Shared,
+        };
+    }
+    let (node, node_source) = match ann(SELECTED_NODE).filter(|n| !n.is_empty()) {
+        Some(n) => (n.to_string(), NodeSource::Annotation),
+        None => match affinity_node(pv) {
+            Ok(n) => (n, NodeSource::Affinity),
+            Err(why) => {
+                return ReclaimDecision::Fail(format!("failed to delete volume {name}: {why}"));
+            }
+        },
+    };
+    if !node_exists(&node) {
+        let message = format!(
+            "node {node} no longer exists: volume {name} was deleted without cleanup, its data stays at {path} on {node} (remove it by hand if the node comes back)"
+        );
+        return ReclaimDecision::NodeGone {
+            node,
+            path,
+            message,
+        };
+    }
+    ReclaimDecision::Teardown {
+        job: job(Some(node)),
+        node_source,
+    }
+}
+
+/// The first `In` value of the PV's required node affinity, as upstream reads it.
+fn affinity_node(pv: &PersistentVolume) -> Result<String, String> {
+    let required = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .ok_or("no NodeAffinity set")?
+        .required
+        .as_ref()
+        .ok_or("no NodeAffinity.Required set")?;
+    for term in &required.node_selector_terms {
+        for expression in term.match_expressions.iter().flatten() {
+            if expression.operator == "In" {
+                let values = expression.values.clone().unwrap_or_default();
+                if values.len() != 1 {
+                    return Err("multiple values for the node affinity".into());
+                }
+                return Ok(values[0].clone());
+            }
+        }
+    }
+    Err("cannot find affinited node".into())
+}

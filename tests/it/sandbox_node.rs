@@ -223,12 +223,8 @@ async fn a_claim_waits_for_its_first_consumer_then_binds_and_the_pod_runs_on_the
         c.node_path(&node, path).is_dir(),
         "the kubelet creates a DirectoryOrCreate volume"
     );
-    wait_for_events(
-        &c,
-        "local-path-pvc",
-        &["WaitForFirstConsumer", "ExternalProvisioning"],
-    )
-    .await;
+    // (WaitForFirstConsumer may or may not be told: the scheduler can pick the node first.)
+    wait_for_events(&c, "local-path-pvc", &["ExternalProvisioning"]).await;
     wait_for_events(&c, "volume-test", &["Scheduled", "Started"]).await;
 
     // Exec through the node agents, as `lpp demo` does in-process.
@@ -375,4 +371,67 @@ async fn a_node_marked_not_ready_stops_its_pods() {
     })
     .await;
     assert!(end.is_ok(), "the pod kept running on a NotReady node");
+}
+
+/// Retries a write through injected faults.
+async fn retry<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), f()).await {
+            Ok(Ok(v)) => return v,
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_string(),
+                };
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: still failing: {why}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_agents_get_through_injected_faults() {
+    let c = TestCluster::start().await;
+    setup_scripts(&c).await;
+    c.set_faults(lpp::sandbox::Faults {
+        error_rate: 0.15,
+        throttle_rate: 0.1,
+        watch_drop_rate: 0.05,
+        latency: Duration::from_millis(2),
+    });
+    let pods: Api<Pod> = Api::namespaced(c.client(), "local-path-storage");
+    let vol = "/opt/local-path-provisioner/pvc-f_default_data";
+    let pod = helper_pod("helper-pod-create-pvc-f", "node-1", "setup", vol);
+    let pp = PostParams::default();
+    let dp = DeleteParams::default();
+    retry("create the helper pod", || async {
+        match pods.create(&pp, &pod).await {
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await;
+    let done = wait_for(&pods, "helper-pod-create-pvc-f", DEADLINE, |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(terminated(&done)["exitCode"], 0);
+    assert!(c.node_path("node-1", vol).is_dir());
+    retry("delete the helper pod", || async {
+        match pods.delete("helper-pod-create-pvc-f", &dp).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await;
+    wait_gone(&pods, "helper-pod-create-pvc-f", DEADLINE).await;
 }

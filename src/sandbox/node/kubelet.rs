@@ -37,6 +37,9 @@ const PULL_RETRY: Duration = Duration::from_secs(2);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 
+/// How soon a failed volume or container setup is tried again.
+const SETUP_RETRY: Duration = Duration::from_millis(500);
+
 /// The default `PATH` of a container.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -370,6 +373,13 @@ impl PodHandle {
         Duration::from_millis(self.grace_ms.load(Ordering::SeqCst))
     }
 
+    fn finished(&self) -> bool {
+        self.task
+            .lock()
+            .map(|t| t.as_ref().is_none_or(JoinHandle::is_finished))
+            .unwrap_or(false)
+    }
+
     fn take_task(&self) -> Option<JoinHandle<()>> {
         self.task.lock().ok().and_then(|mut t| t.take())
     }
@@ -476,6 +486,9 @@ fn pass(
             Some(h) => {
                 if deleting && !h.stop.is_cancelled() {
                     h.stop(grace, true);
+                } else if deleting && h.finished() {
+                    // The worker's own final delete failed (a fault, a conflict): retry.
+                    deletes.push((namespace, name, uid));
                 }
             }
             None => {
@@ -585,6 +598,23 @@ struct Worker {
     pod_dir: PathBuf,
     handle: Arc<PodHandle>,
     events: Recorder,
+}
+
+/// Why a pod or container cannot be set up.
+#[derive(Debug, Clone, PartialEq)]
+enum Setup {
+    /// Try again shortly, as a kubelet does (an API error, a missing ConfigMap).
+    Retry(String),
+    /// Never: the container would touch this machine outside its mounts.
+    Refuse(String),
+}
+
+fn retry(e: impl std::fmt::Display) -> Setup {
+    Setup::Retry(e.to_string())
+}
+
+fn refuse(e: impl std::fmt::Display) -> Setup {
+    Setup::Refuse(e.to_string())
 }
 
 /// Shared status of one pod, written to the API by one writer task.
@@ -751,10 +781,26 @@ impl Worker {
                 }
             }
         }
-        if let Err(message) = self.materialise(&plans, &spec).await {
-            self.event("Warning", "FailedMount", &message);
-            sink.update(|m| m.failure = Some(("FailedMount".into(), message)));
-            return;
+        let mut told = String::new();
+        loop {
+            match self.materialise(&plans, &spec).await {
+                Ok(()) => break,
+                Err(Setup::Refuse(message)) => {
+                    self.event("Warning", "FailedMount", &message);
+                    sink.update(|m| m.failure = Some(("FailedMount".into(), message)));
+                    return;
+                }
+                Err(Setup::Retry(message)) => {
+                    if message != told {
+                        self.event("Warning", "FailedMount", &message);
+                        told = message;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(SETUP_RETRY) => {}
+                    }
+                }
+            }
         }
         let policy = spec
             .restart_policy
@@ -783,15 +829,15 @@ impl Worker {
         &self,
         plans: &[VolumePlan],
         spec: &k8s_openapi::api::core::v1::PodSpec,
-    ) -> Result<(), String> {
+    ) -> Result<(), Setup> {
         let namespace = self.handle.namespace.clone();
         runtime::ensure_dir(&self.pod_dir.join("tmp"))
             .await
             .map_err(|e| {
-                format!(
+                retry(format!(
                     "cannot create the pod directory {}: {e}",
                     self.pod_dir.display()
-                )
+                ))
             })?;
         // File contents are rewritten with every container's mounts together.
         let pod_table = MountTable::new(
@@ -807,40 +853,32 @@ impl Worker {
                 Backing::Node { kind } => match kind.as_str() {
                     "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => {
                         if tokio::fs::metadata(&plan.host).await.is_err() {
-                            return Err(format!(
+                            return Err(Setup::Retry(format!(
                                 "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {} is not a {}",
                                 plan.name,
                                 pod_table.to_container(&plan.host.to_string_lossy()),
                                 kind.to_lowercase()
-                            ));
+                            )));
                         }
                     }
                     "FileOrCreate" => {
                         if let Some(parent) = plan.host.parent() {
-                            runtime::ensure_dir(parent)
-                                .await
-                                .map_err(|e| e.to_string())?;
+                            runtime::ensure_dir(parent).await.map_err(retry)?;
                         }
                         if tokio::fs::metadata(&plan.host).await.is_err() {
-                            tokio::fs::write(&plan.host, b"")
-                                .await
-                                .map_err(|e| e.to_string())?;
+                            tokio::fs::write(&plan.host, b"").await.map_err(retry)?;
                         }
                     }
-                    _ => runtime::ensure_dir(&plan.host)
-                        .await
-                        .map_err(|e| e.to_string())?,
+                    _ => runtime::ensure_dir(&plan.host).await.map_err(retry)?,
                 },
-                Backing::EmptyDir => runtime::ensure_dir(&plan.host)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                Backing::EmptyDir => runtime::ensure_dir(&plan.host).await.map_err(retry)?,
                 Backing::ConfigMap {
                     name,
                     items,
                     optional,
                 } => {
                     let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
-                    let cm = api.get_opt(name).await.map_err(|e| e.to_string())?;
+                    let cm = api.get_opt(name).await.map_err(retry)?;
                     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
                     match cm {
                         Some(cm) => {
@@ -853,10 +891,10 @@ impl Worker {
                         }
                         None if *optional => {}
                         None => {
-                            return Err(format!(
+                            return Err(Setup::Retry(format!(
                                 "MountVolume.SetUp failed for volume \"{}\" : configmap \"{name}\" not found",
                                 plan.name
-                            ));
+                            )));
                         }
                     }
                     write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
@@ -867,7 +905,7 @@ impl Worker {
                     optional,
                 } => {
                     let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
-                    let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
+                    let secret = api.get_opt(name).await.map_err(retry)?;
                     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
                     match secret {
                         Some(s) => {
@@ -880,10 +918,10 @@ impl Worker {
                         }
                         None if *optional => {}
                         None => {
-                            return Err(format!(
+                            return Err(Setup::Retry(format!(
                                 "MountVolume.SetUp failed for volume \"{}\" : secret \"{name}\" not found",
                                 plan.name
-                            ));
+                            )));
                         }
                     }
                     write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
@@ -894,7 +932,7 @@ impl Worker {
     }
 
     /// The environment of a container, before path mapping.
-    async fn environment(&self, c: &Container) -> Vec<(String, String)> {
+    async fn environment(&self, c: &Container) -> Result<Vec<(String, String)>, String> {
         let namespace = &self.handle.namespace;
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), PATH.into()),
@@ -904,7 +942,11 @@ impl Worker {
             let prefix = from.prefix.clone().unwrap_or_default();
             if let Some(r) = &from.config_map_ref {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-                if let Ok(Some(cm)) = api.get_opt(&r.name).await {
+                let found = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                if found.is_none() && r.optional != Some(true) {
+                    return Err(format!("configmap \"{}\" not found", r.name));
+                }
+                if let Some(cm) = found {
                     for (k, v) in cm.data.unwrap_or_default() {
                         env.push((format!("{prefix}{k}"), v));
                     }
@@ -912,7 +954,11 @@ impl Worker {
             }
             if let Some(r) = &from.secret_ref {
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-                if let Ok(Some(s)) = api.get_opt(&r.name).await {
+                let found = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                if found.is_none() && r.optional != Some(true) {
+                    return Err(format!("secret \"{}\" not found", r.name));
+                }
+                if let Some(s) = found {
                     for (k, v) in s.data.unwrap_or_default() {
                         env.push((
                             format!("{prefix}{k}"),
@@ -943,24 +989,34 @@ impl Worker {
                     }
                 } else if let Some(r) = &from.config_map_key_ref {
                     let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-                    api.get_opt(&r.name)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|cm| cm.data?.get(&r.key).cloned())
-                        .unwrap_or_default()
+                    let found = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                    match found.and_then(|cm| cm.data?.get(&r.key).cloned()) {
+                        Some(v) => v,
+                        None if r.optional == Some(true) => String::new(),
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {}/{}",
+                                r.key, namespace, r.name
+                            ));
+                        }
+                    }
                 } else if let Some(r) = &from.secret_key_ref {
                     let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-                    api.get_opt(&r.name)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|s| {
-                            s.data?
-                                .get(&r.key)
-                                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                        })
-                        .unwrap_or_default()
+                    let found = api.get_opt(&r.name).await.map_err(|e| e.to_string())?;
+                    match found.and_then(|s| {
+                        s.data?
+                            .get(&r.key)
+                            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                    }) {
+                        Some(v) => v,
+                        None if r.optional == Some(true) => String::new(),
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in Secret {}/{}",
+                                r.key, namespace, r.name
+                            ));
+                        }
+                    }
                 } else {
                     String::new()
                 }
@@ -970,7 +1026,7 @@ impl Worker {
             env.retain(|(k, _)| *k != e.name);
             env.push((e.name.clone(), value));
         }
-        env
+        Ok(env)
     }
 
     /// Runs one container under its restart policy; returns its final exit code (None if the
@@ -996,8 +1052,24 @@ impl Worker {
             );
             instance += 1;
             let prepared = self.prepare(c, plans).await;
+            if let Err(Setup::Retry(message)) = &prepared {
+                sink.update(|m| {
+                    if let Some(cm) = m.container(&c.name, init) {
+                        cm.state = State::Waiting {
+                            reason: "CreateContainerConfigError".into(),
+                            message: Some(message.clone()),
+                        };
+                    }
+                });
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(SETUP_RETRY) => {}
+                }
+                continue;
+            }
             let code = match prepared {
-                Err(message) => {
+                Err(Setup::Retry(_)) => continue,
+                Err(Setup::Refuse(message)) => {
                     self.event("Warning", "Failed", &format!("Error: {message}"));
                     log.append(message.as_bytes());
                     log.close();
@@ -1156,29 +1228,25 @@ impl Worker {
         }
     }
 
-    /// The process of a container, with every path mapped; `Err` is the refusal message.
+    /// The process of a container, with every path mapped.
     async fn prepare(
         &self,
         c: &Container,
         plans: &[VolumePlan],
-    ) -> Result<(ProcessSpec, MountTable), String> {
-        let table = volumes::mount_table(c, plans, &self.pod_dir).map_err(|e| e.to_string())?;
-        let raw_env = self.environment(c).await;
+    ) -> Result<(ProcessSpec, MountTable), Setup> {
+        let table = volumes::mount_table(c, plans, &self.pod_dir).map_err(refuse)?;
+        let raw_env = self.environment(c).await.map_err(Setup::Retry)?;
         let mut env = Vec::with_capacity(raw_env.len() + 2);
         for (k, v) in &raw_env {
             let v = if k == "PATH" && v == PATH {
                 v.clone()
             } else {
-                table
-                    .to_host(v, &format!("env {k}"))
-                    .map_err(|e| e.to_string())?
+                table.to_host(v, &format!("env {k}")).map_err(refuse)?
             };
             env.push((k.clone(), v));
         }
         let home = self.pod_dir.join("containers").join(&c.name).join("home");
-        runtime::ensure_dir(&home)
-            .await
-            .map_err(|e| e.to_string())?;
+        runtime::ensure_dir(&home).await.map_err(retry)?;
         env.push(("HOME".into(), home.to_string_lossy().into_owned()));
         env.push((
             "TMPDIR".into(),
@@ -1196,18 +1264,18 @@ impl Worker {
             argv.push(
                 table
                     .to_host(&expand(w, &raw_env), "command")
-                    .map_err(|e| e.to_string())?,
+                    .map_err(refuse)?,
             );
         }
         let cwd = match c.working_dir.as_deref().filter(|w| !w.is_empty()) {
             Some(w) => table.host_path(w).ok_or_else(|| {
-                format!(
+                refuse(format!(
                     "refusing to run: workingDir {w:?} is under no volume mount of the container"
-                )
+                ))
             })?,
             None => home,
         };
-        runtime::ensure_dir(&cwd).await.map_err(|e| e.to_string())?;
+        runtime::ensure_dir(&cwd).await.map_err(retry)?;
         Ok((ProcessSpec { argv, env, cwd }, table))
     }
 
@@ -1258,8 +1326,8 @@ async fn write_files(
     items: &[(String, String)],
     table: &MountTable,
     volume: &str,
-) -> Result<(), String> {
-    runtime::ensure_dir(dir).await.map_err(|e| e.to_string())?;
+) -> Result<(), Setup> {
+    runtime::ensure_dir(dir).await.map_err(retry)?;
     let chosen: Vec<(String, String)> = if items.is_empty() {
         files.keys().map(|k| (k.clone(), k.clone())).collect()
     } else {
@@ -1267,27 +1335,22 @@ async fn write_files(
     };
     for (key, rel) in chosen {
         let Some(content) = files.get(&key) else {
-            return Err(format!(
+            return Err(Setup::Retry(format!(
                 "MountVolume.SetUp failed for volume \"{volume}\" : configmap references non-existent config key: {key}"
-            ));
+            )));
         };
-        let target =
-            super::mounts::under_root(dir, &format!("/{rel}")).map_err(|e| e.to_string())?;
+        let target = super::mounts::under_root(dir, &format!("/{rel}")).map_err(refuse)?;
         let content = match std::str::from_utf8(content) {
             Ok(text) => table
                 .to_host(text, &format!("file {rel} of volume {volume}"))
-                .map_err(|e| e.to_string())?
+                .map_err(refuse)?
                 .into_bytes(),
             Err(_) => content.clone(),
         };
         if let Some(parent) = target.parent() {
-            runtime::ensure_dir(parent)
-                .await
-                .map_err(|e| e.to_string())?;
+            runtime::ensure_dir(parent).await.map_err(retry)?;
         }
-        tokio::fs::write(&target, content)
-            .await
-            .map_err(|e| e.to_string())?;
+        tokio::fs::write(&target, content).await.map_err(retry)?;
     }
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! keys are ignored, a key given twice (in any spelling) takes its last value, `null` leaves a
 //! string or number alone and empties a list, and a repeated `storageClassConfigs` object merges
 //! into the one before it. Existing configs rely on these quirks, so lpp keeps them.
+//!
+//! "Last one wins" holds even over an exact-case match earlier in the object (golang/go#43664,
+//! #28190). One corner differs: Go may decode a repeated list into the elements of the earlier
+//! one (golang/go#21092); lpp replaces the list whole.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +34,45 @@ pub struct ConfigJson {
     /// A command run in the helper pod instead of the `teardown` script.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub teardown_command: String,
+}
+
+impl ConfigJson {
+    /// A config with node-local base paths: `(None, path)` entries go to
+    /// `DEFAULT_PATH_FOR_NON_LISTED_NODES`, `(Some(node), path)` to that node; paths of one node
+    /// are grouped in the order given.
+    pub fn with_node_paths<'a>(
+        entries: impl IntoIterator<Item = (Option<&'a str>, &'a str)>,
+    ) -> ConfigJson {
+        let mut map: Vec<NodePathsJson> = Vec::new();
+        for (node, path) in entries {
+            let node = node.unwrap_or(super::DEFAULT_NODE);
+            match map.iter_mut().find(|e| e.node == node) {
+                Some(e) => e.paths.push(path.to_string()),
+                None => map.push(NodePathsJson {
+                    node: node.to_string(),
+                    paths: vec![path.to_string()],
+                }),
+            }
+        }
+        ConfigJson {
+            default_class: ClassJson {
+                node_path_map: map,
+                shared_file_system_path: String::new(),
+            },
+            ..ConfigJson::default()
+        }
+    }
+
+    /// A config with one filesystem shared by every node.
+    pub fn with_shared_path(path: &str) -> ConfigJson {
+        ConfigJson {
+            default_class: ClassJson {
+                node_path_map: Vec::new(),
+                shared_file_system_path: path.to_string(),
+            },
+            ..ConfigJson::default()
+        }
+    }
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -332,6 +375,29 @@ mod tests {
             r#"{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/opt/local-path-provisioner"]}]}"#
         );
         assert_eq!(parse(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn constructors_for_install() {
+        let c = ConfigJson::with_node_paths([(None, "/a"), (Some("n1"), "/b"), (None, "/c")]);
+        assert_eq!(
+            c.default_class.node_path_map,
+            vec![
+                NodePathsJson {
+                    node: "DEFAULT_PATH_FOR_NON_LISTED_NODES".into(),
+                    paths: vec!["/a".into(), "/c".into()]
+                },
+                NodePathsJson {
+                    node: "n1".into(),
+                    paths: vec!["/b".into()]
+                },
+            ]
+        );
+        let s = ConfigJson::with_shared_path("/mnt/nfs");
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"sharedFileSystemPath":"/mnt/nfs"}"#
+        );
     }
 
     proptest! {

@@ -178,6 +178,76 @@ pub fn check_template(pod: &Pod, allow_unsafe: bool) -> Result<(), HelperPodErro
     }
 }
 
+/// Where a helper pod stands, read from its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelperOutcome {
+    /// Not finished yet.
+    Running,
+    /// Exited 0: the directory is made (or removed).
+    Succeeded,
+    /// Failed, with a one-line cause for the event ([`super::events::helper_failure_summary`]).
+    Failed(String),
+    /// Cannot start and will not by itself (bad image, missing ConfigMap key, ...): fail now
+    /// instead of waiting for the timeout.
+    Stuck(String),
+}
+
+/// Waiting reasons that do not clear up without someone changing something.
+const STUCK_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Reads a helper pod's outcome from its status.
+pub fn helper_outcome(pod: &Pod) -> HelperOutcome {
+    let name = pod.metadata.name.as_deref().unwrap_or("helper pod");
+    let Some(status) = pod.status.as_ref() else {
+        return HelperOutcome::Running;
+    };
+    let container = status.container_statuses.iter().flatten().next();
+    let terminated = container
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    match status.phase.as_deref() {
+        Some("Succeeded") => return HelperOutcome::Succeeded,
+        Some("Failed") => {
+            return HelperOutcome::Failed(match terminated {
+                Some(t) => super::events::helper_failure_summary(name, t),
+                None => {
+                    let why = status
+                        .message
+                        .as_deref()
+                        .or(status.reason.as_deref())
+                        .unwrap_or("no reason given");
+                    format!("helper pod {name} failed: {why}")
+                }
+            });
+        }
+        _ => {}
+    }
+    if let Some(t) = terminated.filter(|t| t.exit_code != 0) {
+        return HelperOutcome::Failed(super::events::helper_failure_summary(name, t));
+    }
+    let waiting = container
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.waiting.as_ref());
+    if let Some(w) = waiting
+        && let Some(reason) = w.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))
+    {
+        let message = w.message.as_deref().unwrap_or("");
+        return HelperOutcome::Stuck(
+            format!("helper pod {name} cannot start: {reason}: {message}")
+                .trim_end_matches([' ', ':'])
+                .to_string(),
+        );
+    }
+    HelperOutcome::Running
+}
+
 /// How helper pods are made: the checked template and the settings of `lpp run`.
 #[derive(Debug, Clone)]
 pub struct HelperPods {

@@ -14,9 +14,14 @@ pub mod reclaim;
 pub mod template;
 pub mod volume;
 
-pub use helper_pod::{Action, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob};
+pub use helper_pod::{
+    Action, HelperOutcome, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob,
+    helper_outcome,
+};
 pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim};
-pub use volume::{ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim};
+pub use volume::{
+    ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim, selected_node,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

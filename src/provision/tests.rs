@@ -773,3 +773,41 @@ mod reclaim {
         }
     }
 }
+
+#[test]
+fn helper_outcomes_from_status() {
+    use super::helper_pod::{HelperOutcome, helper_outcome};
+    let pod = |status: &str| -> k8s_openapi::api::core::v1::Pod {
+        serde_saphyr::from_str(&format!("metadata:\n  name: h\nstatus:\n{status}")).unwrap()
+    };
+    assert_eq!(
+        helper_outcome(&pod("  phase: Pending\n")),
+        HelperOutcome::Running
+    );
+    assert_eq!(
+        helper_outcome(&pod("  phase: Succeeded\n")),
+        HelperOutcome::Succeeded
+    );
+    let failed = pod(
+        "  phase: Failed\n  containerStatuses:\n  - name: helper-pod\n    image: busybox\n    imageID: ''\n    ready: false\n    restartCount: 0\n    state:\n      terminated:\n        exitCode: 1\n        reason: Error\n        message: \"mkdir: permission denied\\n\"\n",
+    );
+    assert_eq!(
+        helper_outcome(&failed),
+        HelperOutcome::Failed(
+            "helper pod h failed with exit code 1 (Error): mkdir: permission denied".into()
+        )
+    );
+    let stuck = pod(
+        "  phase: Pending\n  containerStatuses:\n  - name: helper-pod\n    image: nope\n    imageID: ''\n    ready: false\n    restartCount: 0\n    state:\n      waiting:\n        reason: ImagePullBackOff\n        message: Back-off pulling image nope\n",
+    );
+    assert_eq!(
+        helper_outcome(&stuck),
+        HelperOutcome::Stuck(
+            "helper pod h cannot start: ImagePullBackOff: Back-off pulling image nope".into()
+        )
+    );
+    assert_eq!(
+        super::volume::selected_node(&claim("d", "c")),
+        Some("node-1")
+    );
+}

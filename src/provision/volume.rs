@@ -118,6 +118,12 @@ pub fn volume_name(claim_uid: &str) -> String {
     format!("pvc-{claim_uid}")
 }
 
+/// The node the scheduler selected for a claim (`volume.kubernetes.io/selected-node`): the node
+/// the controller looks up before calling [`decide_claim`].
+pub fn selected_node(claim: &PersistentVolumeClaim) -> Option<&str> {
+    annotation(&claim.metadata, CLAIM_SELECTED_NODE).filter(|n| !n.is_empty())
+}
+
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
@@ -171,7 +177,7 @@ pub fn decide_claim(input: &ClaimInput<'_>) -> ClaimDecision {
     if input.volume_exists {
         return ClaimDecision::Skip(Skip::VolumeExists);
     }
-    let selected = annotation(&claim.metadata, CLAIM_SELECTED_NODE).filter(|n| !n.is_empty());
+    let selected = selected_node(claim);
     let wait_for_consumer = class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
     if wait_for_consumer && selected.is_none() {
         return ClaimDecision::Skip(Skip::WaitingForNode);

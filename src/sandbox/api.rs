@@ -192,6 +192,22 @@ impl Query {
             .collect()
     }
 
+    /// Sets `fieldManager` from the User-Agent when the client named none, as the apiserver
+    /// does (`kubectl/v1.33 (linux)` → `kubectl`).
+    fn default_manager(&mut self, user_agent: &str) {
+        if self.single.contains_key("fieldManager") {
+            return;
+        }
+        let manager = user_agent.split('/').next().unwrap_or("").trim();
+        let manager = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
+        self.single
+            .insert("fieldManager".into(), manager.to_string());
+    }
+
     fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
     }
@@ -377,7 +393,14 @@ impl ApiServer {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_string();
-        let query = Query::parse(req.uri().query());
+        let mut query = Query::parse(req.uri().query());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        query.default_manager(&user_agent);
         let method = req.method().clone();
         let accept = req
             .headers()
@@ -1027,6 +1050,10 @@ impl ApiServer {
         }
         let name = meta(&object, "name").unwrap_or_default();
         let dry = query.dry_run();
+        let mut object = object;
+        if let Some(m) = query.get("fieldManager") {
+            record_update(resource, &json!({}), &mut object, m, None);
+        }
 
         let created = self.store.write(resource.id(), ns, &name, |cur, _| {
             if cur.is_some() {
@@ -1181,10 +1208,14 @@ impl ApiServer {
         }
         let dry = query.dry_run();
         let strict = query.strict();
+        let manager = query.get("fieldManager");
         let mut removed = false;
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            if let (Write::Put(v), Some(m)) = (&mut d, manager) {
+                record_update(resource, cur, v, m, sub);
+            }
             removed = matches!(d, Write::Remove);
             Ok(d)
         })?;
@@ -1212,6 +1243,7 @@ impl ApiServer {
             return self.apply(resource, ns, name, sub, body, query);
         }
         let patch_doc = parse_body(body)?;
+        let manager = query.get("fieldManager");
         let mut removed = false;
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
@@ -1236,7 +1268,10 @@ impl ApiServer {
                     ));
                 }
             }
-            let d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            if let (Write::Put(v), Some(m)) = (&mut d, manager) {
+                record_update(resource, cur, v, m, sub);
+            }
             removed = matches!(d, Write::Remove);
             Ok(d)
         })?;
@@ -1373,9 +1408,11 @@ impl ApiServer {
                 .map(str::to_string);
             let mut entries: Vec<Value> = managed.iter().filter(|e| !mine(e)).cloned().collect();
             if force {
+                // Forcing takes only the conflicting fields; equal values stay shared.
                 for e in entries.iter_mut() {
                     if let Some(f) = e.get_mut("fieldsV1") {
-                        subtract(f, &fields);
+                        let taken = set_of(&conflicting(f, &fields, cur, &applied));
+                        patch::subtract(f, &taken);
                     }
                 }
                 entries.retain(|e| {
@@ -1614,6 +1651,87 @@ impl ApiServer {
     }
 }
 
+/// Records in `new`'s managedFields that `manager` (an update, create or non-apply patch)
+/// now owns the fields it changed from `old`; other managers lose them.
+fn record_update(
+    resource: &Resource,
+    old: &Value,
+    new: &mut Value,
+    manager: &str,
+    sub: Option<&str>,
+) {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("apiVersion");
+            o.remove("kind");
+            if resource.has_status() && sub != Some("status") {
+                o.remove("status");
+            }
+            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                for f in [
+                    "resourceVersion",
+                    "managedFields",
+                    "generation",
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "name",
+                    "namespace",
+                ] {
+                    m.remove(f);
+                }
+            }
+        }
+        if sub == Some("status") {
+            json!({"status": v.get("status").cloned().unwrap_or(Value::Null)})
+        } else {
+            v
+        }
+    };
+    let changed = patch::changed_fields(&strip(old), &strip(new));
+    if changed.as_object().is_none_or(|m| m.is_empty()) {
+        return;
+    }
+    let mut entries: Vec<Value> = new
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mine = |e: &Value| {
+        e.get("manager").and_then(Value::as_str) == Some(manager)
+            && e.get("operation").and_then(Value::as_str) == Some("Update")
+            && e.get("subresource").and_then(Value::as_str) == sub
+    };
+    for e in entries.iter_mut().filter(|e| !mine(e)) {
+        if let Some(f) = e.get_mut("fieldsV1") {
+            patch::subtract(f, &changed);
+        }
+    }
+    entries.retain(|e| {
+        e.get("fieldsV1")
+            .is_some_and(|f| f.as_object().is_some_and(|m| !m.is_empty()))
+    });
+    match entries.iter_mut().find(|e| mine(e)) {
+        Some(e) => {
+            if let Some(f) = e.get_mut("fieldsV1") {
+                patch::union(f, &changed);
+            }
+            e["time"] = json!(objects::now());
+        }
+        None => {
+            let mut e = json!({"manager": manager, "operation": "Update", "apiVersion": resource.api_version(),
+                               "time": objects::now(), "fieldsType": "FieldsV1", "fieldsV1": changed});
+            if let Some(s) = sub {
+                e["subresource"] = json!(s);
+            }
+            entries.push(e);
+        }
+    }
+    meta_mut(new).insert("managedFields".into(), Value::Array(entries));
+}
+
 /// One object as the client asked to see it.
 fn render_one(resource: &Resource, repr: Representation, object: &Value) -> Value {
     match repr {
@@ -1686,10 +1804,12 @@ fn conflicts<'a>(
             continue;
         };
         let manager = entry.get("manager").and_then(Value::as_str).unwrap_or("");
-        let mut paths = Vec::new();
-        overlapping_leaves(theirs, fields, current, applied, ".", &mut paths);
-        for p in paths {
-            found.push(format!("conflict with \"{manager}\": {p}"));
+        for p in conflicting(theirs, fields, current, applied) {
+            let dotted: String = p
+                .iter()
+                .map(|k| format!(".{}", k.trim_start_matches("f:")))
+                .collect();
+            found.push(format!("conflict with \"{manager}\": {dotted}"));
         }
     }
     if found.is_empty() {
@@ -1715,8 +1835,8 @@ fn overlapping_leaves(
     mine: &Value,
     current: &Value,
     applied: &Value,
-    path: &str,
-    out: &mut Vec<String>,
+    path: &[String],
+    out: &mut Vec<Vec<String>>,
 ) {
     let (Some(theirs), Some(mine)) = (theirs.as_object(), mine.as_object()) else {
         return;
@@ -1730,13 +1850,16 @@ fn overlapping_leaves(
         };
         let cur = current.get(field).unwrap_or(&Value::Null);
         let app = applied.get(field).unwrap_or(&Value::Null);
-        let leaf = my_child.as_object().is_none_or(|m| m.is_empty())
-            || their_child.as_object().is_none_or(|m| m.is_empty());
-        let here = if path == "." {
-            format!(".{field}")
-        } else {
-            format!("{path}.{field}")
-        };
+        // Two maps are compared member by member; a map owned as a whole is a leaf only when
+        // the other side names no members.
+        let leaf = (my_child.as_object().is_none_or(|m| m.is_empty())
+            || their_child.as_object().is_none_or(|m| m.is_empty()))
+            && !(cur.is_object()
+                && app.is_object()
+                && (my_child.as_object().is_some_and(|m| !m.is_empty())
+                    || their_child.as_object().is_some_and(|m| !m.is_empty())));
+        let mut here = path.to_vec();
+        here.push(k.clone());
         if leaf {
             if cur != app {
                 out.push(here);
@@ -1747,22 +1870,26 @@ fn overlapping_leaves(
     }
 }
 
-/// Removes from a field set every field in `taken` (force apply takes ownership).
-fn subtract(set: &mut Value, taken: &Value) {
-    let (Some(set), Some(taken)) = (set.as_object_mut(), taken.as_object()) else {
-        return;
-    };
-    for (k, t) in taken {
-        let leaf = t.as_object().is_none_or(|m| m.is_empty());
-        if leaf {
-            set.remove(k);
-        } else if let Some(child) = set.get_mut(k) {
-            subtract(child, t);
-            if child.as_object().is_some_and(|m| m.is_empty()) {
-                set.remove(k);
+/// The fields another manager's `theirs` set owns that `applied` would change.
+fn conflicting(theirs: &Value, mine: &Value, current: &Value, applied: &Value) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    overlapping_leaves(theirs, mine, current, applied, &[], &mut out);
+    out
+}
+
+/// A field set made of paths of `f:` keys.
+fn set_of(paths: &[Vec<String>]) -> Value {
+    let mut set = json!({});
+    for p in paths {
+        let mut cur = &mut set;
+        for k in p {
+            cur = &mut cur[k.as_str()];
+            if !cur.is_object() {
+                *cur = json!({});
             }
         }
     }
+    set
 }
 
 /// `fieldValidation=Strict`: unknown fields are refused.

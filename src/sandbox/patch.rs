@@ -140,6 +140,7 @@ pub fn field_set(applied: &Value) -> Value {
         }
     }
     if let Some(Value::Object(meta)) = out.get_mut("f:metadata") {
+        meta.remove("f:generateName");
         for k in [
             "f:name",
             "f:namespace",
@@ -150,6 +151,13 @@ pub fn field_set(applied: &Value) -> Value {
         ] {
             meta.remove(k);
         }
+    }
+    if out
+        .get("f:metadata")
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        out.remove("f:metadata");
     }
     Value::Object(out)
 }
@@ -252,6 +260,67 @@ fn remove_dropped_items(items: &mut Vec<Value>, old: &Value, new: &Value) {
     }
 }
 
+/// The field set of what `new` sets differently from `old` (added or changed leaves), as an
+/// update's manager comes to own it. Lists are owned whole.
+pub fn changed_fields(old: &Value, new: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Some(n), o) = (new.as_object(), old.as_object()) {
+        for (k, v) in n {
+            let before = o.and_then(|o| o.get(k));
+            if before == Some(v) {
+                continue;
+            }
+            let child = match (before, v) {
+                (Some(b @ Value::Object(_)), Value::Object(_)) => changed_fields(b, v),
+                (None, Value::Object(_)) => changed_fields(&Value::Null, v),
+                _ => Value::Object(Map::new()),
+            };
+            // An object whose members did not change (an empty map set again) owns nothing.
+            if v.is_object() && child.as_object().is_some_and(Map::is_empty) {
+                continue;
+            }
+            out.insert(format!("f:{k}"), child);
+        }
+    }
+    Value::Object(out)
+}
+
+/// Adds every field of `more` to the field set `set`.
+pub fn union(set: &mut Value, more: &Value) {
+    let Some(more) = more.as_object() else {
+        return;
+    };
+    if !set.is_object() {
+        *set = Value::Object(Map::new());
+    }
+    if let Some(s) = set.as_object_mut() {
+        for (k, v) in more {
+            let slot = s
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            union(slot, v);
+        }
+    }
+}
+
+/// Removes from a field set every field in `taken` (the fields move to another manager).
+pub fn subtract(set: &mut Value, taken: &Value) {
+    let (Some(set), Some(taken)) = (set.as_object_mut(), taken.as_object()) else {
+        return;
+    };
+    for (k, t) in taken {
+        let leaf = t.as_object().is_none_or(|m| m.is_empty());
+        if leaf {
+            set.remove(k);
+        } else if let Some(child) = set.get_mut(k) {
+            subtract(child, t);
+            if child.as_object().is_some_and(|m| m.is_empty()) {
+                set.remove(k);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +364,20 @@ mod tests {
             live["spec"]["containers"],
             json!([{"name": "c", "image": "i"}])
         );
+    }
+
+    #[test]
+    fn updates_own_what_they_change() {
+        let old = json!({"data": {"a": "1", "b": "2"}, "metadata": {"labels": {"x": "1"}}});
+        let new =
+            json!({"data": {"a": "1", "b": "3", "c": "4"}, "metadata": {"labels": {"x": "1"}}});
+        let changed = changed_fields(&old, &new);
+        assert_eq!(changed, json!({"f:data": {"f:b": {}, "f:c": {}}}));
+        let mut owned = json!({"f:data": {"f:a": {}, "f:b": {}}});
+        subtract(&mut owned, &changed);
+        assert_eq!(owned, json!({"f:data": {"f:a": {}}}));
+        union(&mut owned, &changed);
+        assert_eq!(owned, json!({"f:data": {"f:a": {}, "f:b": {}, "f:c": {}}}));
     }
 
     #[test]

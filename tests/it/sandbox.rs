@@ -736,3 +736,53 @@ async fn access_reviews_answer_from_rbac() {
         .expect("review");
     assert!(answer.status.expect("status").allowed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_conflicts_with_fields_another_manager_updated() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let pp = PostParams {
+        field_manager: Some("kubectl-client-side-apply".into()),
+        ..PostParams::default()
+    };
+    let created = api
+        .create(&pp, &cm("owned", json!({"x": "1", "y": "1"})))
+        .await
+        .expect("create");
+    let entries = created.metadata.managed_fields.expect("managedFields");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].manager.as_deref(),
+        Some("kubectl-client-side-apply")
+    );
+    assert_eq!(entries[0].operation.as_deref(), Some("Update"));
+
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"},
+                      "data": {"x": "2", "y": "1"}});
+    let (code, _, message) = status_code(
+        api.patch("owned", &PatchParams::apply("lpp"), &Patch::Apply(&body))
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!(code, 409);
+    assert_eq!(
+        message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\": .data.x"
+    );
+    let taken = api
+        .patch(
+            "owned",
+            &PatchParams::apply("lpp").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("force takes over");
+    assert_eq!(taken.data.expect("data")["x"], "2");
+    let entries = taken.metadata.managed_fields.expect("managedFields");
+    let csa = entries
+        .iter()
+        .find(|e| e.manager.as_deref() == Some("kubectl-client-side-apply"))
+        .expect("the old manager keeps y");
+    let fields = serde_json::to_value(&csa.fields_v1).expect("fields");
+    assert_eq!(fields, json!({"f:data": {"f:y": {}}}));
+}

@@ -435,3 +435,40 @@ async fn the_node_agents_get_through_injected_faults() {
     .await;
     wait_gone(&pods, "helper-pod-create-pvc-f", DEADLINE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_node_stops_its_pods_and_they_are_collected() {
+    let c = TestCluster::start().await;
+    let pods: Api<Pod> = Api::namespaced(c.client(), "default");
+    pods.create(
+        &PostParams::default(),
+        &from(json!({"metadata": {"name": "on-node-2"},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "c", "image": "busybox",
+                     "command": ["sh", "-c", "echo up; while true; do sleep 0.1; done"]}]}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&pods, "on-node-2", DEADLINE, |p| phase(p) == "Running").await;
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream("on-node-2", &follow).await.unwrap().lines();
+    let first = tokio::time::timeout(DEADLINE, lines.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("up"));
+
+    let nodes: Api<Node> = Api::all(c.client());
+    nodes
+        .delete("node-2", &DeleteParams::default())
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(DEADLINE, async {
+        while lines.try_next().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the pod kept running on a deleted node");
+    wait_gone(&pods, "on-node-2", DEADLINE).await;
+}

@@ -256,16 +256,47 @@ impl Process {
                 }
             }
         };
-        if let Some(pgid) = self.pgid {
+        if let Some(pgid) = self.pgid.take() {
             signal_group(pgid, "KILL").await;
         }
-        for pump in self.pumps {
+        for pump in std::mem::take(&mut self.pumps) {
             let abort = pump.abort_handle();
             if tokio::time::timeout(DRAIN, pump).await.is_err() {
                 abort.abort();
             }
         }
         status.map_or(137, exit_code)
+    }
+}
+
+/// Kills a process group when dropped while still armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            kill_group_now(pgid);
+        }
+    }
+}
+
+/// Sends SIGKILL to a process group without waiting on the runtime (for drop paths).
+fn kill_group_now(pgid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for Process {
+    /// A process dropped before [`Process::wait`] finished (its task was aborted, the runtime
+    /// went away) takes its whole group with it, not only the leader `kill_on_drop` reaches.
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            kill_group_now(pgid);
+        }
     }
 }
 
@@ -311,16 +342,18 @@ pub fn exec(
     let stderr = mapped(child.stderr.take(), table.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
+        let mut guard = GroupGuard(pgid);
         let code = tokio::select! {
             s = child.wait() => s.map(exit_code).unwrap_or(1),
             _ = stop.cancelled() => {
-                if let Some(pgid) = pgid {
-                    signal_group(pgid, "KILL").await;
-                }
                 let _ = child.start_kill();
                 137
             }
         };
+        // Whatever the command left running in its group goes with it.
+        if let Some(pgid) = guard.0.take() {
+            signal_group(pgid, "KILL").await;
+        }
         let _ = tx.send(code);
     });
     Ok(ExecSession {

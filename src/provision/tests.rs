@@ -811,3 +811,38 @@ fn helper_outcomes_from_status() {
         Some("node-1")
     );
 }
+
+proptest! {
+    /// A template passes the safety check exactly when none of the unsafe settings is present,
+    /// and the error always names a field and the opt-out flag.
+    #[test]
+    fn template_check_refuses_exactly_the_unsafe_settings(flags in proptest::collection::vec(any::<bool>(), 8)) {
+        let spec_lines = [
+            "  hostNetwork: true\n",
+            "  hostIPC: true\n",
+            "  nodeName: n1\n",
+            "  securityContext:\n    runAsUser: 0\n",
+        ];
+        let container_lines = [
+            "    envFrom:\n    - configMapRef:\n        name: c\n",
+            "    startupProbe:\n      exec:\n        command: [\"true\"]\n",
+            "    readinessProbe:\n      exec:\n        command: [\"true\"]\n",
+            "    securityContext:\n      privileged: true\n",
+        ];
+        let mut spec = String::new();
+        let mut container = String::new();
+        for (i, on) in flags.iter().enumerate() {
+            if *on {
+                if i < 4 { spec.push_str(spec_lines[i]) } else { container.push_str(container_lines[i - 4]) }
+            }
+        }
+        let text = format!("spec:\n{spec}  containers:\n  - name: helper-pod\n    image: busybox\n{container}");
+        let pod = config::parse_helper_pod(&text).unwrap();
+        let result = check_template(&pod, false);
+        prop_assert_eq!(result.is_ok(), !flags.iter().any(|f| *f), "{:?}", result);
+        if let Err(e) = result {
+            prop_assert!(e.to_string().contains("--allow-unsafe-helper-pod-template"));
+        }
+        prop_assert!(check_template(&pod, true).is_ok());
+    }
+}

@@ -47,6 +47,8 @@ pub struct ApiServer {
     pub stop: CancellationToken,
     /// Service account tokens issued through `serviceaccounts/<name>/token`.
     pub tokens: auth::Tokens,
+    /// Requests served per `"<verb> <resource>[/<subresource>]"`.
+    pub requests: Mutex<std::collections::BTreeMap<String, u64>>,
     /// The node agents, once started (pods/log, pods/exec, graceful pod deletion).
     pub agents: OnceLock<NodeAgents>,
 }
@@ -357,6 +359,7 @@ impl ApiServer {
             faults: Mutex::new(faults),
             stop: CancellationToken::new(),
             tokens: auth::Tokens::default(),
+            requests: Mutex::default(),
             agents: OnceLock::new(),
         }
     }
@@ -453,6 +456,13 @@ impl ApiServer {
                     (&Method::DELETE, true) => "delete",
                     _ => return Err(ApiError::method_not_allowed()),
                 };
+                if let Ok(mut counts) = self.requests.lock() {
+                    let key = match sub.as_deref() {
+                        Some(sr) => format!("{verb} {}/{sr}", resource.qualified()),
+                        None => format!("{verb} {}", resource.qualified()),
+                    };
+                    *counts.entry(key).or_default() += 1;
+                }
                 let attrs = Attributes {
                     verb,
                     resource,

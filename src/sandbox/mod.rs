@@ -290,6 +290,26 @@ impl Sandbox {
         self.inner.api.agents.get()
     }
 
+    /// How many API requests were served since start (or the last reset), per
+    /// `"<verb> <resource>"` (`"create persistentvolumes"`, `"patch pods/status"`,
+    /// `"watch storageclasses.storage.k8s.io"`), counting every client including the node
+    /// agents. For measuring API calls per volume.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner
+            .api
+            .requests
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Starts counting requests from zero.
+    pub fn reset_request_counts(&self) {
+        if let Ok(mut c) = self.inner.api.requests.lock() {
+            c.clear();
+        }
+    }
+
     /// Replaces the fault injection settings.
     pub fn set_faults(&self, faults: Faults) {
         if let Ok(mut f) = self.inner.api.faults.lock() {

@@ -70,6 +70,7 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Change>>,
+    history: usize,
 }
 
 /// A watch that starts from a resourceVersion: the changes since then, then the live feed.
@@ -91,7 +92,13 @@ impl Default for Store {
 impl Store {
     /// An empty store at resourceVersion 1 (so that "0" always means "any").
     pub fn new() -> Store {
-        let (tx, _) = broadcast::channel(HISTORY);
+        Store::with_history(HISTORY)
+    }
+
+    /// An empty store that keeps the last `history` changes for resuming watches.
+    pub fn with_history(history: usize) -> Store {
+        let history = history.max(1);
+        let (tx, _) = broadcast::channel(history);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -99,6 +106,7 @@ impl Store {
                 ..Inner::default()
             }),
             tx,
+            history,
         }
     }
 
@@ -191,7 +199,7 @@ impl Store {
             previous,
         });
         inner.history.push_back(change.clone());
-        while inner.history.len() > HISTORY {
+        while inner.history.len() > self.history {
             if let Some(old) = inner.history.pop_front() {
                 inner.compacted = old.rv;
             }
@@ -290,6 +298,20 @@ mod tests {
         assert_eq!(resumed.backlog.len(), 1);
         assert_eq!(store.list(CM, Some("default")).0.len(), 2);
         assert_eq!(store.list(CM, Some("other")).0.len(), 0);
+    }
+
+    #[test]
+    fn watches_from_before_the_history_are_gone() {
+        let store = Store::with_history(3);
+        let start = store.rv();
+        for name in ["a", "b", "c", "d", "e"] {
+            put(&store, name);
+        }
+        assert!(store.subscribe(start).is_none(), "compacted away");
+        let recent = store
+            .subscribe(store.rv() - 2)
+            .expect("still in the history");
+        assert_eq!(recent.backlog.len(), 2);
     }
 
     #[test]

@@ -462,6 +462,7 @@ async fn watches_list_resume_filter_and_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_process_client_has_the_same_semantics() {
     let cluster = TestCluster::start().await;
+    cluster.sandbox().reset_request_counts();
     let api: Api<ConfigMap> = Api::namespaced(cluster.in_process_client(), "default");
     api.create(&PostParams::default(), &cm("i", json!({"a": "b"})))
         .await
@@ -475,6 +476,12 @@ async fn the_in_process_client_has_the_same_semantics() {
         .await
         .expect("version");
     assert_eq!(version.git_version, "v1.33.0-lpp-sandbox");
+    let counts = cluster.sandbox().request_counts();
+    assert_eq!(counts.get("create configmaps"), Some(&1), "{counts:?}");
+    assert!(
+        counts.get("get configmaps").is_some_and(|n| *n >= 1),
+        "{counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -785,4 +792,69 @@ async fn apply_conflicts_with_fields_another_manager_updated() {
         .expect("the old manager keeps y");
     let fields = serde_json::to_value(&csa.fields_v1).expect("fields");
     assert_eq!(fields, json!({"f:data": {"f:y": {}}}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_goes_through_its_subresource_and_running_pods_end_gracefully() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = TestCluster::start().await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "c"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "none"}
+    }))
+    .expect("pvc");
+    pvcs.create(&PostParams::default(), &pvc)
+        .await
+        .expect("pvc");
+    let main = pvcs
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"phase": "Bound"}, "metadata": {"labels": {"a": "b"}}}),
+            ),
+        )
+        .await
+        .expect("main patch");
+    assert_eq!(
+        main.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    assert_eq!(main.metadata.labels.expect("labels")["a"], "b");
+    let status = pvcs
+        .patch_status(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Lost"}, "spec": {"volumeName": "x"}})),
+        )
+        .await
+        .expect("status patch");
+    assert_eq!(status.status.and_then(|s| s.phase).as_deref(), Some("Lost"));
+    assert!(status.spec.and_then(|s| s.volume_name).is_none());
+
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "runner"},
+        "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 5,
+                 "containers": [{"name": "c", "image": "busybox",
+                                 "command": ["sh", "-c", "while true; do sleep 1; done"]}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    wait_for(&pods, "runner", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    let marked = pods
+        .delete("runner", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let marked = marked.left().expect("a running pod is only marked");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(5));
+    wait_gone(&pods, "runner", T).await;
 }

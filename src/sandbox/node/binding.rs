@@ -773,4 +773,225 @@ mod tests {
         assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
         assert_eq!(quantity_bytes("lots"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        #[derive(Debug, Clone)]
+        struct ClaimSpec {
+            class: u8,
+            selected: bool,
+            deleting: bool,
+            used: bool,
+        }
+
+        #[derive(Debug, Clone)]
+        struct VolumeSpec {
+            claim: Option<(usize, bool)>,
+            phase: u8,
+            deleting: bool,
+        }
+
+        fn claim_strategy() -> impl Strategy<Value = ClaimSpec> {
+            (0u8..4, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+                |(class, selected, deleting, used)| ClaimSpec {
+                    class,
+                    selected,
+                    deleting,
+                    used,
+                },
+            )
+        }
+
+        fn volume_strategy() -> impl Strategy<Value = VolumeSpec> {
+            (
+                proptest::option::of((0usize..4, any::<bool>())),
+                0u8..4,
+                any::<bool>(),
+            )
+                .prop_map(|(claim, phase, deleting)| VolumeSpec {
+                    claim,
+                    phase,
+                    deleting,
+                })
+        }
+
+        const CLASSES: [&str; 4] = ["", "wffc", "imm", "static"];
+
+        fn classes() -> Vec<StorageClass> {
+            vec![
+                from(
+                    json!({"metadata": {"name": "wffc"}, "provisioner": "p", "volumeBindingMode": "WaitForFirstConsumer"}),
+                ),
+                from(json!({"metadata": {"name": "imm"}, "provisioner": "p"})),
+                from(json!({"metadata": {"name": "static"}, "provisioner": NO_PROVISIONER})),
+            ]
+        }
+
+        fn world(
+            claims: &[ClaimSpec],
+            volumes: &[VolumeSpec],
+        ) -> (Vec<Value>, Vec<Value>, Vec<Pod>) {
+            let cs = claims
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut meta = json!({"name": format!("c{i}"), "namespace": "ns", "uid": format!("u{i}")});
+                    if c.selected {
+                        meta["annotations"] = json!({SELECTED_NODE: "node-1"});
+                    }
+                    if c.deleting {
+                        meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                        meta["finalizers"] = json!([CLAIM_PROTECTION]);
+                    }
+                    json!({"metadata": meta, "spec": {"storageClassName": CLASSES[usize::from(c.class)],
+                           "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+                })
+                .collect();
+            let phases = ["Available", "Bound", "Released", "Pending"];
+            let vs = volumes
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let mut o = json!({"metadata": {"name": format!("v{i}")},
+                        "spec": {"storageClassName": "static", "accessModes": ["ReadWriteOnce"],
+                                 "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/x"}},
+                        "status": {"phase": phases[usize::from(v.phase)]}});
+                    if let Some((c, right_uid)) = v.claim {
+                        let uid = if right_uid {
+                            format!("u{c}")
+                        } else {
+                            "old".to_string()
+                        };
+                        o["spec"]["claimRef"] =
+                            json!({"namespace": "ns", "name": format!("c{c}"), "uid": uid});
+                    }
+                    if v.deleting {
+                        o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                        o["metadata"]["finalizers"] = json!([VOLUME_PROTECTION]);
+                    }
+                    o
+                })
+                .collect();
+            let pods = claims
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.used)
+                .map(|(i, _)| {
+                    from(json!({"metadata": {"name": format!("p{i}"), "namespace": "ns"},
+                        "spec": {"containers": [{"name": "x"}],
+                                 "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": format!("c{i}")}}]},
+                        "status": {"phase": "Running"}}))
+                })
+                .collect();
+            (cs, vs, pods)
+        }
+
+        fn find<'a>(list: &'a mut [Value], name: &str) -> Option<&'a mut Value> {
+            list.iter_mut()
+                .find(|o| o["metadata"]["name"] == json!(name))
+        }
+
+        /// Carries actions out on plain objects, as the API server would.
+        fn apply(claims: &mut Vec<Value>, volumes: &mut Vec<Value>, actions: &[VolumeAction]) {
+            for a in actions {
+                match a {
+                    VolumeAction::ClaimFinalizers {
+                        name, finalizers, ..
+                    } => {
+                        if let Some(c) = find(claims, name) {
+                            c["metadata"]["finalizers"] = json!(finalizers);
+                        }
+                    }
+                    VolumeAction::AnnotateClaim {
+                        name, provisioner, ..
+                    } => {
+                        if let Some(c) = find(claims, name) {
+                            c["metadata"]["annotations"][STORAGE_PROVISIONER] = json!(provisioner);
+                        }
+                    }
+                    VolumeAction::BindClaim { name, volume, .. } => {
+                        if let Some(c) = find(claims, name) {
+                            c["spec"]["volumeName"] = json!(volume);
+                            c["metadata"]["annotations"][BIND_COMPLETED] = json!("yes");
+                            c["status"]["phase"] = json!("Bound");
+                        }
+                    }
+                    VolumeAction::ClaimPhase { name, phase, .. } => {
+                        if let Some(c) = find(claims, name) {
+                            c["status"]["phase"] = json!(phase);
+                        }
+                    }
+                    VolumeAction::ClaimVolume {
+                        volume,
+                        namespace,
+                        name,
+                        uid,
+                    } => {
+                        if let Some(v) = find(volumes, volume) {
+                            v["spec"]["claimRef"] =
+                                json!({"namespace": namespace, "name": name, "uid": uid});
+                        }
+                    }
+                    VolumeAction::VolumePhase { volume, phase } => {
+                        if let Some(v) = find(volumes, volume) {
+                            v["status"]["phase"] = json!(phase);
+                        }
+                    }
+                    VolumeAction::VolumeFinalizers { volume, finalizers } => {
+                        if let Some(v) = find(volumes, volume) {
+                            v["metadata"]["finalizers"] = json!(finalizers);
+                        }
+                    }
+                    VolumeAction::ClaimEvent { .. } => {}
+                }
+            }
+            let gone = |o: &Value| {
+                !o["metadata"]["deletionTimestamp"].is_null()
+                    && o["metadata"]["finalizers"]
+                        .as_array()
+                        .is_none_or(Vec::is_empty)
+            };
+            claims.retain(|o| !gone(o));
+            volumes.retain(|o| !gone(o));
+        }
+
+        proptest! {
+            /// The controller settles: after a few rounds it has nothing left to write, and
+            /// then every Bound claim's volume points back at it.
+            #[test]
+            fn reconcile_settles_on_consistent_bindings(
+                claim_specs in proptest::collection::vec(claim_strategy(), 0..4),
+                volume_specs in proptest::collection::vec(volume_strategy(), 0..4),
+            ) {
+                let (mut claims, mut volumes, pods) = world(&claim_specs, &volume_specs);
+                let classes = classes();
+                let mut settled = false;
+                for _ in 0..8 {
+                    let typed_claims: Vec<PersistentVolumeClaim> = claims.iter().map(|c| from(c.clone())).collect();
+                    let typed_volumes: Vec<PersistentVolume> = volumes.iter().map(|v| from(v.clone())).collect();
+                    let actions: Vec<VolumeAction> = run(&typed_claims, &typed_volumes, &classes, &pods)
+                        .into_iter()
+                        .filter(|a| !matches!(a, VolumeAction::ClaimEvent { .. }))
+                        .collect();
+                    if actions.is_empty() {
+                        settled = true;
+                        break;
+                    }
+                    apply(&mut claims, &mut volumes, &actions);
+                }
+                prop_assert!(settled, "still acting after 8 rounds: {claims:#?} {volumes:#?}");
+                for c in &claims {
+                    if c["status"]["phase"] == json!("Bound") {
+                        let v = c["spec"]["volumeName"].as_str().unwrap_or_default();
+                        let volume = volumes.iter().find(|o| o["metadata"]["name"] == json!(v));
+                        prop_assert!(volume.is_some_and(|o| o["spec"]["claimRef"]["name"] == c["metadata"]["name"]),
+                            "{c:#?} bound to {volume:#?}");
+                    }
+                }
+            }
+        }
+    }
 }

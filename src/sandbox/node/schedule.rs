@@ -553,4 +553,71 @@ mod tests {
             Placement::Unschedulable(m) if m.contains("volume node affinity conflict")
         ));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        struct NodeSpec {
+            ready: bool,
+            zone: u8,
+            tainted: bool,
+        }
+
+        fn node_strategy() -> impl Strategy<Value = NodeSpec> {
+            (any::<bool>(), 0u8..3, any::<bool>()).prop_map(|(ready, zone, tainted)| NodeSpec {
+                ready,
+                zone,
+                tainted,
+            })
+        }
+
+        fn build(i: usize, n: &NodeSpec) -> Node {
+            let name = format!("node-{i}");
+            let taints = if n.tainted {
+                json!([{"key": "dedicated", "value": "x", "effect": "NoSchedule"}])
+            } else {
+                json!([])
+            };
+            from(json!({
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "zone": format!("z{}", n.zone)}},
+                "spec": {"taints": taints},
+                "status": {"conditions": [{"type": "Ready", "status": if n.ready {"True"} else {"False"}}]}
+            }))
+        }
+
+        proptest! {
+            /// A bound pod lands on a Ready node that matches its selector and tolerates the
+            /// node's taints; an unschedulable one had no such node.
+            #[test]
+            fn placement_respects_every_filter(
+                specs in proptest::collection::vec(node_strategy(), 0..6),
+                zone in proptest::option::of(0u8..3),
+                tolerates in any::<bool>(),
+            ) {
+                let nodes: Vec<Node> = specs.iter().enumerate().map(|(i, n)| build(i, n)).collect();
+                let mut spec = json!({"containers": [{"name": "c"}]});
+                if let Some(z) = zone {
+                    spec["nodeSelector"] = json!({"zone": format!("z{z}")});
+                }
+                if tolerates {
+                    spec["tolerations"] = json!([{"key": "dedicated", "operator": "Exists"}]);
+                }
+                let p = pod(spec);
+                let fits = |n: &NodeSpec| {
+                    n.ready && (!n.tainted || tolerates) && zone.is_none_or(|z| z == n.zone)
+                };
+                let placement = place(&p, world(&nodes, &[], &[], &[]));
+                match placement {
+                    Placement::Bind(name) => {
+                        let i: usize = name.trim_start_matches("node-").parse().unwrap();
+                        prop_assert!(fits(&specs[i]), "{name} does not fit: {:?}", specs[i]);
+                    }
+                    Placement::Unschedulable(_) => prop_assert!(!specs.iter().any(fits)),
+                    other => prop_assert!(false, "unexpected {other:?}"),
+                }
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod kubectl;
+mod provision;
 mod sandbox;
 mod sandbox_node;
 mod support;

@@ -846,3 +846,22 @@ proptest! {
         prop_assert!(check_template(&pod, true).is_ok());
     }
 }
+
+#[test]
+fn folder_names_round_trip() {
+    let name = folder_name_of(&format!("pvc-{UID}"), "team-a", "data.0");
+    assert_eq!(
+        parse_folder_name(&name),
+        Some((format!("pvc-{UID}").as_str(), "team-a", "data.0"))
+    );
+    for bad in [
+        "pvc-1_ns",
+        "x_ns_c",
+        "pvc-1_ns_c_d",
+        "pvc-1__c",
+        "pvc-1_n/s_c",
+        "lost+found",
+    ] {
+        assert_eq!(parse_folder_name(bad), None, "{bad}");
+    }
+}

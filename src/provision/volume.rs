@@ -118,6 +118,29 @@ pub fn volume_name(claim_uid: &str) -> String {
     format!("pvc-{claim_uid}")
 }
 
+/// The directory name a volume gets without `pathPattern`: `<pvName>_<namespace>_<claimName>`.
+pub fn folder_name_of(pv_name: &str, namespace: &str, claim_name: &str) -> String {
+    format!("{pv_name}_{namespace}_{claim_name}")
+}
+
+/// Splits a directory name made by [`folder_name_of`] back into (PV name, namespace, claim
+/// name). Unambiguous because Kubernetes names never contain `_`. `None` for anything else.
+pub fn parse_folder_name(name: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = name.split('_');
+    let (pv, namespace, claim) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    (parts.next().is_none()
+        && pv.starts_with("pvc-")
+        && valid(pv)
+        && valid(namespace)
+        && valid(claim))
+    .then_some((pv, namespace, claim))
+}
+
 /// The node the scheduler selected for a claim (`volume.kubernetes.io/selected-node`): the node
 /// the controller looks up before calling [`decide_claim`].
 pub fn selected_node(claim: &PersistentVolumeClaim) -> Option<&str> {
@@ -438,7 +461,7 @@ fn folder_name(
     data: PatternData<'_>,
 ) -> Result<(String, bool), String> {
     let Some(pattern) = class.parameters.as_ref().and_then(|p| p.get("pathPattern")) else {
-        let folder = format!("{pv_name}_{namespace}_{name}");
+        let folder = folder_name_of(pv_name, namespace, name);
         // Kubernetes names never hold `/`; refuse anything that would make several elements.
         if folder.contains('/') || !path::is_local(&folder) || path::clean(&folder) != folder {
             return Err(format!(

@@ -233,3 +233,53 @@ async fn a_failing_setup_reports_its_own_message() {
         "{summary}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_script_keys_the_default_script_runs_inline() {
+    let c = TestCluster::start().await;
+    let client = c.client();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &from(json!({"metadata": {"name": NS}})),
+        )
+        .await
+        .unwrap();
+    let data = BTreeMap::from([(
+        config::CONFIG_JSON_KEY.to_string(),
+        config::render_config_json(&config::default_config_json()),
+    )]);
+    let contents = ConfigMapContents::from_data(&data, None, None).unwrap();
+    assert!(matches!(contents.setup, config::Script::Inline(_)));
+    let helpers = HelperPods::new(
+        contents.helper_pod.clone(),
+        false,
+        NS,
+        "default",
+        None,
+        config::CONFIG_MAP_NAME,
+    )
+    .unwrap();
+    let job = provision::VolumeJob {
+        action: provision::Action::Create,
+        pv_name: "pvc-i".into(),
+        node: Some("node-2".into()),
+        path: "/opt/local-path-provisioner/pvc-i_default_x".into(),
+        mode: "Filesystem".into(),
+        size_bytes: 1024,
+        user: String::new(),
+        group: String::new(),
+        perm: String::new(),
+        script: contents.setup.clone(),
+        shared: false,
+    };
+    let pod = helpers.for_volume(&job).unwrap();
+    // No ConfigMap volume: nothing to mount from a ConfigMap that lacks the key.
+    assert_eq!(
+        pod.spec.as_ref().unwrap().volumes.as_ref().unwrap().len(),
+        1
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    assert_eq!(run_helper(&pods, &pod).await, HelperOutcome::Succeeded);
+    assert!(c.node_path("node-2", &job.path).is_dir());
+}

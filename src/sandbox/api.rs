@@ -500,6 +500,11 @@ impl ApiServer {
                         },
                     )?;
                 }
+                if resource.group == "events.k8s.io" {
+                    return self
+                        .events_v1(req, method, resource, &ns, name, &query, repr)
+                        .await;
+                }
                 match (method, name, sub.as_deref()) {
                     (Method::POST, Some(name), Some("token")) => {
                         let body = req
@@ -574,9 +579,8 @@ impl ApiServer {
             .map_err(ApiError::bad_request)?;
         let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
-        let (items, rv) = self
-            .store
-            .list(resource.id(), (!ns.is_empty()).then_some(ns));
+        let (id, view) = storage_of(resource);
+        let (items, rv) = self.store.list(id, (!ns.is_empty()).then_some(ns));
         let after = query.get("continue").filter(|c| !c.is_empty());
         let limit = query
             .get("limit")
@@ -585,6 +589,7 @@ impl ApiServer {
         let mut out = Vec::new();
         let mut next = None;
         for item in items {
+            let item = view(&item);
             let key = format!(
                 "{}/{}",
                 meta(&item, "namespace").unwrap_or_default(),
@@ -661,6 +666,7 @@ impl ApiServer {
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(1800));
         let namespace = (!ns.is_empty()).then(|| ns.to_string());
+        let (id, view) = storage_of(resource);
         let (tx, rx) = mpsc::channel::<Bytes>(1024);
         let from = query
             .get("resourceVersion")
@@ -687,9 +693,8 @@ impl ApiServer {
                 }
             }
             None => {
-                let (items, sub) = self
-                    .store
-                    .list_and_subscribe(resource.id(), namespace.as_deref());
+                let (items, sub) = self.store.list_and_subscribe(id, namespace.as_deref());
+                let items: Vec<Value> = items.iter().map(view).collect();
                 for item in items.iter().filter(|i| matches(i)) {
                     initial.push(renderer.line("ADDED", item));
                 }
@@ -705,7 +710,6 @@ impl ApiServer {
             }
         };
         let server = Arc::clone(self);
-        let id = resource.id();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut last_rv = sub.rv;
@@ -749,8 +753,13 @@ impl ApiServer {
                 {
                     continue;
                 }
-                let now = matches(&change.object);
-                let before = change.previous.as_ref().is_some_and(&matches);
+                let object = view(&change.object);
+                let now = matches(&object);
+                let before = change
+                    .previous
+                    .as_ref()
+                    .map(view)
+                    .is_some_and(|p| matches(&p));
                 let kind = match change.kind {
                     ChangeKind::Added if now => "ADDED",
                     ChangeKind::Modified if now && before => "MODIFIED",
@@ -763,12 +772,91 @@ impl ApiServer {
                 if drop_rate > 0.0 && chance() < drop_rate {
                     return;
                 }
-                if tx.send(renderer.line(kind, &change.object)).await.is_err() {
+                if tx.send(renderer.line(kind, &object)).await.is_err() {
                     return;
                 }
             }
         });
         Ok(stream_response("application/json", rx))
+    }
+
+    /// `events.k8s.io/v1` Events: stored as core Events, converted both ways.
+    #[allow(clippy::too_many_arguments)]
+    async fn events_v1(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        method: Method,
+        resource: &'static Resource,
+        ns: &str,
+        name: Option<String>,
+        query: &Query,
+        repr: Representation,
+    ) -> Result<Response<Body>, ApiError> {
+        use super::events::{to_core, to_events_v1};
+        let core = resources::find("", "v1", "events").ok_or_else(ApiError::no_route)?;
+        let as_core = |body: &[u8]| -> Result<Vec<u8>, ApiError> {
+            let v = parse_body(body)?;
+            serde_json::to_vec(&to_core(&v)).map_err(|e| ApiError::internal(e.to_string()))
+        };
+        match (method, name) {
+            (Method::GET, None) if query.flag("watch") => self.watch(resource, ns, query, repr),
+            (Method::GET, None) => self.list(resource, ns, query, repr),
+            (Method::GET, Some(n)) => self
+                .store
+                .get(core.id(), ns, &n)
+                .map(|v| json_response(200, &render_one(resource, repr, &to_events_v1(&v))))
+                .ok_or_else(|| ApiError::not_found(resource, &n)),
+            (Method::POST, None) => {
+                let body = as_core(&read_body(req).await?)?;
+                self.create(core, ns, &body, query)
+                    .map(|v| json_response(201, &to_events_v1(&v)))
+            }
+            (Method::PUT, Some(n)) => {
+                let body = as_core(&read_body(req).await?)?;
+                self.update(core, ns, &n, None, &body, query)
+                    .map(|v| json_response(200, &to_events_v1(&v)))
+            }
+            (Method::PATCH, Some(n)) => {
+                let content_type = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let kind = content_type
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                if kind == "application/apply-patch+yaml" {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        "server-side apply of events.k8s.io Events is not served by the sandbox; create or patch them",
+                    ));
+                }
+                let doc = parse_body(&read_body(req).await?)?;
+                self.patch_converted(
+                    core,
+                    ns,
+                    &n,
+                    None,
+                    &kind,
+                    &doc,
+                    query,
+                    Some((to_events_v1, to_core)),
+                )
+                .map(|v| json_response(200, &to_events_v1(&v)))
+            }
+            (Method::DELETE, Some(n)) => {
+                let body = read_body(req).await?;
+                self.delete(core, ns, &n, &body, query)
+                    .map(|v| json_response(200, &to_events_v1(&v)))
+            }
+            (Method::DELETE, None) => self.delete_collection(core, ns, query),
+            _ => Err(ApiError::method_not_allowed()),
+        }
     }
 
     /// RBAC: cluster admins pass; anyone else needs a rule bound to them.
@@ -1247,17 +1335,39 @@ impl ApiServer {
         query: &Query,
     ) -> Result<Response<Body>, ApiError> {
         let kind = content_type.split(';').next().unwrap_or("").trim();
-        let dry = query.dry_run();
-        let strict = query.strict();
         if kind == "application/apply-patch+yaml" {
             return self.apply(resource, ns, name, sub, body, query);
         }
         let patch_doc = parse_body(body)?;
+        self.patch_converted(resource, ns, name, sub, kind, &patch_doc, query, None)
+            .map(|v| json_response(200, &v))
+    }
+
+    /// A non-apply patch; with `convert`, the patch applies to another API's view of the
+    /// stored object (`(to view, back to storage)`).
+    #[allow(clippy::too_many_arguments)]
+    fn patch_converted(
+        &self,
+        resource: &Resource,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        kind: &str,
+        patch_doc: &Value,
+        query: &Query,
+        convert: Option<(Convert, Convert)>,
+    ) -> Result<Value, ApiError> {
+        let dry = query.dry_run();
+        let strict = query.strict();
+        let patch_doc = patch_doc.clone();
         let manager = query.get("fieldManager");
         let mut removed = false;
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let mut new = cur.clone();
+            let mut new = match convert {
+                Some((to_view, _)) => to_view(cur),
+                None => cur.clone(),
+            };
             match kind {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch_doc)
@@ -1278,6 +1388,9 @@ impl ApiServer {
                     ));
                 }
             }
+            if let Some((_, back)) = convert {
+                new = back(&new);
+            }
             let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
             if let (Write::Put(v), Some(m)) = (&mut d, manager) {
                 record_update(resource, cur, v, m, sub);
@@ -1288,7 +1401,7 @@ impl ApiServer {
         if removed {
             self.after_removal(ns);
         }
-        Ok(json_response(200, &out))
+        Ok(out)
     }
 
     fn apply(
@@ -1659,6 +1772,24 @@ impl ApiServer {
         });
         Ok(stream_response("text/plain", rx))
     }
+}
+
+/// A conversion between an API's view of an object and its stored shape.
+type Convert = fn(&Value) -> Value;
+
+fn identity(v: &Value) -> Value {
+    v.clone()
+}
+
+/// Where a resource's objects are stored and how they read through this resource: events.k8s.io
+/// Events live in the core Event storage.
+fn storage_of(resource: &Resource) -> (super::resources::ResourceId, Convert) {
+    if resource.group == "events.k8s.io"
+        && let Some(core) = resources::find("", "v1", "events")
+    {
+        return (core.id(), super::events::to_events_v1);
+    }
+    (resource.id(), identity)
 }
 
 /// Records in `new`'s managedFields that `manager` (an update, create or non-apply patch)

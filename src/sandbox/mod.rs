@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod events;
 pub mod exec;
 pub mod node;
 pub mod objects;

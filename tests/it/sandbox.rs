@@ -858,3 +858,75 @@ async fn status_goes_through_its_subresource_and_running_pods_end_gracefully() {
     assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(5));
     wait_gone(&pods, "runner", T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_through_either_api_read_through_both() {
+    use k8s_openapi::api::core::v1::{Event, ObjectReference};
+    use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
+    let cluster = TestCluster::start().await;
+    let recorder = Recorder::new(
+        cluster.client(),
+        Reporter {
+            controller: "lpp".into(),
+            instance: Some("lpp-0".into()),
+        },
+    );
+    let claim = ObjectReference {
+        kind: Some("PersistentVolumeClaim".into()),
+        name: Some("c".into()),
+        namespace: Some("default".into()),
+        api_version: Some("v1".into()),
+        ..ObjectReference::default()
+    };
+    let event = Publish {
+        type_: EventType::Normal,
+        reason: "Provisioning".into(),
+        note: Some("External provisioner is provisioning volume for claim \"default/c\"".into()),
+        action: "Provision".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &claim).await.expect("publish");
+    recorder
+        .publish(&event, &claim)
+        .await
+        .expect("publish again");
+
+    let core: Api<Event> = Api::namespaced(cluster.client(), "default");
+    let found = core
+        .list(
+            &ListParams::default()
+                .fields("involvedObject.kind=PersistentVolumeClaim,involvedObject.name=c"),
+        )
+        .await
+        .expect("core events");
+    assert_eq!(found.items.len(), 1, "{found:?}");
+    let e = &found.items[0];
+    assert_eq!(e.reason.as_deref(), Some("Provisioning"));
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("External provisioner")
+    );
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(Some(2)));
+    assert_eq!(e.reporting_component.as_deref(), Some("lpp"));
+
+    let direct: Event = serde_json::from_value(json!({
+        "metadata": {"name": "core-made"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Started", "message": "Started container c", "type": "Normal",
+        "source": {"component": "kubelet"}
+    }))
+    .expect("event");
+    core.create(&PostParams::default(), &direct)
+        .await
+        .expect("core create");
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(cluster.client(), "default");
+    let seen = v1
+        .get("core-made")
+        .await
+        .expect("read through events.k8s.io");
+    assert_eq!(seen.note.as_deref(), Some("Started container c"));
+    assert_eq!(seen.regarding.and_then(|r| r.name).as_deref(), Some("p"));
+    assert_eq!(seen.reporting_controller.as_deref(), Some("kubelet"));
+}

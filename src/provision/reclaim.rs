@@ -35,8 +35,8 @@ pub enum ReclaimDecision {
         job: VolumeJob,
         node_source: NodeSource,
     },
-    /// The node is gone: delete nothing on disk, warn, and do not block other work. `message` is
-    /// the Warning event text naming what stays on disk.
+    /// The node is gone: run no helper, delete the PV as upstream does, and put `message` (what
+    /// stays on disk, where) in a Warning event; other work is not blocked.
     NodeGone {
         node: String,
         path: String,

@@ -33,6 +33,10 @@ pub enum TemplateError {
     Unsupported(String),
     #[error("can't evaluate field {field} in {{{{{action}}}}}")]
     NoField { field: String, action: String },
+    #[error(
+        "{key:?} in {{{{{action}}}}} is not a Go identifier: write {{{{ index .PVC.Labels \"{key}\" }}}} (or .Annotations)"
+    )]
+    NotIdentifier { key: String, action: String },
     #[error("map has no entry for key {key:?} in {{{{{action}}}}}")]
     MissingKey { key: String, action: String },
 }
@@ -243,6 +247,17 @@ fn lookup<'a>(
     if fields.iter().any(|f| f.is_empty()) {
         return Err(TemplateError::Unsupported(action.to_string()));
     }
+    // Go fields are identifiers: `.PVC.Labels.app-name` does not parse there, so it must not
+    // here either (a class that works on lpp must work on upstream).
+    if let Some(bad) = fields
+        .iter()
+        .find(|f| !f.chars().all(|c| c.is_alphanumeric() || c == '_'))
+    {
+        return Err(TemplateError::NotIdentifier {
+            key: bad.to_string(),
+            action: action.to_string(),
+        });
+    }
     let meta = data.claim;
     let text = |s: &Option<String>| Value::Text(s.clone().unwrap_or_default());
     let mut value = match fields[0] {
@@ -395,6 +410,11 @@ mod tests {
         );
         assert!(r("{{ .PVC.Name.x }}", MissingKey::NoValue).is_err());
         assert!(r("{{ .PVC.Labels }}", MissingKey::NoValue).is_err());
+        let e = r("{{ .PVC.Labels.app-name }}", MissingKey::NoValue).unwrap_err();
+        assert!(
+            e.to_string().contains(r#"index .PVC.Labels "app-name""#),
+            "{e}"
+        );
     }
 
     proptest::proptest! {

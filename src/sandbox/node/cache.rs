@@ -2,7 +2,6 @@
 //! through the API like any controller, and a change counter that wakes the loops.
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -96,16 +95,63 @@ impl Cache {
         }
     }
 
-    /// Snapshots, as plain values the pure decisions take.
-    pub fn snapshot(&self) -> Snapshot {
+    /// Snapshots of the kinds a loop needs, as plain values the pure decisions take (the
+    /// others stay empty: copying every pod for a loop that reads only claims adds up).
+    pub fn snapshot(&self, need: Need) -> Snapshot {
         Snapshot {
-            nodes: owned(&self.nodes),
-            pods: owned(&self.pods),
-            claims: owned(&self.claims),
-            volumes: owned(&self.volumes),
-            classes: owned(&self.classes),
+            nodes: if need.nodes {
+                owned(&self.nodes)
+            } else {
+                Vec::new()
+            },
+            pods: if need.pods {
+                owned(&self.pods)
+            } else {
+                Vec::new()
+            },
+            claims: if need.claims {
+                owned(&self.claims)
+            } else {
+                Vec::new()
+            },
+            volumes: if need.volumes {
+                owned(&self.volumes)
+            } else {
+                Vec::new()
+            },
+            classes: if need.classes {
+                owned(&self.classes)
+            } else {
+                Vec::new()
+            },
         }
     }
+}
+
+/// Which kinds a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// Nodes.
+    pub nodes: bool,
+    /// Pods.
+    pub pods: bool,
+    /// Claims.
+    pub claims: bool,
+    /// Volumes.
+    pub volumes: bool,
+    /// Classes.
+    pub classes: bool,
+}
+
+impl Need {
+    /// Every kind.
+    pub const ALL: Need = Need {
+        nodes: true,
+        pods: true,
+        claims: true,
+        volumes: true,
+        classes: true,
+    };
 }
 
 /// Copies of the reflected objects at one moment.
@@ -154,8 +200,13 @@ where
 }
 
 /// Runs `pass` whenever the cache changes, and at least every `tick`, until `stop`.
-pub async fn run_loop<F, Fut>(cache: Cache, stop: CancellationToken, tick: Duration, mut pass: F)
-where
+pub async fn run_loop<F, Fut>(
+    cache: Cache,
+    need: Need,
+    stop: CancellationToken,
+    tick: Duration,
+    mut pass: F,
+) where
     F: FnMut(Snapshot) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -165,7 +216,7 @@ where
     let mut rx = cache.subscribe();
     loop {
         rx.borrow_and_update();
-        pass(cache.snapshot()).await;
+        pass(cache.snapshot(need)).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = rx.changed() => {
@@ -176,6 +227,3 @@ where
         }
     }
 }
-
-/// A shared handle type for the loops.
-pub type Shared<T> = Arc<std::sync::Mutex<T>>;

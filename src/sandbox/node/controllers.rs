@@ -17,7 +17,7 @@ use super::binding::{
     self, BETA_STORAGE_PROVISIONER, BIND_COMPLETED, BOUND_BY_CONTROLLER, STORAGE_PROVISIONER,
     VolumeAction,
 };
-use super::cache::{Cache, Snapshot, run_loop};
+use super::cache::{Cache, Need, Snapshot, run_loop};
 use super::events::{Recorder, Regarding};
 use super::schedule::{self, Placement, SELECTED_NODE};
 
@@ -53,7 +53,7 @@ impl Recent {
 pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
     let mut recent = Recent::default();
     let recorder = Recorder::new(client.clone(), "default-scheduler", None);
-    run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
+    run_loop(cache, Need::ALL, stop, Duration::from_secs(1), |snap: Snapshot| {
         let client = client.clone();
         let recorder = recorder.clone();
         let mut decisions = Vec::new();
@@ -172,7 +172,15 @@ pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationT
     let recorder = Recorder::new(client.clone(), "persistentvolume-controller", None);
     // Each waiting reason is told once per claim.
     let mut told: HashSet<String> = HashSet::new();
-    run_loop(cache, stop, Duration::from_secs(1), |snap: Snapshot| {
+    run_loop(
+        cache,
+        Need {
+            nodes: false,
+            ..Need::ALL
+        },
+        stop,
+        Duration::from_secs(1),
+        |snap: Snapshot| {
         let client = client.clone();
         let actions: Vec<VolumeAction> = binding::reconcile(binding::World {
             claims: &snap.claims,

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -17,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{Cache, Snapshot, run_loop};
+use super::cache::{Cache, Need, Snapshot, run_loop};
 use super::events::{Recorder, Regarding};
 use super::mounts::MountTable;
 use super::runtime::{self, LogBuffer, ProcessSpec};
@@ -398,8 +400,16 @@ pub async fn supervise(
 ) {
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let loop_cache = cache.clone();
+    let need = Need {
+        nodes: true,
+        pods: true,
+        claims: false,
+        volumes: false,
+        classes: false,
+    };
     run_loop(
         loop_cache,
+        need,
         stop.clone(),
         Duration::from_millis(500),
         |snap: Snapshot| {
@@ -689,18 +699,62 @@ impl Worker {
         }
     }
 
+    /// The pod's own claims and their volumes, from the watch cache.
+    fn claims_and_volumes(&self) -> (Vec<PersistentVolumeClaim>, Vec<PersistentVolume>) {
+        let wanted: Vec<&str> = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .map(|c| c.claim_name.as_str())
+            })
+            .collect();
+        if wanted.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let claims: Vec<PersistentVolumeClaim> = self
+            .cache
+            .claims
+            .state()
+            .iter()
+            .filter(|c| {
+                c.metadata.namespace.as_deref() == Some(self.handle.namespace.as_str())
+                    && c.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| wanted.contains(&n))
+            })
+            .map(|c| PersistentVolumeClaim::clone(c))
+            .collect();
+        let names: Vec<&str> = claims
+            .iter()
+            .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
+            .collect();
+        let pvs = self
+            .cache
+            .volumes
+            .state()
+            .iter()
+            .filter(|v| {
+                v.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| names.contains(&n))
+            })
+            .map(|v| PersistentVolume::clone(v))
+            .collect();
+        (claims, pvs)
+    }
+
     async fn run_containers(&self, sink: &StatusSink) {
         let stop = self.handle.stop.clone();
         // Volumes: wait until the claims are bound and the volumes exist.
         let plans = loop {
-            let snap = self.cache.snapshot();
-            match volumes::plan(
-                &self.pod,
-                &self.node_root,
-                &self.pod_dir,
-                &snap.claims,
-                &snap.volumes,
-            ) {
+            let (claims, pvs) = self.claims_and_volumes();
+            match volumes::plan(&self.pod, &self.node_root, &self.pod_dir, &claims, &pvs) {
                 Ok(p) => break p,
                 Err(volumes::VolumeProblem::Unbound(_)) => {}
                 Err(e) => {

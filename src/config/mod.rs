@@ -435,7 +435,8 @@ pub enum Script {
 }
 
 /// Everything `lpp run` reads from the ConfigMap (or from `--config` and `--helper-pod-file`).
-#[derive(Debug, Clone)]
+/// Comparable, so a reload can keep the last good contents and skip unchanged ones.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigMapContents {
     /// The validated `config.json`.
     pub config: Config,

@@ -42,6 +42,22 @@ pub fn volume_failed_delete_message(pv_name: &str, cause: &str) -> String {
 /// How many output lines a failure summary keeps.
 pub const SUMMARY_LINES: usize = 10;
 
+/// How many bytes of output a failure summary keeps: event messages are cut at 1 KiB by
+/// Kubernetes clients, and the summary must fit with its prefix.
+pub const SUMMARY_BYTES: usize = 768;
+
+/// The last `max` bytes of `text` (on a character boundary), marked with `…` when cut.
+fn keep_tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
 /// One line for a failed helper pod from its container's terminated state: exit code, reason
 /// and the last lines of its output (the termination message, which `FallbackToLogsOnError`
 /// fills with the log tail).
@@ -61,9 +77,9 @@ pub fn helper_failure_summary(pod_name: &str, state: &ContainerStateTerminated) 
     if lines.is_empty() {
         out.push_str(": no output");
     } else {
-        let tail = &lines[lines.len().saturating_sub(SUMMARY_LINES)..];
+        let tail = lines[lines.len().saturating_sub(SUMMARY_LINES)..].join(" | ");
         out.push_str(": ");
-        out.push_str(&tail.join(" | "));
+        out.push_str(&keep_tail(&tail, SUMMARY_BYTES));
     }
     out
 }
@@ -138,6 +154,16 @@ mod tests {
         let s = helper_failure_summary("p", &long);
         assert!(
             s.starts_with("helper pod p failed with exit code 2: l21 |") && s.ends_with("l30"),
+            "{s}"
+        );
+        let wide = ContainerStateTerminated {
+            exit_code: 1,
+            message: Some(format!("{}é\nthe cause\n", "x".repeat(5000))),
+            ..Default::default()
+        };
+        let s = helper_failure_summary("p", &wide);
+        assert!(
+            s.len() < 1024 && s.contains('…') && s.ends_with("the cause"),
             "{s}"
         );
         let quiet = ContainerStateTerminated {

@@ -545,6 +545,27 @@ async fn exec_takes_stdin_and_refuses_unmounted_paths() {
         std::fs::read_to_string(f.node_path("node-1", "/srv/web/in")).unwrap(),
         "hello\n"
     );
+    let mut s = f
+        .agents
+        .exec(
+            "default",
+            "web",
+            None,
+            vec!["sh".into(), "-c".into(), "pwd; echo $HOME $TMPDIR".into()],
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(DEADLINE, s.stdout.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out, "/root\n/root /tmp\n",
+        "the container's own paths, never the host's"
+    );
     let refused = f
         .agents
         .exec(

@@ -991,6 +991,8 @@ impl Worker {
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), PATH.into()),
             ("HOSTNAME".into(), self.handle.name.clone()),
+            ("HOME".into(), "/root".into()),
+            ("TMPDIR".into(), "/tmp".into()),
         ];
         for from in c.env_from.iter().flatten() {
             let prefix = from.prefix.clone().unwrap_or_default();
@@ -1299,13 +1301,8 @@ impl Worker {
             };
             env.push((k.clone(), v));
         }
-        let home = self.pod_dir.join("containers").join(&c.name).join("home");
+        let home = volumes::home_dir(&self.pod_dir, &c.name);
         runtime::ensure_dir(&home).await.map_err(retry)?;
-        env.push(("HOME".into(), home.to_string_lossy().into_owned()));
-        env.push((
-            "TMPDIR".into(),
-            self.pod_dir.join("tmp").to_string_lossy().into_owned(),
-        ));
         let words: Vec<String> = match (&c.command, &c.args) {
             (Some(cmd), args) if !cmd.is_empty() => {
                 cmd.iter().chain(args.iter().flatten()).cloned().collect()

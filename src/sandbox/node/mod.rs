@@ -62,8 +62,9 @@
 //!   configMap and secret volumes → the pod's `volumes/<volume>/` (configMap and secret keys
 //!   written as files); projected and downwardAPI volumes → empty private directories;
 //!   `subPath` is joined to the host directory the same way (no climbing out);
-//! - `/tmp` is the pod's own `tmp/` directory and `/dev/termination-log` (or the container's
-//!   `terminationMessagePath`) a file in `containers/<container>/`;
+//! - `/tmp` is the pod's own `tmp/` directory, `/root` the container's home, and
+//!   `/dev/termination-log` (or the container's `terminationMessagePath`) a file in
+//!   `containers/<container>/`;
 //! - every argv element (after `$(VAR)` expansion), every env value, and the text of
 //!   materialised configMap and secret files has each mount path that starts at a path
 //!   boundary (start, whitespace, quote, `=`, `:`, `,`, a shell operator) rewritten to its host
@@ -78,9 +79,9 @@
 //! - output (logs, termination messages, exec output) has host directories mapped back to
 //!   container paths (logs line by line; exec output per read, so a path split across two
 //!   reads stays a host path);
-//! - processes start with no inherited environment: `PATH`, `HOSTNAME`, `HOME` (the
-//!   container's home under the pod directory) and `TMPDIR` (the pod's tmp) plus the
-//!   container's `env`/`envFrom` (values, fieldRefs, configMap and secret keys), in the mapped
+//! - processes start with no inherited environment: `PATH`, `HOSTNAME`, `HOME=/root` (the
+//!   container's own `containers/<container>/home/`, mounted at `/root`) and `TMPDIR=/tmp`,
+//!   then the container's `env`/`envFrom` (values, fieldRefs, configMap and secret keys), in the mapped
 //!   `workingDir` or else the container's home; each container runs in its own process group,
 //!   stopped with SIGTERM, the grace period, then SIGKILL of the whole group (also when the main
 //!   process ends, as when a container's PID namespace goes away).

@@ -177,7 +177,7 @@ pub fn plan(
 }
 
 /// The mount table of one container: its volumeMounts (with `subPath`), `/tmp` as the pod's
-/// own tmp directory and the termination-message file.
+/// own tmp directory, `/root` as the container's home and the termination-message file.
 pub fn mount_table(
     container: &Container,
     plans: &[VolumePlan],
@@ -187,6 +187,10 @@ pub fn mount_table(
         Mount {
             container: "/tmp".to_string(),
             host: pod_dir.join("tmp"),
+        },
+        Mount {
+            container: "/root".to_string(),
+            host: home_dir(pod_dir, &container.name),
         },
         Mount {
             container: container
@@ -215,6 +219,11 @@ pub fn mount_table(
         });
     }
     Ok(MountTable::new(mounts))
+}
+
+/// The host directory behind a container's `/root` (its `HOME` and default working directory).
+pub fn home_dir(pod_dir: &Path, container: &str) -> PathBuf {
+    pod_dir.join("containers").join(container).join("home")
 }
 
 /// The host file behind a container's termination-message path.

@@ -1260,6 +1260,7 @@ impl ApiServer {
             strict_check(&new, &decoded)?;
         }
         let mut new = decoded;
+        objects::apply_defaults(resource, &mut new);
         let causes = objects::validate(resource, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, &causes));

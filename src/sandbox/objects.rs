@@ -284,7 +284,7 @@ fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key.to_string()).or_insert(value);
 }
 
-/// Fills the fields the apiserver defaults on create.
+/// Fills the fields the apiserver defaults (on every write: filling is idempotent).
 pub fn apply_defaults(resource: &Resource, object: &mut Value) {
     let Some(obj) = object.as_object_mut() else {
         return;
@@ -304,34 +304,7 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
             default(labels, "kubernetes.io/metadata.name", name);
         }
         ("", "Pod") => {
-            let spec = entry(obj, "spec");
-            default(spec, "restartPolicy", json!("Always"));
-            default(spec, "terminationGracePeriodSeconds", json!(30));
-            default(spec, "dnsPolicy", json!("ClusterFirst"));
-            default(spec, "schedulerName", json!("default-scheduler"));
-            default(spec, "serviceAccountName", json!("default"));
-            default(spec, "securityContext", json!({}));
-            default(spec, "enableServiceLinks", json!(true));
-            default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-            default(spec, "priority", json!(0));
-            for list in ["containers", "initContainers"] {
-                if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
-                    for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-                        default(c, "terminationMessagePath", json!("/dev/termination-log"));
-                        default(c, "terminationMessagePolicy", json!("File"));
-                        let latest = c
-                            .get("image")
-                            .and_then(Value::as_str)
-                            .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':'));
-                        default(
-                            c,
-                            "imagePullPolicy",
-                            json!(if latest { "Always" } else { "IfNotPresent" }),
-                        );
-                        default(c, "resources", json!({}));
-                    }
-                }
-            }
+            pod_spec_defaults(entry(obj, "spec"));
             let status = entry(obj, "status");
             default(status, "phase", json!("Pending"));
             default(status, "qosClass", json!("BestEffort"));
@@ -351,27 +324,58 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
             default(obj, "reclaimPolicy", json!("Delete"));
             default(obj, "volumeBindingMode", json!("Immediate"));
         }
-        ("apps", "Deployment") => {
+        ("apps", "Deployment" | "DaemonSet") => {
             let spec = entry(obj, "spec");
-            default(spec, "replicas", json!(1));
+            pod_spec_defaults(entry(entry(spec, "template"), "spec"));
             default(spec, "revisionHistoryLimit", json!(10));
-            default(spec, "progressDeadlineSeconds", json!(600));
-            default(
-                spec,
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-            );
-        }
-        ("apps", "DaemonSet") => {
-            let spec = entry(obj, "spec");
-            default(spec, "revisionHistoryLimit", json!(10));
-            default(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
-            );
+            if resource.kind == "Deployment" {
+                default(spec, "replicas", json!(1));
+                default(spec, "progressDeadlineSeconds", json!(600));
+                default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                );
+            } else {
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+                );
+            }
         }
         _ => {}
+    }
+}
+
+/// The defaults of a pod spec, in pods and in workload templates alike.
+fn pod_spec_defaults(spec: &mut Map<String, Value>) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "serviceAccountName", json!("default"));
+    default(spec, "securityContext", json!({}));
+    default(spec, "enableServiceLinks", json!(true));
+    default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default(spec, "priority", json!(0));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                default(c, "terminationMessagePolicy", json!("File"));
+                let latest = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':'));
+                default(
+                    c,
+                    "imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
+                default(c, "resources", json!({}));
+            }
+        }
     }
 }
 
@@ -423,6 +427,20 @@ mod tests {
         );
         let causes = validate(pods, &json!({"metadata": {"name": "Bad_Name"}, "spec": {}}));
         assert_eq!(causes.len(), 2);
+    }
+
+    #[test]
+    fn workload_templates_get_pod_defaults() {
+        let deployments = find("apps", "v1", "deployments").expect("deployments");
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}});
+        apply_defaults(deployments, &mut d);
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["terminationMessagePolicy"], "File");
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(d["spec"]["replicas"], 1);
+        let again = d.clone();
+        apply_defaults(deployments, &mut d);
+        assert_eq!(d, again, "defaulting is idempotent");
     }
 
     #[test]

@@ -930,3 +930,26 @@ async fn events_written_through_either_api_read_through_both() {
     assert_eq!(seen.regarding.and_then(|r| r.name).as_deref(), Some("p"));
     assert_eq!(seen.reporting_controller.as_deref(), Some("kubelet"));
 }
+
+#[test]
+fn sandbox_up_names_a_port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("sb");
+    let got = crate::support::lpp([
+        "sandbox",
+        "up",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+        "--port",
+        &port,
+    ]);
+    assert_eq!(got.code, 1, "{}", got.stderr);
+    assert!(
+        got.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        got.stderr
+    );
+}

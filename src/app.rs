@@ -31,6 +31,8 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Plan::Version => version(&ui, &target).await,
+        Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),
+        Plan::GcPrune(options) => Ok(crate::gc::prune(&ui, &target, options).await?),
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
         Plan::SandboxUp(options) => {
             crate::sandbox::up(options).await?;

@@ -52,6 +52,9 @@ pub enum Error {
     Config(#[from] crate::config::Error),
 
     #[error(transparent)]
+    Gc(#[from] crate::gc::Error),
+
+    #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
@@ -70,6 +73,7 @@ impl Error {
             Error::Ui(e) => e.exit(),
             Error::Sandbox(crate::sandbox::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
+            Error::Gc(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

@@ -1,6 +1,32 @@
-//! `lpp gc`: node inventory through helper pods, orphan detection (a pure core), and prune.
+//! `lpp gc`: find volume directories on nodes that no PV references any more, and prune them
+//! without ever touching data in use.
+//!
+//! - [`inventory`]: the script a helper pod runs on each node to list the base paths, and its
+//!   strict parser;
+//! - [`classify`]: the pure comparison of inventories with every PV and claim — an entry that any
+//!   PV (any provisioner, hostPath or local, any node) references, contains or sits in is never
+//!   listed;
+//! - [`prune`]: the removal plan, re-checked against a fresh PV list right before acting, and
+//!   the script that removes only the exact names given, never following a symlink;
+//! - [`scan`]: the cluster side (live ConfigMap, one helper pod per node, PVs and claims).
+
+pub mod classify;
+pub mod inventory;
+pub mod prune;
+pub mod scan;
 
 use std::time::Duration;
+
+use comfy_table::Table;
+use serde::Serialize;
+
+use crate::cluster::{self, Target};
+use crate::error::Exit;
+use crate::provision::helper_pod::{HostDir, ScriptJob};
+use crate::ui::{self, Report, Ui};
+use classify::{Findings, MissingDirectory, Orphan};
+use prune::{Outcome, Target as PruneTarget};
+use scan::NodeScan;
 
 /// What a scan looks at.
 #[derive(Debug, Clone)]
@@ -25,4 +51,331 @@ pub struct PruneOptions {
     pub scan: ScanOptions,
     pub dry_run: bool,
     pub archive: bool,
+}
+
+/// Why gc cannot do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Cluster(String),
+    #[error(transparent)]
+    Connect(#[from] cluster::Error),
+    #[error(transparent)]
+    Ui(#[from] ui::Error),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Ui(e) => e.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+/// What `lpp gc` prints.
+#[derive(Debug, Serialize)]
+pub struct GcReport {
+    pub orphans: Vec<Orphan>,
+    pub missing: Vec<MissingDirectory>,
+    pub nodes: Vec<NodeScan>,
+}
+
+impl GcReport {
+    fn new(findings: Findings, nodes: Vec<NodeScan>) -> Self {
+        Self {
+            orphans: findings.orphans,
+            missing: findings.missing,
+            nodes,
+        }
+    }
+}
+
+fn age_of(modified: i64) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    ui::age(Duration::from_secs(
+        u64::try_from(now - modified).unwrap_or(0),
+    ))
+}
+
+fn orphan_table(orphans: &[Orphan], wide: bool) -> Table {
+    let mut headers = vec!["node", "path", "size", "age", "reason"];
+    if wide {
+        headers.push("prunable");
+    }
+    let mut table = ui::table(headers);
+    for o in orphans {
+        let mut row = vec![
+            o.node.clone(),
+            o.path.clone(),
+            ui::bytes(o.size_bytes),
+            age_of(o.modified),
+            o.reason.text().to_owned(),
+        ];
+        if wide {
+            row.push(if o.prunable { "yes" } else { "no" }.to_owned());
+        }
+        table.add_row(row);
+    }
+    table
+}
+
+impl Report for GcReport {
+    fn tables(&self, wide: bool) -> Vec<Table> {
+        let mut tables = Vec::new();
+        if self.orphans.is_empty() {
+            let mut t = ui::table(["orphans"]);
+            t.add_row(vec!["none found"]);
+            tables.push(t);
+        } else {
+            tables.push(orphan_table(&self.orphans, wide));
+        }
+        if !self.missing.is_empty() {
+            let mut t = ui::table(["volume", "node", "missing directory"]);
+            for m in &self.missing {
+                t.add_row(vec![m.volume.clone(), m.node.clone(), m.path.clone()]);
+            }
+            tables.push(t);
+        }
+        if wide || self.nodes.iter().any(|n| !n.ok) {
+            let mut t = ui::table(["node", "scan", "base paths"]);
+            for n in &self.nodes {
+                t.add_row(vec![
+                    n.node.clone(),
+                    n.status.clone(),
+                    n.base_paths.join(","),
+                ]);
+            }
+            tables.push(t);
+        }
+        tables
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.orphans
+            .iter()
+            .map(|o| format!("{}:{}", o.node, o.path))
+            .collect()
+    }
+}
+
+fn warn_unscanned(ui: &Ui, nodes: &[NodeScan]) {
+    for n in nodes.iter().filter(|n| !n.ok) {
+        ui.warn(&format!("node {} was not scanned: {}", n.node, n.status));
+    }
+}
+
+/// `lpp gc`: lists orphans, missing directories and nodes that could not be scanned.
+pub async fn list(ui: &Ui, target: &Target, options: ListOptions) -> Result<Exit, Error> {
+    let cluster = cluster::connect(target).await?;
+    let scan = scan::scan(&cluster.client, ui, &options.scan).await?;
+    warn_unscanned(ui, &scan.nodes);
+    let incomplete = scan.nodes.iter().any(|n| !n.ok);
+    let report = GcReport::new(scan.findings, scan.nodes);
+    ui.print(&report)?;
+    let found = !report.orphans.is_empty() || !report.missing.is_empty();
+    Ok(if options.exit_code && (found || incomplete) {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+/// What `lpp gc prune` did to each target.
+#[derive(Debug, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub results: Vec<PruneResult>,
+    /// Listed orphans a fresh look found in use again, with why.
+    pub kept: Vec<KeptOrphan>,
+    pub nodes: Vec<NodeScan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PruneResult {
+    #[serde(flatten)]
+    pub target: PruneTarget,
+    pub outcome: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeptOrphan {
+    pub node: String,
+    pub path: String,
+    pub why: String,
+}
+
+impl Report for PruneReport {
+    fn tables(&self, _wide: bool) -> Vec<Table> {
+        let mut t = ui::table(["node", "path", "size", "action", "result"]);
+        for r in &self.results {
+            let result = match (&r.outcome, &r.error) {
+                (_, Some(e)) => e.clone(),
+                (Some(o), None) => serde_json::to_value(o)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                (None, None) => "would be removed (dry run)".to_owned(),
+            };
+            let action = serde_json::to_value(r.target.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            t.add_row(vec![
+                r.target.node.clone(),
+                r.target.path.clone(),
+                ui::bytes(r.target.size_bytes),
+                action,
+                result,
+            ]);
+        }
+        let mut tables = vec![t];
+        if !self.kept.is_empty() {
+            let mut k = ui::table(["node", "kept", "why"]);
+            for o in &self.kept {
+                k.add_row(vec![o.node.clone(), o.path.clone(), o.why.clone()]);
+            }
+            tables.push(k);
+        }
+        tables
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .map(|r| format!("{}:{}", r.target.node, r.target.path))
+            .collect()
+    }
+}
+
+/// `lpp gc prune`: scans, confirms, re-checks against a fresh PV list, and removes.
+pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Exit, Error> {
+    let cluster = cluster::connect(target).await?;
+    let client = &cluster.client;
+    let scan = scan::scan(client, ui, &options.scan).await?;
+    warn_unscanned(ui, &scan.nodes);
+    let candidates: Vec<Orphan> = scan
+        .findings
+        .orphans
+        .iter()
+        .filter(|o| o.prunable)
+        .cloned()
+        .collect();
+    let listed_only = scan.findings.orphans.len() - candidates.len();
+    if listed_only > 0 {
+        ui.note(&format!(
+            "{listed_only} listed entries are not made by a provisioner and are never pruned (see `lpp gc`)"
+        ));
+    }
+    if candidates.is_empty() {
+        ui.note("nothing to prune");
+        ui.print(&PruneReport {
+            dry_run: options.dry_run,
+            results: Vec::new(),
+            kept: Vec::new(),
+            nodes: scan.nodes,
+        })?;
+        return Ok(Exit::Success);
+    }
+    let total: u64 = candidates.iter().map(|o| o.size_bytes).sum();
+    if !options.dry_run {
+        let verb = if options.archive { "Archive" } else { "Delete" };
+        ui.confirm(&format!(
+            "{verb} {} orphaned directories ({}) on nodes of context {}",
+            candidates.len(),
+            ui::bytes(total),
+            cluster.context
+        ))?;
+    }
+    // The last look: anything a PV or a provisioning claim took since the scan is kept.
+    let (volumes, pending, _) = scan::read_volumes(client, &options.scan.provisioner_name).await?;
+    let (targets, kept) = prune::plan(&candidates, &volumes, &pending, options.archive);
+    let kept = kept
+        .into_iter()
+        .map(|(o, why)| KeptOrphan {
+            node: o.node,
+            path: o.path,
+            why,
+        })
+        .collect();
+    let mut results = Vec::new();
+    if options.dry_run {
+        results = targets
+            .into_iter()
+            .map(|target| PruneResult {
+                target,
+                outcome: None,
+                error: None,
+            })
+            .collect();
+    } else {
+        let mut nodes: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
+        nodes.dedup();
+        for node in nodes {
+            let on_node: Vec<&PruneTarget> = targets.iter().filter(|t| t.node == node).collect();
+            let outcome = prune_on(client, &scan, node, &on_node).await;
+            for (i, t) in on_node.into_iter().enumerate() {
+                results.push(match &outcome {
+                    Ok(outcomes) => PruneResult {
+                        target: t.clone(),
+                        outcome: outcomes.get(i).copied(),
+                        error: None,
+                    },
+                    Err(e) => PruneResult {
+                        target: t.clone(),
+                        outcome: None,
+                        error: Some(e.clone()),
+                    },
+                });
+            }
+        }
+    }
+    let failed = results.iter().any(|r| {
+        r.error.is_some() || matches!(r.outcome, Some(Outcome::Failed | Outcome::Unknown))
+    });
+    ui.print(&PruneReport {
+        dry_run: options.dry_run,
+        results,
+        kept,
+        nodes: scan.nodes,
+    })?;
+    Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+async fn prune_on(
+    client: &kube::Client,
+    scan: &scan::Scan,
+    node: &str,
+    targets: &[&PruneTarget],
+) -> Result<Vec<Outcome>, String> {
+    let mut bases: Vec<String> = targets.iter().map(|t| t.base.clone()).collect();
+    bases.sort();
+    bases.dedup();
+    let mut args = vec!["prune".to_owned()];
+    args.extend(prune::script_args(targets));
+    let job = ScriptJob {
+        name: format!("lpp-gc-prune-{node}"),
+        action: "prune".into(),
+        node: Some(node.to_owned()),
+        host_dirs: bases
+            .into_iter()
+            .map(|path| HostDir {
+                path,
+                create: false,
+                read_only: false,
+            })
+            .collect(),
+        command: vec!["/bin/sh".into(), "-c".into(), prune::SCRIPT.into()],
+        args,
+        env: Vec::new(),
+    };
+    let output = scan::run_job(client, &scan.helpers, &job, scan.timeout).await?;
+    Ok(prune::parse_outcomes(&output, targets.len()))
 }

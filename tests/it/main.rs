@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod gc;
 mod kubectl;
 mod provision;
 mod sandbox;

@@ -1,0 +1,367 @@
+//! The cluster side of `lpp gc`: read the live config, run one inventory helper pod per node,
+//! read every PV and claim, and hand it all to the pure [`super::classify`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, ResourceExt};
+use kube::runtime::wait::await_condition;
+use serde::Serialize;
+
+use super::classify::{Findings, Scanned, VolumeRecord, classify};
+use super::inventory::{self, Listing};
+use super::{Error, ScanOptions};
+use crate::config::{ConfigMapContents, Storage};
+use crate::provision::helper_pod::{HelperOutcome, HelperPods, HostDir, ScriptJob, helper_outcome};
+use crate::ui::Ui;
+
+/// The service account helper pods run as, as upstream's install names it.
+const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
+/// How many nodes are scanned at once.
+const CONCURRENT_NODES: usize = 8;
+
+/// How one node's scan went.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeScan {
+    pub node: String,
+    /// `scanned`, or why it was not.
+    pub status: String,
+    pub ok: bool,
+    pub base_paths: Vec<String>,
+}
+
+/// Everything a scan learned.
+#[derive(Debug)]
+pub struct Scan {
+    pub findings: Findings,
+    pub nodes: Vec<NodeScan>,
+    pub helpers: HelperPods,
+    pub timeout: Duration,
+}
+
+/// Runs the scan: config, nodes, inventories, volumes, claims.
+pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Result<Scan, Error> {
+    let contents = read_config(client, options).await?;
+    let helpers = HelperPods::new(
+        contents.helper_pod.clone(),
+        false,
+        &options.namespace,
+        SERVICE_ACCOUNT,
+        options.helper_image.as_deref(),
+        &options.config_map,
+    )
+    .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
+    let timeout = contents.config.cmd_timeout;
+    let nodes = select_nodes(client, &options.nodes).await?;
+    let bar = ui.progress(nodes.len() as u64, "scanning nodes");
+    let jobs = nodes.iter().map(|node| {
+        let bases = bases_on(
+            &contents,
+            options.storage_class.as_deref(),
+            &node.name_any(),
+        );
+        let helpers = &helpers;
+        let bar = &bar;
+        async move {
+            let result = inventory_node(client, helpers, node, &bases, timeout).await;
+            bar.inc(1);
+            result
+        }
+    });
+    let results: Vec<(NodeScan, Vec<Scanned>)> = futures::stream::iter(jobs)
+        .buffer_unordered(CONCURRENT_NODES)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let (volumes, pending, claims) = read_volumes(client, &options.provisioner_name).await?;
+    let mut node_scans = Vec::new();
+    let mut scanned = Vec::new();
+    for (node, listings) in results {
+        node_scans.push(node);
+        scanned.extend(listings);
+    }
+    node_scans.sort_by(|a, b| a.node.cmp(&b.node));
+    scanned.sort_by(|a, b| (&a.node, &a.base).cmp(&(&b.node, &b.base)));
+    let cutoff = jiff::Timestamp::now().as_second()
+        - i64::try_from(options.older_than.as_secs()).unwrap_or(i64::MAX);
+    let findings = classify(&scanned, &volumes, &pending, &claims, cutoff);
+    Ok(Scan {
+        findings,
+        nodes: node_scans,
+        helpers,
+        timeout,
+    })
+}
+
+async fn read_config(
+    client: &kube::Client,
+    options: &ScanOptions,
+) -> Result<ConfigMapContents, Error> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &options.namespace);
+    let map = maps
+        .get_opt(&options.config_map)
+        .await
+        .map_err(|e| Error::Cluster(format!("cannot read ConfigMap {}: {e}", options.config_map)))?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "ConfigMap {}/{} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?",
+                options.namespace, options.config_map
+            ))
+        })?;
+    let data = map.data.unwrap_or_default();
+    ConfigMapContents::from_data(&data, None, None).map_err(|e| {
+        Error::Config(format!(
+            "ConfigMap {}/{}: {e}",
+            options.namespace, options.config_map
+        ))
+    })
+}
+
+/// The nodes to scan: all of them, or the ones named by `--node` (each must exist).
+async fn select_nodes(client: &kube::Client, wanted: &[String]) -> Result<Vec<Node>, Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let all = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Cluster(format!("cannot list nodes: {e}")))?
+        .items;
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
+    if let Some(unknown) = wanted.iter().find(|n| !known.contains(*n)) {
+        return Err(Error::Usage(format!(
+            "--node {unknown}: no such node (nodes: {})",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|n| wanted.contains(&n.name_any()))
+        .collect())
+}
+
+/// The base paths to inventory on `node`: those of `class`, or of every class.
+fn bases_on(contents: &ConfigMapContents, class: Option<&str>, node: &str) -> Vec<String> {
+    let config = &contents.config;
+    match class {
+        None => config.base_paths_on(node).into_iter().collect(),
+        Some(class) => match config.storage_for_class(class) {
+            Ok(Storage::Nodes(nodes)) => nodes
+                .get(node)
+                .or_else(|| nodes.get(crate::config::DEFAULT_NODE))
+                .cloned()
+                .unwrap_or_default(),
+            Ok(Storage::Shared(path)) => vec![path.clone()],
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn inventory_node(
+    client: &kube::Client,
+    helpers: &HelperPods,
+    node: &Node,
+    bases: &[String],
+    timeout: Duration,
+) -> (NodeScan, Vec<Scanned>) {
+    let name = node.name_any();
+    let report = |ok: bool, status: String| NodeScan {
+        node: name.clone(),
+        status,
+        ok,
+        base_paths: bases.to_vec(),
+    };
+    if bases.is_empty() {
+        return (
+            report(true, "no base paths configured here".into()),
+            Vec::new(),
+        );
+    }
+    if !is_ready(node) {
+        return (report(false, "not Ready: not scanned".into()), Vec::new());
+    }
+    // Each base path is mounted as itself; like upstream's helper pods, a missing one is
+    // created (empty), so a node that never held volumes still scans cleanly.
+    let mut args = vec!["inventory".to_owned()];
+    args.extend(bases.iter().cloned());
+    let job = ScriptJob {
+        name: format!("lpp-gc-inventory-{name}-{}", suffix()),
+        action: "inventory".into(),
+        node: Some(name.clone()),
+        host_dirs: bases
+            .iter()
+            .map(|b| HostDir {
+                path: b.clone(),
+                create: true,
+                read_only: true,
+            })
+            .collect(),
+        command: vec!["/bin/sh".into(), "-c".into(), inventory::SCRIPT.into()],
+        args,
+        env: Vec::new(),
+    };
+    match run_job(client, helpers, &job, timeout).await {
+        Err(why) => (report(false, why), Vec::new()),
+        Ok(output) => match inventory::parse(&output, bases.len()) {
+            Err(e) => (
+                report(false, format!("the inventory's output is not valid: {e}")),
+                Vec::new(),
+            ),
+            Ok(listings) => {
+                let missing = listings
+                    .iter()
+                    .filter(|l| matches!(l, Listing::Missing))
+                    .count();
+                let status = if missing == 0 {
+                    "scanned".to_owned()
+                } else {
+                    format!("scanned ({missing} base paths do not exist)")
+                };
+                let scanned = bases
+                    .iter()
+                    .zip(listings)
+                    .map(|(base, listing)| Scanned {
+                        node: name.clone(),
+                        base: base.clone(),
+                        listing,
+                    })
+                    .collect();
+                (report(true, status), scanned)
+            }
+        },
+    }
+}
+
+/// A short suffix that keeps concurrent gc runs' pod names apart.
+fn suffix() -> String {
+    let nanos = jiff::Timestamp::now().subsec_nanosecond();
+    format!("{:05x}", (nanos as u32 ^ std::process::id()) & 0xfffff)
+}
+
+/// Runs a script helper pod to completion and returns its output; the pod is deleted after.
+pub async fn run_job(
+    client: &kube::Client,
+    helpers: &HelperPods,
+    job: &ScriptJob,
+    timeout: Duration,
+) -> Result<String, String> {
+    let pod = helpers
+        .for_script(job)
+        .map_err(|e| format!("cannot build the helper pod: {e}"))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &helpers.namespace);
+    let name = pod.name_any();
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .map_err(|e| format!("cannot create helper pod {name}: {e}"))?;
+    let done = tokio::time::timeout(
+        timeout,
+        await_condition(pods.clone(), &name, |pod: Option<&Pod>| {
+            pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
+        }),
+    )
+    .await;
+    let logs = pods.logs(&name, &LogParams::default()).await;
+    let _ = pods.delete(&name, &DeleteParams::background()).await;
+    let pod = match done {
+        Err(_) => {
+            return Err(format!(
+                "helper pod {name} did not finish within {}s",
+                timeout.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("watching helper pod {name} failed: {e}")),
+        Ok(Ok(None)) => return Err(format!("helper pod {name} was deleted before it finished")),
+        Ok(Ok(Some(pod))) => pod,
+    };
+    match helper_outcome(&pod) {
+        HelperOutcome::Succeeded => {
+            logs.map_err(|e| format!("cannot read the output of {name}: {e}"))
+        }
+        HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => Err(why),
+        HelperOutcome::Running => Err(format!("helper pod {name} is still running")),
+    }
+}
+
+/// Every PV's path (any provisioner), the uids of claims not yet bound, and of all claims.
+pub async fn read_volumes(
+    client: &kube::Client,
+    provisioner: &str,
+) -> Result<(Vec<VolumeRecord>, BTreeSet<String>, BTreeSet<String>), Error> {
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volumes = volumes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Cluster(format!("cannot list PersistentVolumes: {e}")))?
+        .items;
+    let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
+    let claims = claims
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Cluster(format!("cannot list PersistentVolumeClaims: {e}")))?
+        .items;
+    let records = volumes
+        .iter()
+        .filter_map(|v| record(v, provisioner))
+        .collect();
+    let mut pending = BTreeSet::new();
+    let mut all = BTreeSet::new();
+    for claim in &claims {
+        let Some(uid) = claim.metadata.uid.clone() else {
+            continue;
+        };
+        let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        if !bound {
+            pending.insert(uid.clone());
+        }
+        all.insert(uid);
+    }
+    Ok((records, pending, all))
+}
+
+fn record(volume: &PersistentVolume, provisioner: &str) -> Option<VolumeRecord> {
+    let spec = volume.spec.as_ref()?;
+    let path = spec
+        .host_path
+        .as_ref()
+        .map(|h| h.path.clone())
+        .or_else(|| spec.local.as_ref().map(|l| l.path.clone()))?;
+    let annotations: &BTreeMap<String, String> = volume.annotations();
+    let node = annotations
+        .get("local.path.provisioner/selected-node")
+        .cloned()
+        .or_else(|| {
+            let terms = &spec
+                .node_affinity
+                .as_ref()?
+                .required
+                .as_ref()?
+                .node_selector_terms;
+            terms
+                .first()?
+                .match_expressions
+                .as_ref()?
+                .first()?
+                .values
+                .as_ref()?
+                .first()
+                .cloned()
+        });
+    Some(VolumeRecord {
+        name: volume.name_any(),
+        path,
+        node,
+        ours: annotations
+            .get("pv.kubernetes.io/provisioned-by")
+            .is_some_and(|p| p == provisioner),
+    })
+}

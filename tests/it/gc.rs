@@ -1,0 +1,314 @@
+//! `lpp gc` and `lpp gc prune` against the sandbox, running the real binary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume};
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::TestCluster;
+
+const BASE: &str = "/opt/local-path-provisioner";
+const UID: &str = "0b6c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+
+/// The provisioner namespace and upstream's default ConfigMap, as an install leaves them.
+async fn installed() -> TestCluster {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some("local-path-storage".into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client, "local-path-storage");
+    let map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("local-path-config".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(lpp::config::default_config_map_data()),
+        ..ConfigMap::default()
+    };
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    cluster
+}
+
+async fn create_volume(cluster: &TestCluster, name: &str, source: Value, provisioner: &str) {
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let mut spec = json!({
+        "capacity": {"storage": "1Gi"},
+        "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "local-path",
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}]}]}},
+    });
+    for (k, v) in source.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let volume: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": provisioner}},
+        "spec": spec,
+    }))
+    .unwrap();
+    volumes
+        .create(&PostParams::default(), &volume)
+        .await
+        .unwrap();
+}
+
+/// A layout with every kind of orphan and every kind of reference on node-1.
+async fn layout(cluster: &TestCluster) -> BTreeMap<&'static str, PathBuf> {
+    let base = cluster.node_path("node-1", BASE);
+    let mut paths = BTreeMap::new();
+    let deleted = base.join(format!("pvc-{UID}_default_gone"));
+    std::fs::create_dir_all(&deleted).unwrap();
+    std::fs::write(deleted.join("data"), b"old data").unwrap();
+    paths.insert("deleted", deleted);
+    let empty = base.join("team-a");
+    std::fs::create_dir_all(&empty).unwrap();
+    paths.insert("empty", empty);
+    let foreign = base.join("manual-backup");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("dump.sql"), b"keep").unwrap();
+    paths.insert("foreign", foreign);
+    for (key, name) in [
+        ("host", "pvc-host"),
+        ("local", "pvc-local"),
+        ("nested", "team-b"),
+    ] {
+        let dir = base.join(name);
+        std::fs::create_dir_all(dir.join("inner")).unwrap();
+        paths.insert(key, dir);
+    }
+    // Referenced by PVs of another provisioner, as hostPath and as local, and a nested one.
+    create_volume(
+        cluster,
+        "pvc-host",
+        json!({"hostPath": {"path": format!("{BASE}/pvc-host")}}),
+        "example.com/other",
+    )
+    .await;
+    create_volume(
+        cluster,
+        "pvc-local",
+        json!({"local": {"path": format!("{BASE}/pvc-local")}}),
+        "rancher.io/local-path",
+    )
+    .await;
+    create_volume(
+        cluster,
+        "pvc-nested",
+        json!({"hostPath": {"path": format!("{BASE}/team-b/inner")}}),
+        "rancher.io/local-path",
+    )
+    .await;
+    // Ours, with its directory gone.
+    create_volume(
+        cluster,
+        "pvc-missing",
+        json!({"hostPath": {"path": format!("{BASE}/pvc-missing")}}),
+        "rancher.io/local-path",
+    )
+    .await;
+    // A symlink that points out of the base path.
+    let outside = cluster.dir().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), b"precious").unwrap();
+    std::os::unix::fs::symlink(&outside, base.join("escape")).unwrap();
+    paths.insert("outside", outside);
+    paths
+}
+
+fn json_of(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_orphan_is_found_and_referenced_directories_never_are() {
+    let cluster = installed().await;
+    layout(&cluster).await;
+    let out = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "json", "--exit-code"])
+        .await;
+    assert_eq!(out.code, 1, "--exit-code with orphans: {out:?}");
+    let report = json_of(&out.stdout);
+    let mut found: Vec<(String, String, bool)> = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().to_owned(),
+                o["reason"].as_str().unwrap().to_owned(),
+                o["prunable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        ("escape".to_owned(), "foreign".to_owned(), false),
+        ("manual-backup".to_owned(), "foreign".to_owned(), false),
+        (
+            format!("pvc-{UID}_default_gone"),
+            "volume-deleted".to_owned(),
+            true,
+        ),
+        ("team-a".to_owned(), "empty-parent".to_owned(), true),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{}", out.stdout);
+    assert!(
+        report["orphans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["node"] == "node-1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        report["missing"][0]["volume"], "pvc-missing",
+        "{}",
+        out.stdout
+    );
+    let nodes = report["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes.iter().all(|n| n["ok"] == true), "{}", out.stdout);
+
+    let table = cluster.lpp(["gc", "--older-than", "0s"]).await;
+    assert_eq!(table.code, 0, "{table:?}");
+    assert!(table.stdout.contains("NODE"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains(&format!("{BASE}/team-a")),
+        "{}",
+        table.stdout
+    );
+
+    let fresh = cluster.lpp(["gc", "-o", "json"]).await;
+    assert_eq!(
+        json_of(&fresh.stdout)["orphans"],
+        json!([]),
+        "24h by default: nothing fresh is listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_refuses_without_yes_then_archives_only_what_it_may() {
+    let cluster = installed().await;
+    let paths = layout(&cluster).await;
+
+    let refused = cluster.lpp(["gc", "prune", "--older-than", "0s"]).await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(
+        paths["deleted"].join("data").exists(),
+        "nothing deleted on refusal"
+    );
+
+    let dry = cluster
+        .lpp([
+            "gc",
+            "prune",
+            "--older-than",
+            "0s",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert_eq!(
+        json_of(&dry.stdout)["results"].as_array().unwrap().len(),
+        2,
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        paths["deleted"].exists() && paths["empty"].exists(),
+        "a dry run changes nothing"
+    );
+
+    let done = cluster
+        .lpp([
+            "gc",
+            "prune",
+            "--older-than",
+            "0s",
+            "--archive",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(done.code, 0, "{done:?}");
+    let done_report = json_of(&done.stdout);
+    let outcomes: Vec<&str> = done_report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["done", "done"], "{}", done.stdout);
+    let base = cluster.node_path("node-1", BASE);
+    assert!(!paths["deleted"].exists() && !paths["empty"].exists());
+    assert_eq!(
+        std::fs::read(base.join(format!(".lpp-trash/pvc-{UID}_default_gone/data"))).unwrap(),
+        b"old data",
+        "--archive keeps the data"
+    );
+    for key in ["foreign", "host", "local", "nested"] {
+        assert!(paths[key].exists(), "{key} must stay");
+    }
+    assert_eq!(
+        std::fs::read(paths["outside"].join("precious")).unwrap(),
+        b"precious"
+    );
+    assert!(
+        base.join("escape").symlink_metadata().is_ok(),
+        "the symlink itself stays"
+    );
+
+    let after = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "json"])
+        .await;
+    let after_report = json_of(&after.stdout);
+    let names: Vec<&str> = after_report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "only the never-pruned entries remain: {}",
+        after.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_config_or_unknown_node_is_one_clear_error() {
+    let cluster = TestCluster::start().await;
+    let out = cluster.lpp(["gc"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("local-path-config"), "{}", out.stderr);
+    assert!(out.stderr.contains("lpp install"), "{}", out.stderr);
+
+    let cluster = installed().await;
+    let out = cluster.lpp(["gc", "--node", "node-9"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("node-9") && out.stderr.contains("node-1"),
+        "{}",
+        out.stderr
+    );
+}

@@ -19,8 +19,13 @@ pub const MANAGED_BY: &str = "lpp";
 pub const ACTION_LABEL: &str = "lpp.dev/helper-action";
 /// Label naming the volume a create/delete helper pod works on.
 pub const VOLUME_LABEL: &str = "lpp.dev/volume";
-/// The label selector that matches every helper pod lpp starts.
+/// The label selector that matches every helper pod lpp starts (volume helpers and script jobs
+/// such as gc inventories).
 pub const HELPER_SELECTOR: &str = "app.kubernetes.io/managed-by=lpp,lpp.dev/helper-action";
+/// The label selector that matches only the create and delete helpers of volumes: what `lpp run`
+/// watches.
+pub const VOLUME_HELPER_SELECTOR: &str =
+    "app.kubernetes.io/managed-by=lpp,lpp.dev/helper-action in (create,delete)";
 
 /// Where the ConfigMap's scripts are mounted.
 pub const SCRIPT_DIR: &str = "/script";

@@ -282,4 +282,49 @@ async fn without_script_keys_the_default_script_runs_inline() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     assert_eq!(run_helper(&pods, &pod).await, HelperOutcome::Succeeded);
     assert!(c.node_path("node-2", &job.path).is_dir());
+
+    // The controller finds its helpers with one selector; a script job is not among them.
+    let script = helpers
+        .for_script(&provision::ScriptJob {
+            name: "lpp-inventory-node-2".into(),
+            action: "inventory".into(),
+            node: Some("node-2".into()),
+            host_dirs: vec![provision::HostDir {
+                path: "/opt/local-path-provisioner".into(),
+                create: false,
+                read_only: true,
+            }],
+            command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "ls -1 \"$1\"".into(),
+                "sh".into(),
+            ],
+            args: vec!["/opt/local-path-provisioner".into()],
+            env: vec![],
+        })
+        .unwrap();
+    pods.create(&PostParams::default(), &script).await.unwrap();
+    let volume_helpers = pods
+        .list(
+            &kube::api::ListParams::default().labels(provision::helper_pod::VOLUME_HELPER_SELECTOR),
+        )
+        .await
+        .unwrap();
+    assert!(volume_helpers.items.is_empty());
+    let all_helpers = pods
+        .list(&kube::api::ListParams::default().labels(provision::helper_pod::HELPER_SELECTOR))
+        .await
+        .unwrap();
+    assert_eq!(all_helpers.items.len(), 1);
+    let done = wait_for(&pods, "lpp-inventory-node-2", DEADLINE, |p| {
+        provision::helper_outcome(p) != HelperOutcome::Running
+    })
+    .await;
+    assert_eq!(provision::helper_outcome(&done), HelperOutcome::Succeeded);
+    let logs = pods
+        .logs("lpp-inventory-node-2", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(logs.trim(), "pvc-i_default_x");
 }

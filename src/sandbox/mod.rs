@@ -11,8 +11,13 @@
 //! std::fs::write(path, sandbox.kubeconfig(addr))?;
 //! sandbox.node_root("node-1");                   // <dir>/nodes/node-1
 //! sandbox.set_faults(Faults { error_rate: 0.1, ..Faults::default() });
+//! sandbox.request_counts();                      // {"create persistentvolumes": 3, ...}
 //! sandbox.shutdown().await;                      // or drop the last clone
 //! ```
+//!
+//! Tests use it through `tests/it/support.rs`'s `TestCluster` (HTTP client from a kubeconfig
+//! file, `client_as(user, groups)` for RBAC checks, `node_path`, `lpp(args)`, `spawn_lpp`,
+//! `kubectl(args)`, `wait_for`, `wait_gone`).
 //!
 //! # The API server
 //!
@@ -33,7 +38,25 @@
 //!   unless `force`), delete (finalizers only mark `deletionTimestamp`; the object goes when the
 //!   last finalizer is removed; scheduled pods are marked with their grace period for the
 //!   kubelet to finish), deleting a namespace deletes its objects, and `dryRun=All`.
+//! - Every write is decoded through its k8s-openapi type and re-encoded (nulls and unknown
+//!   fields dropped as the real server drops them; `fieldValidation=Strict` refuses unknown
+//!   fields), defaulted ([`objects::apply_defaults`]) and validated; non-apply writes record an
+//!   `Update` managedFields entry for their field manager (query or User-Agent).
+//! - [`auth`]: the kubeconfig's user is a cluster admin (`system:masters`); bearer tokens from
+//!   `serviceaccounts/<name>/token` authenticate as that service account; `Impersonate-User`/
+//!   `Impersonate-Group` are honoured for admins; everyone else is judged by RBAC over the stored
+//!   Roles, ClusterRoles and bindings (403 in the apiserver's words), also through
+//!   `selfsubjectaccessreviews`/`subjectaccessreviews`; pods in namespaces labelled
+//!   `pod-security.kubernetes.io/enforce: baseline|restricted` are admitted by Pod Security.
+//! - [`events`]: `events.k8s.io/v1` Events are stored as core Events and converted both ways.
+//! - [`openapi`], [`table`], [`exec`], [`protobuf`]: what kubectl needs: `/openapi/v3` with
+//!   server-side field validation, Tables for `get`/`get -w`, exec over WebSocket
+//!   (`v5`/`v4.channel.k8s.io`), and the protobuf bodies of `kubectl create <kind>` and
+//!   `kubectl auth can-i`.
 //! - [`server`]: HTTP/1.1 on 127.0.0.1, and the same service in-process over in-memory pipes.
+//! - Not modelled: workload controllers (Deployments and DaemonSets are stored, never rolled
+//!   out), owner-reference garbage collection, admission webhooks, CRDs, and persistence (state
+//!   lives in memory; node directories stay on disk).
 //! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>`, Ready, with capacity;
 //!   node `N`'s filesystem root is `<dir>/nodes/N` (see [`node`] for how container paths map).
 //! - Faults ([`Faults`]): a rate of 500 and 429 answers on `/api*` paths, watch streams dropped

@@ -953,3 +953,41 @@ fn sandbox_up_names_a_port_in_use() {
         got.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_watch_drops_end_streams_that_watchers_resume() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    cluster.set_faults(lpp::sandbox::Faults {
+        watch_drop_rate: 1.0,
+        ..Default::default()
+    });
+    let stream = api
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch");
+    api.create(&PostParams::default(), &cm("d1", json!({})))
+        .await
+        .expect("create");
+    let events: Vec<_> = tokio::time::timeout(T, stream.collect::<Vec<_>>())
+        .await
+        .expect("the dropped stream ends");
+    assert!(
+        events.is_empty(),
+        "dropped before the first event: {events:?}"
+    );
+    cluster.set_faults(lpp::sandbox::Faults::default());
+    let resumed = api
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .expect("resume");
+    let first: Vec<_> = resumed.take(1).try_collect().await.expect("event");
+    assert!(matches!(&first[0], WatchEvent::Added(o) if o.name_any() == "d1"));
+}

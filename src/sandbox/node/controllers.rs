@@ -3,6 +3,8 @@
 //! API.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -53,9 +55,11 @@ impl Recent {
 pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
     let mut recent = Recent::default();
     let recorder = Recorder::new(client.clone(), "default-scheduler", None);
+    let no_binding = Arc::new(AtomicBool::new(false));
     run_loop(cache, Need::ALL, stop, Duration::from_secs(1), |snap: Snapshot| {
         let client = client.clone();
         let recorder = recorder.clone();
+        let no_binding = Arc::clone(&no_binding);
         let mut decisions = Vec::new();
         for pod in &snap.pods {
             let world = schedule::World {
@@ -77,8 +81,9 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
                 .for_each_concurrent(CONCURRENT_WRITES, |(pod, placement)| {
                     let client = client.clone();
                     let recorder = recorder.clone();
+                    let no_binding = Arc::clone(&no_binding);
                     async move {
-                        if let Err(e) = carry_out(&client, &recorder, &pod, placement).await {
+                        if let Err(e) = carry_out(&client, &recorder, &no_binding, &pod, placement).await {
                             tracing::debug!(pod = ?pod.metadata.name, error = %e, "sandbox scheduler: write failed, will retry");
                         }
                     }
@@ -92,6 +97,7 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
 async fn carry_out(
     client: &Client,
     recorder: &Recorder,
+    no_binding: &AtomicBool,
     pod: &Pod,
     placement: Placement,
 ) -> Result<(), kube::Error> {
@@ -111,17 +117,24 @@ async fn carry_out(
                 "metadata": {"name": name, "namespace": namespace, "uid": pod.metadata.uid},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             });
-            let bound: Result<Value, _> = pods
-                .create_subresource("binding", &name, &PostParams::default(), &binding)
-                .await;
-            if let Err(e) = bound {
-                // A server without pods/binding: set the node directly.
-                if !matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 405) {
-                    return Err(e);
+            let mut direct = no_binding.load(Ordering::Relaxed);
+            if !direct {
+                let bound: Result<Value, _> = pods
+                    .create_subresource("binding", &name, &PostParams::default(), &binding)
+                    .await;
+                match bound {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => direct = true,
+                    Err(e) => return Err(e),
                 }
+            }
+            if direct {
+                // A server without pods/binding: set the node directly. Once that worked (so
+                // the pod exists and the 404 was about the subresource), stop asking.
                 let patch = json!({"spec": {"nodeName": node}});
                 pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
+                no_binding.store(true, Ordering::Relaxed);
             }
             let status = json!({"status": {"conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now()}

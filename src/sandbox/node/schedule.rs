@@ -15,6 +15,9 @@ use k8s_openapi::api::storage::v1::StorageClass;
 /// The annotation the scheduler puts on a WaitForFirstConsumer claim.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
+/// Pods naming another `schedulerName` are left to that scheduler.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
 /// The objects a scheduling decision reads.
 #[derive(Debug, Clone, Copy)]
 pub struct World<'a> {
@@ -33,7 +36,8 @@ pub struct World<'a> {
 /// What the scheduler does with a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
-    /// Not the scheduler's business: `spec.nodeName` is set, the pod is terminal or deleted.
+    /// Not the scheduler's business: `spec.nodeName` is set, another scheduler is named, the
+    /// pod is terminal or deleted.
     Skip,
     /// Bind the pod to this node.
     Bind(String),
@@ -57,7 +61,12 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
         None => return Placement::Skip,
     };
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+    let other_scheduler = spec
+        .scheduler_name
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != SCHEDULER_NAME);
+    if other_scheduler
+        || spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
         || pod.metadata.deletion_timestamp.is_some()
         || matches!(phase, Some("Succeeded" | "Failed"))
     {
@@ -443,6 +452,8 @@ mod tests {
             Placement::Bind("node-2".into())
         );
         let p = pod(json!({"containers": [{"name": "c"}], "nodeName": "node-1"}));
+        assert_eq!(place(&p, world(&nodes, &[], &[], &[])), Placement::Skip);
+        let p = pod(json!({"containers": [{"name": "c"}], "schedulerName": "my-scheduler"}));
         assert_eq!(place(&p, world(&nodes, &[], &[], &[])), Placement::Skip);
     }
 

@@ -99,7 +99,7 @@ pub static RESOURCES: &[Resource] = &[
         "Namespace",
         false,
         &["ns"],
-        &["status", "finalize"],
+        &["status"],
         NONE
     ),
     resource!(
@@ -223,7 +223,7 @@ pub static RESOURCES: &[Resource] = &[
         "Deployment",
         true,
         &["deploy"],
-        &["status", "scale"],
+        &["status"],
         &["all"]
     ),
     resource!(

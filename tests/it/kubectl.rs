@@ -442,3 +442,47 @@ async fn kubectl_create_subcommands_and_auth_can_i_speak_protobuf() {
         .await;
     assert_eq!(elsewhere.stdout.trim(), "no", "{}", elsewhere.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_until_the_container_ends() {
+    let cluster = TestCluster::start().await;
+    let manifest = write(
+        &cluster,
+        "ticker.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  restartPolicy: Never
+  nodeName: node-1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'for i in 1 2 3; do echo tick $i; sleep 0.3; done']
+",
+    );
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    wait_for(&pods, "ticker", T, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.state
+                        .as_ref()
+                        .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+                })
+            })
+    })
+    .await;
+    let followed = cluster.kubectl(["logs", "-f", "ticker"]).await;
+    ok("logs -f", &followed);
+    assert_eq!(followed.stdout, "tick 1\ntick 2\ntick 3\n");
+}

@@ -132,6 +132,19 @@ async fn helper_pods_run_on_their_node_and_fail_with_their_output_as_message() {
         .await
         .unwrap();
     wait_gone(&pods, "helper-pod-delete-pvc-1", DEADLINE).await;
+    // ... and cleans its pod directory up, leaving the node paths alone.
+    let uid = pod.metadata.uid.clone().unwrap();
+    let pod_dir = c.node_path("node-2", &format!("/var/lib/kubelet/pods/{uid}"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while pod_dir.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} stays",
+            pod_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(c.node_path("node-2", vol).is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

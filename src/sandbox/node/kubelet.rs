@@ -354,6 +354,8 @@ pub struct PodHandle {
     pub containers: Mutex<HashMap<String, ContainerRuntime>>,
     /// Fires to stop the pod's processes (exec ones too).
     pub stop: CancellationToken,
+    /// `<dir>/nodes/<node>/var/lib/kubelet/pods/<uid>`.
+    pub pod_dir: PathBuf,
     grace_ms: AtomicU64,
     finalize: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -513,12 +515,23 @@ fn pass(
                 if terminal {
                     continue;
                 }
+                // The uid names the pod's directory: only what a server generates is used.
+                if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    tracing::warn!(pod = %name, %uid, "sandbox kubelet: refusing a pod whose uid cannot name a directory");
+                    continue;
+                }
+                let pod_dir = dir
+                    .join("nodes")
+                    .join(&node)
+                    .join("var/lib/kubelet/pods")
+                    .join(&uid);
                 let handle = Arc::new(PodHandle {
                     namespace,
                     name,
                     node: node.clone(),
                     containers: Mutex::new(HashMap::new()),
                     stop: stop.child_token(),
+                    pod_dir: pod_dir.clone(),
                     grace_ms: AtomicU64::new(0),
                     finalize: AtomicBool::new(false),
                     task: Mutex::new(None),
@@ -528,11 +541,7 @@ fn pass(
                     cache: cache.clone(),
                     pod: pod.clone(),
                     node_root: dir.join("nodes").join(&node),
-                    pod_dir: dir
-                        .join("nodes")
-                        .join(&node)
-                        .join("var/lib/kubelet/pods")
-                        .join(&uid),
+                    pod_dir,
                     handle: Arc::clone(&handle),
                     events: Recorder::new(client.clone(), "kubelet", Some(node.clone())),
                 };
@@ -549,6 +558,15 @@ fn pass(
         let keep = live.contains(uid);
         if !keep {
             h.stop(Duration::ZERO, false);
+            // The pod is gone: once its processes are, so is its directory (emptyDir,
+            // configMap files, logs), as a kubelet cleans up. Node paths are never under it.
+            let h = Arc::clone(h);
+            tokio::spawn(async move {
+                if let Some(task) = h.take_task() {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+                }
+                let _ = tokio::fs::remove_dir_all(&h.pod_dir).await;
+            });
         }
         keep
     });

@@ -506,6 +506,10 @@ impl ApiServer {
                         .await;
                 }
                 match (method, name, sub.as_deref()) {
+                    (Method::POST, Some(name), Some("binding")) => {
+                        let body = read_body(req).await?;
+                        self.bind(resource, &ns, &name, &body)
+                    }
                     (Method::POST, Some(name), Some("token")) => {
                         let body = req
                             .into_body()
@@ -963,6 +967,54 @@ impl ApiServer {
             json!({"allowed": false})
         };
         Ok(json_response(201, &review))
+    }
+
+    /// `pods/<name>/binding`: the scheduler's way to place a pod; only an unplaced pod can be
+    /// bound.
+    fn bind(
+        &self,
+        resource: &Resource,
+        ns: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let binding = parse_body(body)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    resource,
+                    name,
+                    &[("target.name".into(), "Required value".into())],
+                )
+            })?
+            .to_string();
+        self.store.write(resource.id(), ns, name, |cur, _| {
+            let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
+            if let Some(on) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{on}\""),
+                ));
+            }
+            if cur.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is being deleted, cannot be assigned to a host"),
+                ));
+            }
+            let mut new = cur.clone();
+            new["spec"]["nodeName"] = json!(node);
+            Ok(Write::Put(new))
+        })?;
+        Ok(json_response(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
     }
 
     /// `serviceaccounts/<name>/token`: a TokenRequest answered with a bearer token that this
@@ -2144,6 +2196,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "status" | "finalize" => (r.kind, &["get", "patch", "update"], json!({})),
                 "log" => ("Pod", &["get"], json!({})),
                 "exec" => ("PodExecOptions", &["create", "get"], json!({})),
+                "binding" => ("Binding", &["create"], json!({})),
                 "token" => (
                     "TokenRequest",
                     &["create"],

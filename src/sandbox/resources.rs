@@ -121,7 +121,7 @@ pub static RESOURCES: &[Resource] = &[
         "Pod",
         true,
         &["po"],
-        &["status", "log", "exec"],
+        &["status", "log", "exec", "binding"],
         &["all"]
     ),
     resource!(

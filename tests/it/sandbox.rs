@@ -991,3 +991,43 @@ async fn injected_watch_drops_end_streams_that_watchers_resume() {
     let first: Vec<_> = resumed.take(1).try_collect().await.expect("event");
     assert!(matches!(&first[0], WatchEvent::Added(o) if o.name_any() == "d1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_bound_once_through_the_binding_subresource() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(json!({"metadata": {"name": "placed"},
+        "spec": {"schedulerName": "someone-else",
+                 "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 1"]}]}}))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let bind = |node: &str| {
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": "placed"}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}}))
+        .expect("json");
+        http::Request::post("/api/v1/namespaces/default/pods/placed/binding")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .expect("request")
+    };
+    let status: serde_json::Value = client.request(bind("node-2")).await.expect("bound");
+    assert_eq!(status["status"], "Success");
+    let placed = pods.get("placed").await.expect("pod");
+    assert_eq!(
+        placed.spec.and_then(|s| s.node_name).as_deref(),
+        Some("node-2")
+    );
+    let err = client
+        .request::<serde_json::Value>(bind("node-1"))
+        .await
+        .expect_err("already bound");
+    let (code, _, message) = status_code(err);
+    assert_eq!(code, 409);
+    assert!(
+        message.contains("already assigned to node \"node-2\""),
+        "{message}"
+    );
+}

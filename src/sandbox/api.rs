@@ -1313,7 +1313,10 @@ impl ApiServer {
         }
         let mut new = decoded;
         objects::apply_defaults(resource, &mut new);
-        let causes = objects::validate(resource, &new);
+        let mut causes = objects::validate(resource, &new);
+        if sub != Some("status") {
+            causes.extend(objects::update_violations(resource, current, &new));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, &causes));
         }

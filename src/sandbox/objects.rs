@@ -267,6 +267,112 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
     causes
 }
 
+/// What an update may not change, as (field, message) causes for a 422.
+pub fn update_violations(
+    resource: &Resource,
+    current: &Value,
+    new: &Value,
+) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    if current.pointer("/metadata/deletionTimestamp").is_some() {
+        let old: Vec<&Value> = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let added: Vec<String> = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|f| !old.contains(f))
+                    .filter_map(Value::as_str)
+                    .map(|f| format!("{f:?}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !added.is_empty() {
+            causes.push((
+                "metadata.finalizers".into(),
+                format!(
+                    "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    added.join(", ")
+                ),
+            ));
+        }
+    }
+    match (resource.group, resource.kind) {
+        ("storage.k8s.io", "StorageClass") => {
+            for field in ["parameters", "provisioner", "reclaimPolicy"] {
+                if current.get(field) != new.get(field) {
+                    causes.push((
+                        field.into(),
+                        format!("Forbidden: updates to {field} are forbidden."),
+                    ));
+                }
+            }
+            if current.get("volumeBindingMode") != new.get("volumeBindingMode") {
+                causes.push((
+                    "volumeBindingMode".into(),
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        new.get("volumeBindingMode").cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+        }
+        ("", "PersistentVolumeClaim") => {
+            // volumeName may be set once, when the claim binds.
+            let unbound = current
+                .pointer("/spec/volumeName")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty);
+            let comparable = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = spec.as_object_mut() {
+                    m.remove("resources");
+                    m.remove("volumeAttributesClassName");
+                    if unbound {
+                        m.remove("volumeName");
+                    }
+                }
+                spec
+            };
+            if comparable(current) != comparable(new) {
+                causes.push((
+                    "spec".into(),
+                    "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+                ));
+            }
+        }
+        ("", "Pod") => {
+            let comparable = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = spec.as_object_mut() {
+                    m.remove("activeDeadlineSeconds");
+                    m.remove("tolerations");
+                    for list in ["containers", "initContainers"] {
+                        if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
+                            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                                c.remove("image");
+                            }
+                        }
+                    }
+                }
+                spec
+            };
+            if comparable(current) != comparable(new) {
+                causes.push((
+                    "spec".into(),
+                    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    causes
+}
+
 fn entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let slot = map
         .entry(key.to_string())
@@ -441,6 +547,40 @@ mod tests {
         let again = d.clone();
         apply_defaults(deployments, &mut d);
         assert_eq!(d, again, "defaulting is idempotent");
+    }
+
+    #[test]
+    fn immutable_fields_stay_put() {
+        let sc = find("storage.k8s.io", "v1", "storageclasses").expect("sc");
+        let old = json!({"provisioner": "a", "parameters": {"x": "1"}, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"});
+        let mut new = old.clone();
+        new["parameters"]["x"] = json!("2");
+        assert_eq!(
+            update_violations(sc, &old, &new),
+            vec![(
+                "parameters".to_string(),
+                "Forbidden: updates to parameters are forbidden.".to_string()
+            )]
+        );
+        let pvc = find("", "v1", "persistentvolumeclaims").expect("pvc");
+        let claim = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let mut bound = claim.clone();
+        bound["spec"]["volumeName"] = json!("pv-1");
+        assert!(
+            update_violations(pvc, &claim, &bound).is_empty(),
+            "binding sets volumeName once"
+        );
+        let mut rebound = bound.clone();
+        rebound["spec"]["volumeName"] = json!("pv-2");
+        assert_eq!(update_violations(pvc, &bound, &rebound).len(), 1);
+        let cm = find("", "v1", "configmaps").expect("cm");
+        let deleting =
+            json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a"]}});
+        let more = json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a", "b"]}});
+        assert_eq!(update_violations(cm, &deleting, &more).len(), 1);
+        let fewer =
+            json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": []}});
+        assert!(update_violations(cm, &deleting, &fewer).is_empty());
     }
 
     #[test]

@@ -84,14 +84,16 @@ impl ApiError {
     /// 422 Invalid with one cause per field.
     pub fn invalid(resource: &Resource, name: &str, causes: &[(String, String)]) -> ApiError {
         let text: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let message = if text.len() == 1 {
-            format!("{} \"{name}\" is invalid: {}", resource.kind, text.join(""))
+        // The apiserver names grouped kinds with their group: `StorageClass.storage.k8s.io`.
+        let kind = if resource.group.is_empty() {
+            resource.kind.to_string()
         } else {
-            format!(
-                "{} \"{name}\" is invalid: [{}]",
-                resource.kind,
-                text.join(", ")
-            )
+            format!("{}.{}", resource.kind, resource.group)
+        };
+        let message = if text.len() == 1 {
+            format!("{kind} \"{name}\" is invalid: {}", text.join(""))
+        } else {
+            format!("{kind} \"{name}\" is invalid: [{}]", text.join(", "))
         };
         let causes: Vec<Value> = causes
             .iter()

@@ -120,8 +120,29 @@ pub struct World<'a> {
     pub volumes: &'a [PersistentVolume],
     /// Every class.
     pub classes: &'a [StorageClass],
-    /// Every pod (a claim used by a live pod keeps its protection finalizer).
-    pub pods: &'a [Pod],
+    /// `(namespace, claim)` of every claim a live pod uses (it keeps its protection
+    /// finalizer); see [`claims_in_use`].
+    pub in_use: &'a HashSet<(String, String)>,
+}
+
+/// The claims that pods not yet Succeeded or Failed use, as `(namespace, claim)`.
+pub fn claims_in_use<'p>(pods: impl IntoIterator<Item = &'p Pod>) -> HashSet<(String, String)> {
+    let mut in_use = HashSet::new();
+    for p in pods {
+        if matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        ) {
+            continue;
+        }
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        for v in p.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            if let Some(c) = &v.persistent_volume_claim {
+                in_use.insert((ns.clone(), c.claim_name.clone()));
+            }
+        }
+    }
+    in_use
 }
 
 /// Everything the PV controller should do now. Running it again on the result yields nothing
@@ -145,7 +166,7 @@ struct Index<'a> {
     volumes: HashMap<&'a str, &'a PersistentVolume>,
     volumes_by_claim: HashMap<ClaimKey<'a>, Vec<&'a PersistentVolume>>,
     claims: HashMap<ClaimKey<'a>, &'a PersistentVolumeClaim>,
-    in_use: HashSet<ClaimKey<'a>>,
+    in_use: &'a HashSet<(String, String)>,
 }
 
 impl<'a> Index<'a> {
@@ -154,7 +175,7 @@ impl<'a> Index<'a> {
             volumes: HashMap::new(),
             volumes_by_claim: HashMap::new(),
             claims: HashMap::new(),
-            in_use: HashSet::new(),
+            in_use: world.in_use,
         };
         for v in world.volumes {
             if let Some(name) = v.metadata.name.as_deref() {
@@ -175,20 +196,6 @@ impl<'a> Index<'a> {
                 (c.metadata.namespace.as_deref(), c.metadata.name.as_deref())
             {
                 index.claims.insert((ns, name), c);
-            }
-        }
-        for p in world.pods {
-            if matches!(
-                p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                Some("Succeeded" | "Failed")
-            ) {
-                continue;
-            }
-            let ns = p.metadata.namespace.as_deref().unwrap_or_default();
-            for v in p.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-                if let Some(c) = &v.persistent_volume_claim {
-                    index.in_use.insert((ns, c.claim_name.as_str()));
-                }
             }
         }
         index
@@ -260,7 +267,7 @@ fn reconcile_claim(
     let (namespace, name) = name_of(&claim.metadata);
     let deleting = claim.metadata.deletion_timestamp.is_some();
     // Protection: added while alive, dropped once deleting and no live pod uses it.
-    let keep = !deleting || index.in_use.contains(&(namespace.as_str(), name.as_str()));
+    let keep = !deleting || index.in_use.contains(&(namespace.clone(), name.clone()));
     if let Some(finalizers) = with_finalizer(&claim.metadata.finalizers, CLAIM_PROTECTION, keep) {
         out.push(VolumeAction::ClaimFinalizers {
             namespace: namespace.clone(),
@@ -573,11 +580,12 @@ mod tests {
         classes: &[StorageClass],
         pods: &[Pod],
     ) -> Vec<VolumeAction> {
+        let in_use = claims_in_use(pods);
         reconcile(World {
             claims,
             volumes,
             classes,
-            pods,
+            in_use: &in_use,
         })
     }
 

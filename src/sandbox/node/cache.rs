@@ -205,8 +205,25 @@ pub async fn run_loop<F, Fut>(
     need: Need,
     stop: CancellationToken,
     tick: Duration,
+    pass: F,
+) where
+    F: FnMut(Snapshot) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    run_loop_when(cache, need, stop, tick, |_| true, pass).await;
+}
+
+/// [`run_loop`], skipping the pass (and its snapshot) while `wanted` says there is nothing to
+/// do, e.g. no pod waits for a node.
+pub async fn run_loop_when<W, F, Fut>(
+    cache: Cache,
+    need: Need,
+    stop: CancellationToken,
+    tick: Duration,
+    wanted: W,
     mut pass: F,
 ) where
+    W: Fn(&Cache) -> bool,
     F: FnMut(Snapshot) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -216,7 +233,9 @@ pub async fn run_loop<F, Fut>(
     let mut rx = cache.subscribe();
     loop {
         rx.borrow_and_update();
-        pass(cache.snapshot(need)).await;
+        if wanted(&cache) {
+            pass(cache.snapshot(need)).await;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = rx.changed() => {

@@ -19,7 +19,7 @@ use super::binding::{
     self, BETA_STORAGE_PROVISIONER, BIND_COMPLETED, BOUND_BY_CONTROLLER, STORAGE_PROVISIONER,
     VolumeAction,
 };
-use super::cache::{Cache, Need, Snapshot, run_loop};
+use super::cache::{Cache, Need, Snapshot, run_loop, run_loop_when};
 use super::events::{Recorder, Regarding};
 use super::schedule::{self, Placement, SELECTED_NODE};
 
@@ -56,7 +56,14 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
     let mut recent = Recent::default();
     let recorder = Recorder::new(client.clone(), "default-scheduler", None);
     let no_binding = Arc::new(AtomicBool::new(false));
-    run_loop(cache, Need::ALL, stop, Duration::from_secs(1), |snap: Snapshot| {
+    let unscheduled = |cache: &Cache| {
+        cache.pods.state().iter().any(|p| {
+            p.spec
+                .as_ref()
+                .is_some_and(|s| s.node_name.as_deref().is_none_or(str::is_empty))
+        })
+    };
+    run_loop_when(cache, Need::ALL, stop, Duration::from_secs(1), unscheduled, |snap: Snapshot| {
         let client = client.clone();
         let recorder = recorder.clone();
         let no_binding = Arc::clone(&no_binding);
@@ -185,21 +192,26 @@ pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationT
     let recorder = Recorder::new(client.clone(), "persistentvolume-controller", None);
     // Each waiting reason is told once per claim.
     let mut told: HashSet<String> = HashSet::new();
+    let pod_store = cache.pods.clone();
     run_loop(
         cache,
         Need {
             nodes: false,
+            pods: false,
             ..Need::ALL
         },
         stop,
         Duration::from_secs(1),
         |snap: Snapshot| {
         let client = client.clone();
+        // Only which claims live pods use matters here: no need to copy every pod.
+        let pods = pod_store.state();
+        let in_use = binding::claims_in_use(pods.iter().map(|p| &**p));
         let actions: Vec<VolumeAction> = binding::reconcile(binding::World {
             claims: &snap.claims,
             volumes: &snap.volumes,
             classes: &snap.classes,
-            pods: &snap.pods,
+            in_use: &in_use,
         })
         .into_iter()
         .filter(|a| match a {

@@ -991,8 +991,20 @@ impl ApiServer {
                 )
             })?
             .to_string();
+        let want_uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
+            let uid = meta(cur, "uid").unwrap_or_default();
+            if let Some(w) = want_uid.filter(|w| !w.is_empty() && *w != uid) {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("Operation cannot be fulfilled on pods/binding \"{name}\": Precondition failed: UID in precondition: {w}, UID in object meta: {uid}"),
+                ));
+            }
             if let Some(on) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                 return Err(ApiError::new(
                     409,

@@ -345,6 +345,33 @@ pub fn update_violations(
                 ));
             }
         }
+        ("", "PersistentVolume") => {
+            let source = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = spec.as_object_mut() {
+                    for mutable in [
+                        "capacity",
+                        "accessModes",
+                        "claimRef",
+                        "persistentVolumeReclaimPolicy",
+                        "storageClassName",
+                        "mountOptions",
+                        "nodeAffinity",
+                        "volumeMode",
+                        "volumeAttributesClassName",
+                    ] {
+                        m.remove(mutable);
+                    }
+                }
+                spec
+            };
+            if source(current) != source(new) {
+                causes.push((
+                    "spec.persistentvolumesource".into(),
+                    "Forbidden: spec.persistentvolumesource is immutable after creation".into(),
+                ));
+            }
+        }
         ("", "Pod") => {
             let comparable = |v: &Value| {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
@@ -573,6 +600,14 @@ mod tests {
         let mut rebound = bound.clone();
         rebound["spec"]["volumeName"] = json!("pv-2");
         assert_eq!(update_violations(pvc, &bound, &rebound).len(), 1);
+        let pvs = find("", "v1", "persistentvolumes").expect("pv");
+        let pv = json!({"spec": {"hostPath": {"path": "/opt/a"}, "claimRef": null}});
+        let mut claimed = pv.clone();
+        claimed["spec"]["claimRef"] = json!({"name": "c"});
+        assert!(update_violations(pvs, &pv, &claimed).is_empty());
+        let mut moved = pv.clone();
+        moved["spec"]["hostPath"]["path"] = json!("/opt/b");
+        assert_eq!(update_violations(pvs, &pv, &moved).len(), 1);
         let cm = find("", "v1", "configmaps").expect("cm");
         let deleting =
             json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a"]}});

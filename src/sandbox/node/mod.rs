@@ -219,6 +219,23 @@ impl NodeAgents {
         }
     }
 
+    /// The pod from the watch cache.
+    fn cached_pod(&self, namespace: &str, pod: &str) -> Option<Arc<Pod>> {
+        self.cache.pods.state().into_iter().find(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && p.metadata.name.as_deref() == Some(pod)
+        })
+    }
+
+    /// Waits (briefly) until the watch cache knows the pod: a client may ask for logs of a pod
+    /// the API server has just accepted.
+    async fn caught_up(&self, namespace: &str, pod: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.cached_pod(namespace, pod).is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Finds the pod (from the watch cache), its container, and the kubelet's runtime of it.
     fn container(
         &self,
@@ -237,16 +254,7 @@ impl NodeAgents {
             namespace: namespace.to_string(),
             pod: pod.to_string(),
         };
-        let object: Arc<Pod> = self
-            .cache
-            .pods
-            .state()
-            .into_iter()
-            .find(|p| {
-                p.metadata.namespace.as_deref() == Some(namespace)
-                    && p.metadata.name.as_deref() == Some(pod)
-            })
-            .ok_or_else(not_found)?;
+        let object: Arc<Pod> = self.cached_pod(namespace, pod).ok_or_else(not_found)?;
         let spec = object.spec.clone().unwrap_or_default();
         let names: Vec<String> = spec
             .containers
@@ -305,6 +313,7 @@ impl NodeAgents {
         follow: bool,
         tail_lines: Option<i64>,
     ) -> Result<LogStream, NodeError> {
+        self.caught_up(namespace, pod).await;
         let (_, name, runtime) = self.container(namespace, pod, container)?;
         let runtime = runtime.ok_or_else(|| NodeError::NotRunning {
             pod: pod.to_string(),
@@ -325,6 +334,7 @@ impl NodeAgents {
         stdin: bool,
         _tty: bool,
     ) -> Result<ExecSession, NodeError> {
+        self.caught_up(namespace, pod).await;
         let (handle, name, runtime) = self.container(namespace, pod, container)?;
         let runtime = runtime
             .filter(|r| r.running)

@@ -1031,3 +1031,58 @@ async fn pods_are_bound_once_through_the_binding_subresource() {
         "{message}"
     );
 }
+
+#[test]
+fn sandbox_up_fault_flags_reach_the_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let kubeconfig = tmp.path().join("kc");
+    let child = crate::support::lpp_in(tmp.path())
+        .args([
+            "sandbox",
+            "up",
+            "--nodes",
+            "1",
+            "--fault-error-rate",
+            "1",
+            "--dir",
+        ])
+        .arg(tmp.path().join("sb"))
+        .arg("--write-kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn lpp sandbox up");
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kubeconfig within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut kubectl = std::process::Command::new("kubectl");
+    kubectl
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", tmp.path());
+    let got = crate::support::run(
+        kubectl,
+        ["get", "configmaps", "--request-timeout=5s"],
+        Duration::from_secs(60),
+    );
+    assert_ne!(got.code, 0, "{}", got.stdout);
+    assert!(
+        got.stderr.contains("an error on the server"),
+        "{}",
+        got.stderr
+    );
+}

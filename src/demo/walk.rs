@@ -756,30 +756,12 @@ fn parse<T: DeserializeOwned>(manifest: &str, name: &'static str) -> Result<T, S
     })
 }
 
-/// The node and directory of a PV: its `local.path.provisioner/selected-node` annotation (or the
-/// single value of its node affinity) and its hostPath or local path.
+/// The node and directory of a node-local PV.
 fn volume_location(volume: &PersistentVolume) -> Option<(String, String)> {
-    let spec = volume.spec.as_ref()?;
-    let path = spec
-        .host_path
-        .as_ref()
-        .map(|h| h.path.clone())
-        .or_else(|| spec.local.as_ref().map(|l| l.path.clone()))?;
-    let node = volume
-        .annotations()
-        .get("local.path.provisioner/selected-node")
-        .cloned()
-        .or_else(|| {
-            let terms = &spec
-                .node_affinity
-                .as_ref()?
-                .required
-                .as_ref()?
-                .node_selector_terms;
-            let expression = terms.first()?.match_expressions.as_ref()?.first()?;
-            expression.values.as_ref()?.first().cloned()
-        })?;
-    Some((node, path))
+    match crate::provision::volume_location(volume)? {
+        (Some(node), path) => Some((node, path)),
+        (None, _) => None,
+    }
 }
 
 fn reader_pod(name: &str, node: &str, parent: &str, image: &str, script: &str) -> Pod {

@@ -1,7 +1,7 @@
 //! The cluster side of `lpp gc`: read the live config, run one inventory helper pod per node,
 //! read every PV and claim, and hand it all to the pure [`super::classify`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -329,38 +329,13 @@ pub async fn read_volumes(
 }
 
 fn record(volume: &PersistentVolume, provisioner: &str) -> Option<VolumeRecord> {
-    let spec = volume.spec.as_ref()?;
-    let path = spec
-        .host_path
-        .as_ref()
-        .map(|h| h.path.clone())
-        .or_else(|| spec.local.as_ref().map(|l| l.path.clone()))?;
-    let annotations: &BTreeMap<String, String> = volume.annotations();
-    let node = annotations
-        .get("local.path.provisioner/selected-node")
-        .cloned()
-        .or_else(|| {
-            let terms = &spec
-                .node_affinity
-                .as_ref()?
-                .required
-                .as_ref()?
-                .node_selector_terms;
-            terms
-                .first()?
-                .match_expressions
-                .as_ref()?
-                .first()?
-                .values
-                .as_ref()?
-                .first()
-                .cloned()
-        });
+    let (node, path) = crate::provision::volume_location(volume)?;
     Some(VolumeRecord {
         name: volume.name_any(),
         path,
         node,
-        ours: annotations
+        ours: volume
+            .annotations()
             .get("pv.kubernetes.io/provisioned-by")
             .is_some_and(|p| p == provisioner),
     })

@@ -18,7 +18,7 @@ pub use helper_pod::{
     Action, HelperOutcome, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob,
     helper_outcome,
 };
-pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim};
+pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim, volume_location};
 pub use volume::{
     ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim, selected_node,
 };

@@ -140,6 +140,27 @@ pub fn decide_reclaim(
 }
 
 /// The first `In` value of the PV's required node affinity, as upstream reads it.
+/// Where a local-path PV keeps its data: its node (the `local.path.provisioner/selected-node`
+/// annotation, else the single value of its node affinity; `None` for a shared filesystem or a
+/// PV without either) and its hostPath or local path. `None` when the PV has no such path.
+pub fn volume_location(pv: &PersistentVolume) -> Option<(Option<String>, String)> {
+    let spec = pv.spec.as_ref()?;
+    let path = spec
+        .host_path
+        .as_ref()
+        .map(|h| h.path.clone())
+        .or_else(|| spec.local.as_ref().map(|l| l.path.clone()))?;
+    let node = pv
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SELECTED_NODE))
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .or_else(|| affinity_node(pv).ok());
+    Some((node, path))
+}
+
 fn affinity_node(pv: &PersistentVolume) -> Result<String, String> {
     let required = pv
         .spec

@@ -1597,6 +1597,9 @@ impl ApiServer {
                 .and_then(|e| e.get("time"))
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            // This manager's entry keeps its place, so that an apply changing nothing leaves
+            // managedFields (and the resourceVersion) exactly as they were.
+            let my_index = managed.iter().position(&mine);
             let mut entries: Vec<Value> = managed.iter().filter(|e| !mine(e)).cloned().collect();
             if force {
                 // Forcing takes only the conflicting fields; equal values stay shared.
@@ -1611,13 +1614,14 @@ impl ApiServer {
                         .is_some_and(|f| f.as_object().is_some_and(|m| !m.is_empty()))
                 });
             }
-            entries.push(entry(old_time.unwrap_or_else(objects::now)));
+            let at = my_index.unwrap_or(entries.len()).min(entries.len());
+            entries.insert(at, entry(old_time.unwrap_or_else(objects::now)));
             meta_mut(&mut new).insert("managedFields".into(), Value::Array(entries));
             let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
             if let Write::Put(v) = &mut d {
                 // A changed object records when this manager last applied.
                 if let Some(Value::Array(mf)) = v.pointer_mut("/metadata/managedFields")
-                    && let Some(last) = mf.last_mut()
+                    && let Some(last) = mf.get_mut(at)
                 {
                     last["time"] = json!(objects::now());
                 }

@@ -1086,3 +1086,43 @@ fn sandbox_up_fault_flags_reach_the_server() {
         got.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_apply_of_a_defaulted_workload_changes_nothing() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = TestCluster::start().await;
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "prov"},
+        "spec": {"selector": {"matchLabels": {"app": "prov"}},
+                 "template": {"metadata": {"labels": {"app": "prov"}},
+                              "spec": {"containers": [{"name": "c", "image": "lpp:dev",
+                                                       "args": ["run"], "env": [{"name": "A", "value": "1"}]}]}}}});
+    let ssa = PatchParams::apply("lpp").force();
+    let first = api
+        .patch("prov", &ssa, &Patch::Apply(&body))
+        .await
+        .expect("apply");
+    // Another writer in between (a label added by hand) must not make the next apply a change.
+    api.patch(
+        "prov",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"by-hand": "yes"}}})),
+    )
+    .await
+    .expect("label");
+    let between = api.get("prov").await.expect("get");
+    let again = api
+        .patch("prov", &ssa, &Patch::Apply(&body))
+        .await
+        .expect("apply again");
+    assert_ne!(first.resource_version(), between.resource_version());
+    assert_eq!(again.resource_version(), between.resource_version());
+    let c = &again
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod spec")
+        .containers[0];
+    assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+}

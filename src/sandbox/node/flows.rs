@@ -588,3 +588,22 @@ async fn exec_takes_stdin_and_refuses_unmounted_paths() {
     assert!(matches!(&missing, Err(e) if e.status_code() == 404));
     f.agents.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_past_its_active_deadline_is_killed_and_failed() {
+    let f = Fixture::new();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "slow", "namespace": "default"},
+               "spec": {"nodeName": "node-1", "restartPolicy": "Never", "activeDeadlineSeconds": 1,
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 30"]}]}}),
+    );
+    let pod = f
+        .until("pods", "default", "slow", |o| phase(o) == "Failed")
+        .await;
+    assert_eq!(pod["status"]["reason"], "DeadlineExceeded");
+    // Killed by SIGTERM (143) or, past the grace period, SIGKILL (137).
+    let code = &pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"];
+    assert!(*code == 143 || *code == 137, "{code}");
+    f.agents.shutdown().await;
+}

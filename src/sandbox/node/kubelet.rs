@@ -542,6 +542,7 @@ fn pass(
                     pod: pod.clone(),
                     node_root: dir.join("nodes").join(&node),
                     pod_dir,
+                    run_stop: handle.stop.child_token(),
                     handle: Arc::clone(&handle),
                     events: Recorder::new(client.clone(), "kubelet", Some(node.clone())),
                 };
@@ -626,6 +627,8 @@ struct Worker {
     pod_dir: PathBuf,
     handle: Arc<PodHandle>,
     events: Recorder,
+    /// Stops the containers: the pod's stop, or its `activeDeadlineSeconds` running out.
+    run_stop: CancellationToken,
 }
 
 /// Why a pod or container cannot be set up.
@@ -690,9 +693,34 @@ impl Worker {
         ));
         sink.dirty.notify_one();
         let stop = self.handle.stop.clone();
-        // Every wait inside watches `stop`, so processes get their grace period; afterwards
-        // the runtime (logs) is kept until the pod goes.
+        let deadline = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.active_deadline_seconds)
+            .map(|s| Duration::from_secs(s.max(0).unsigned_abs()));
+        let expired = Arc::new(AtomicBool::new(false));
+        if let Some(after) = deadline {
+            let run_stop = self.run_stop.clone();
+            let expired = Arc::clone(&expired);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {
+                        expired.store(true, Ordering::SeqCst);
+                        run_stop.cancel();
+                    }
+                    _ = run_stop.cancelled() => {}
+                }
+            });
+        }
+        // Every wait inside watches `run_stop`, so processes get their grace period;
+        // afterwards the runtime (logs) is kept until the pod goes.
         self.run_containers(&sink).await;
+        if expired.load(Ordering::SeqCst) {
+            let message = "Pod was active on the node longer than the specified deadline";
+            self.event("Normal", "DeadlineExceeded", message);
+            sink.update(|m| m.failure = Some(("DeadlineExceeded".into(), message.into())));
+        }
         stop.cancelled().await;
         if self.handle.finalize.load(Ordering::SeqCst) {
             for c in self.pod.spec.iter().flat_map(|s| s.containers.iter()) {
@@ -768,7 +796,7 @@ impl Worker {
     }
 
     async fn run_containers(&self, sink: &StatusSink) {
-        let stop = self.handle.stop.clone();
+        let stop = self.run_stop.clone();
         // Volumes: wait until the claims are bound and the volumes exist.
         let plans = loop {
             let (claims, pvs) = self.claims_and_volumes();
@@ -1113,7 +1141,7 @@ impl Worker {
         plans: &[VolumePlan],
         sink: &StatusSink,
     ) -> Option<i32> {
-        let stop = self.handle.stop.clone();
+        let stop = self.run_stop.clone();
         let mut backoff = BACKOFF_FIRST;
         let mut instance = 0u32;
         loop {

@@ -39,7 +39,8 @@
 //!   [`kubelet::ORPHAN_POD_GRACE`]; on a NotReady node nothing runs (running processes are
 //!   killed). An image whose registry host ends in `.invalid` is never pulled: the container
 //!   waits with `ErrImagePull`, then `ImagePullBackOff`, alternating every 2 s. Restart
-//!   policies are honoured with a back-off from 0.5 s doubling to 10 s (`CrashLoopBackOff`).
+//!   policies are honoured with a back-off from 0.5 s doubling to 10 s (`CrashLoopBackOff`);
+//!   a pod past its `activeDeadlineSeconds` is killed and Failed with reason `DeadlineExceeded`.
 //!   A terminated container reports exit code, reason (`Completed`/`Error`, `StartError` when
 //!   the program cannot start) and message: its termination-message file, or with
 //!   `FallbackToLogsOnError` the tail of its output (80 lines / 4 KiB) when it failed. A

@@ -40,14 +40,22 @@ fn now() -> String {
 struct Recent(HashMap<String, Instant>);
 
 impl Recent {
+    /// Whether `key` was not sent within [`SETTLE`]; remembers it as sent now.
     fn fresh(&mut self, key: &str) -> bool {
         let now = Instant::now();
-        self.0.retain(|_, t| now.duration_since(*t) < SETTLE);
-        if self.0.contains_key(key) {
-            return false;
+        match self.0.get(key) {
+            Some(t) if now.duration_since(*t) < SETTLE => false,
+            _ => {
+                self.0.insert(key.to_string(), now);
+                true
+            }
         }
-        self.0.insert(key.to_string(), now);
-        true
+    }
+
+    /// Forgets what settled long ago (once per pass, not per key: a pass can hold thousands).
+    fn forget_old(&mut self) {
+        let now = Instant::now();
+        self.0.retain(|_, t| now.duration_since(*t) < SETTLE);
     }
 }
 
@@ -67,6 +75,7 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
         let client = client.clone();
         let recorder = recorder.clone();
         let no_binding = Arc::clone(&no_binding);
+        recent.forget_old();
         let mut decisions = Vec::new();
         for pod in &snap.pods {
             let world = schedule::World {
@@ -204,6 +213,7 @@ pub async fn volume_controller(client: Client, cache: Cache, stop: CancellationT
         Duration::from_secs(1),
         |snap: Snapshot| {
         let client = client.clone();
+        recent.forget_old();
         // Only which claims live pods use matters here: no need to copy every pod.
         let pods = pod_store.state();
         let in_use = binding::claims_in_use(pods.iter().map(|p| &**p));

@@ -1126,3 +1126,35 @@ async fn a_repeated_apply_of_a_defaulted_workload_changes_nothing() {
         .containers[0];
     assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_lists_and_watches() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    api.create(&PostParams::default(), &cm("m1", json!({"big": "x"})))
+        .await
+        .expect("create");
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("metadata list");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("m1"));
+    let one = api.get_metadata("m1").await.expect("metadata get");
+    assert_eq!(one.metadata.name.as_deref(), Some("m1"));
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(cluster.client(), "default");
+    let watcher = kube::runtime::watcher(meta_api, kube::runtime::watcher::Config::default());
+    let found = tokio::time::timeout(T, async {
+        let mut s = std::pin::pin!(kube::runtime::WatchStreamExt::applied_objects(watcher));
+        while let Some(obj) = s.try_next().await.expect("metadata watcher") {
+            if obj.metadata.name.as_deref() == Some("m1") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("in time");
+    assert!(found);
+}

@@ -46,6 +46,17 @@
 //!   `FallbackToLogsOnError` the tail of its output (80 lines / 4 KiB) when it failed. A
 //!   container with neither command nor args (an image entrypoint such as nginx) "runs" with
 //!   no process until the pod stops. Output is kept in memory, the last 8 MiB per container.
+//!   Volume and container setup that fails for a reason that can pass (an API error, a missing
+//!   ConfigMap or key, a `Directory` hostPath not there yet) is retried every 0.5 s
+//!   (`FailedMount` event, or the container waiting with `CreateContainerConfigError`). A
+//!   deleted pod's directory is removed once its processes are gone.
+//! - Events, as the real components word them: `Scheduled` and `FailedScheduling`
+//!   (default-scheduler); `WaitForFirstConsumer` and `ExternalProvisioning` on claims, each
+//!   once per claim (persistentvolume-controller); `Started`, `Pulling`, `Failed`, `BackOff`,
+//!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host).
+//! - Pods naming another `schedulerName` are left alone. Not modelled: static binding of
+//!   WaitForFirstConsumer claims to pre-created volumes (only Immediate claims bind to
+//!   Available volumes), preferred affinities, pod (anti-)affinity, resource fit, preemption.
 //!
 //! # How container paths reach node directories
 //!

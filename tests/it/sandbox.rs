@@ -1158,3 +1158,24 @@ async fn metadata_only_lists_and_watches() {
     .expect("in time");
     assert!(found);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_lpp_runs_against_the_cluster_until_stopped() {
+    let cluster = TestCluster::start().await;
+    let mut child = cluster.spawn_lpp(["version"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lpp version did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = child.stop();
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.stdout.contains("v1.33.0-lpp-sandbox"),
+        "{}",
+        done.stdout
+    );
+}

@@ -253,23 +253,35 @@ impl TestCluster {
     }
 
     /// Starts a long-running `lpp <args>` (e.g. `lpp run`) against this cluster; it is killed
-    /// when the returned handle is dropped.
+    /// when the returned handle is dropped. Its output goes to files (a pipe nobody reads would
+    /// fill up and stall it), readable any time with [`LppChild::output`].
     pub fn spawn_lpp<I, S>(&self, args: I) -> LppChild
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let id = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stdout = self._tmp.path().join(format!("lpp-{id}.stdout"));
+        let stderr = self._tmp.path().join(format!("lpp-{id}.stderr"));
         let mut cmd = self.lpp_command();
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
         LppChild {
             child: Some(cmd.spawn().expect("spawn lpp")),
+            stdout,
+            stderr,
         }
     }
 }
 
+static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A long-running `lpp` child process, killed on drop.
 pub struct LppChild {
     child: Option<std::process::Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
 }
 
 impl LppChild {
@@ -280,15 +292,22 @@ impl LppChild {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
+    /// What it printed so far (stdout, stderr).
+    pub fn output(&self) -> (String, String) {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        (read(&self.stdout), read(&self.stderr))
+    }
+
     /// Kills it and returns what it printed.
     pub fn stop(mut self) -> Finished {
         let mut child = self.child.take().expect("child present");
         let _ = child.kill();
-        let output = child.wait_with_output().expect("collect output");
+        let status = child.wait().expect("wait for lpp");
+        let (stdout, stderr) = self.output();
         Finished {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
         }
     }
 }

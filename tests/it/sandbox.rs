@@ -1179,3 +1179,13 @@ async fn a_spawned_lpp_runs_against_the_cluster_until_stopped() {
         done.stdout
     );
 }
+
+#[test]
+fn the_runner_collects_more_output_than_a_pipe_holds() {
+    let got = crate::support::run(
+        std::process::Command::new("sh"),
+        ["-c", "head -c 300000 /dev/zero | tr '\\0' a"],
+        Duration::from_secs(30),
+    );
+    assert_eq!((got.code, got.stdout.len()), (0, 300_000));
+}

@@ -1386,7 +1386,7 @@ impl ApiServer {
             Ok(d)
         })?;
         if removed {
-            self.after_removal(ns);
+            self.after_removal(ns, &out);
         }
         Ok(out)
     }
@@ -1467,7 +1467,7 @@ impl ApiServer {
             Ok(d)
         })?;
         if removed {
-            self.after_removal(ns);
+            self.after_removal(ns, &out);
         }
         Ok(out)
     }
@@ -1630,7 +1630,7 @@ impl ApiServer {
             Ok(d)
         })?;
         if removed {
-            self.after_removal(ns);
+            self.after_removal(ns, &out);
         }
         Ok(json_response(200, &out))
     }
@@ -1741,7 +1741,7 @@ impl ApiServer {
         if resource.kind == "Namespace" {
             self.finish_namespace(name);
         } else if removed {
-            self.after_removal(ns);
+            self.after_removal(ns, &out);
         }
         Ok(out)
     }
@@ -1779,8 +1779,16 @@ impl ApiServer {
         ))
     }
 
-    /// After an object in `ns` went away: a terminating namespace that is now empty goes too.
-    fn after_removal(&self, ns: &str) {
+    /// After an object in `ns` went away: its dependents go (background garbage collection:
+    /// objects whose only owner it was), and a terminating namespace that is now empty goes too.
+    fn after_removal(&self, ns: &str, removed: &Value) {
+        if let Some(uid) = meta(removed, "uid") {
+            for (id, dep_ns, name) in self.store.dependents_of(&uid) {
+                if let Some(r) = RESOURCES.iter().find(|r| r.id() == id) {
+                    let _ = self.delete(r, &dep_ns, &name, &[], &Query::default());
+                }
+            }
+        }
         if ns.is_empty() {
             return;
         }
@@ -1811,7 +1819,7 @@ impl ApiServer {
                 let _ = self.delete(r, ns, &name, &[], &Query::default());
             }
         }
-        self.after_removal(ns);
+        self.after_removal(ns, &Value::Null);
     }
 
     async fn logs(&self, ns: &str, name: &str, query: &Query) -> Result<Response<Body>, ApiError> {

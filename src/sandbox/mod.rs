@@ -54,8 +54,10 @@
 //!   (`v5`/`v4.channel.k8s.io`), and the protobuf bodies of `kubectl create <kind>` and
 //!   `kubectl auth can-i`.
 //! - [`server`]: HTTP/1.1 on 127.0.0.1, and the same service in-process over in-memory pipes.
+//! - Garbage collection: when an object goes, objects whose only owner it was
+//!   (`ownerReferences`) are deleted too, at once (background propagation).
 //! - Not modelled: workload controllers (Deployments and DaemonSets are stored, never rolled
-//!   out), owner-reference garbage collection, admission webhooks, CRDs, and persistence (state
+//!   out), foreground/orphan propagation, admission webhooks, CRDs, and persistence (state
 //!   lives in memory; node directories stay on disk).
 //! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>`, Ready, with capacity;
 //!   node `N`'s filesystem root is `<dir>/nodes/N` (see [`node`] for how container paths map).

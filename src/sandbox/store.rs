@@ -150,6 +150,25 @@ impl Store {
             .collect()
     }
 
+    /// Objects whose only owner (`metadata.ownerReferences`) has this uid.
+    pub fn dependents_of(&self, uid: &str) -> Vec<(ResourceId, String, String)> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(_, v)| {
+                v.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|owners| {
+                        !owners.is_empty()
+                            && owners
+                                .iter()
+                                .all(|o| o.get("uid").and_then(Value::as_str) == Some(uid))
+                    })
+            })
+            .map(|((r, ns, name), _)| (*r, ns.clone(), name.clone()))
+            .collect()
+    }
+
     /// Runs `decide` on the current object (if any) under the lock and commits its decision.
     /// `decide` gets the resourceVersion the write will carry; a `Put` object gets it stamped.
     /// Returns the stored (or removed, or unchanged) object.

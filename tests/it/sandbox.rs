@@ -1189,3 +1189,41 @@ fn the_runner_collects_more_output_than_a_pipe_holds() {
     );
     assert_eq!((got.code, got.stdout.len()), (0, 300_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_go_with_their_only_owner() {
+    let cluster = TestCluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .expect("owner");
+    let other = api
+        .create(&PostParams::default(), &cm("other", json!({})))
+        .await
+        .expect("other");
+    let reference = |o: &ConfigMap| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": o.name_any(), "uid": o.uid().expect("uid")});
+    let mut only = cm("only-child", json!({}));
+    only.metadata.owner_references = Some(vec![
+        serde_json::from_value(reference(&owner)).expect("ref"),
+    ]);
+    api.create(&PostParams::default(), &only)
+        .await
+        .expect("child");
+    let mut shared = cm("shared-child", json!({}));
+    shared.metadata.owner_references = Some(vec![
+        serde_json::from_value(reference(&owner)).expect("ref"),
+        serde_json::from_value(reference(&other)).expect("ref"),
+    ]);
+    api.create(&PostParams::default(), &shared)
+        .await
+        .expect("child");
+    api.delete("owner", &DeleteParams::default())
+        .await
+        .expect("delete owner");
+    wait_gone(&api, "only-child", T).await;
+    assert!(
+        api.get_opt("shared-child").await.expect("get").is_some(),
+        "a dependent with another owner stays"
+    );
+}

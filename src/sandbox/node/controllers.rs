@@ -165,12 +165,30 @@ async fn carry_out(
             );
             Ok(())
         }
-        Placement::SelectNode { claims, node } => {
+        Placement::SelectNode {
+            claims,
+            node,
+            volumes,
+        } => {
             let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
             for claim in claims {
                 let patch = json!({"metadata": {"annotations": {SELECTED_NODE: node}}});
                 api.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
+            }
+            let pvs: Api<PersistentVolume> = Api::all(client.clone());
+            for given in volumes {
+                let patch = json!({
+                    "metadata": {"annotations": {BOUND_BY_CONTROLLER: "yes"}},
+                    "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+                                           "namespace": namespace, "name": given.claim, "uid": given.uid}},
+                });
+                pvs.patch(
+                    &given.volume,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
             }
             Ok(())
         }

@@ -607,3 +607,50 @@ async fn a_pod_past_its_active_deadline_is_killed_and_failed() {
     assert!(*code == 143 || *code == 137, "{code}");
     f.agents.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_local_volume_binds_to_its_first_consumer() {
+    let f = Fixture::new();
+    f.api.put(
+        "storageclasses",
+        json!({"metadata": {"name": "local-storage"}, "provisioner": "kubernetes.io/no-provisioner",
+               "volumeBindingMode": "WaitForFirstConsumer"}),
+    );
+    std::fs::create_dir_all(f.node_path("node-2", "/mnt/disks/vol1")).unwrap();
+    f.api.put(
+        "persistentvolumes",
+        json!({"metadata": {"name": "local-pv"},
+               "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": "local-storage", "local": {"path": "/mnt/disks/vol1"},
+                        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-2"]}]}]}}},
+               "status": {"phase": "Available"}}),
+    );
+    f.api.put(
+        "persistentvolumeclaims",
+        json!({"metadata": {"name": "data", "namespace": "default"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-storage",
+                        "resources": {"requests": {"storage": "100Mi"}}}}),
+    );
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "writer", "namespace": "default"},
+               "spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo hi > /data/f"],
+                                        "volumeMounts": [{"name": "v", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]}}),
+    );
+    let pod = f
+        .until("pods", "default", "writer", |o| phase(o) == "Succeeded")
+        .await;
+    assert_eq!(pod["spec"]["nodeName"], "node-2");
+    f.until("persistentvolumeclaims", "default", "data", |o| {
+        phase(o) == "Bound"
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(f.node_path("node-2", "/mnt/disks/vol1/f")).unwrap(),
+        "hi\n"
+    );
+    f.agents.shutdown().await;
+}

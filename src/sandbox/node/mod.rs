@@ -32,8 +32,10 @@
 //! - Scheduler: Ready nodes only; nodeSelector, required node affinity (matchExpressions and
 //!   `metadata.name` matchFields), NoSchedule/NoExecute taints against tolerations,
 //!   `spec.unschedulable`, the node affinity of bound volumes; the node with the fewest live
-//!   pods wins (ties by name). Unbound WaitForFirstConsumer claims get `selected-node` first and
-//!   the pod stays unscheduled until they are Bound; unschedulable pods get a `PodScheduled`
+//!   pods wins (ties by name). An unbound WaitForFirstConsumer claim takes the smallest
+//!   Available volume on the chosen node that fits it (class, size, modes, node affinity: the
+//!   scheduler sets its `claimRef`), or else gets `selected-node` for its provisioner; the pod
+//!   stays unscheduled until its claims are Bound. Unschedulable pods get a `PodScheduled`
 //!   False condition with the real scheduler's message shape.
 //! - Kubelet: runs pods bound to Ready nodes; a pod whose node does not exist is deleted after
 //!   [`kubelet::ORPHAN_POD_GRACE`]; on a NotReady node nothing runs (running processes are
@@ -54,9 +56,8 @@
 //!   (default-scheduler); `WaitForFirstConsumer` and `ExternalProvisioning` on claims, each
 //!   once per claim (persistentvolume-controller); `Started`, `Pulling`, `Failed`, `BackOff`,
 //!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host).
-//! - Pods naming another `schedulerName` are left alone. Not modelled: static binding of
-//!   WaitForFirstConsumer claims to pre-created volumes (only Immediate claims bind to
-//!   Available volumes), preferred affinities, pod (anti-)affinity, resource fit, preemption.
+//! - Pods naming another `schedulerName` are left alone. Not modelled: preferred affinities,
+//!   pod (anti-)affinity, resource fit, preemption.
 //!
 //! # How container paths reach node directories
 //!

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 
+use super::binding::{NO_PROVISIONER, quantity_bytes};
+
 /// The annotation the scheduler puts on a WaitForFirstConsumer claim.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
@@ -41,17 +43,112 @@ pub enum Placement {
     Skip,
     /// Bind the pod to this node.
     Bind(String),
-    /// Annotate these claims (in the pod's namespace) with `selected-node: node`, then wait.
+    /// Annotate these claims (in the pod's namespace) with `selected-node: node` for their
+    /// provisioner, point these Available volumes on the node at these claims, then wait.
     SelectNode {
-        /// The WaitForFirstConsumer claims still without a selected node.
+        /// The WaitForFirstConsumer claims for a provisioner, still without a selected node.
         claims: Vec<String>,
         /// The node chosen for them.
         node: String,
+        /// WaitForFirstConsumer claims that an existing volume on the node satisfies.
+        volumes: Vec<PreBind>,
     },
     /// The pod's WaitForFirstConsumer claims have a node and are not Bound yet.
     WaitForBinding,
     /// No node fits; the message reads like the real scheduler's.
     Unschedulable(String),
+}
+
+/// An Available volume the scheduler gives to a claim (`spec.claimRef`); the PV controller
+/// completes the binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreBind {
+    /// The claim's name (in the pod's namespace).
+    pub claim: String,
+    /// The claim's uid.
+    pub uid: String,
+    /// The volume.
+    pub volume: String,
+}
+
+/// Whether a claim's class has a provisioner that makes volumes on demand.
+fn dynamic(claim: &PersistentVolumeClaim, classes: &[StorageClass]) -> bool {
+    let class = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref());
+    class
+        .and_then(|name| {
+            classes
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+        })
+        .is_some_and(|c| !c.provisioner.is_empty() && c.provisioner != NO_PROVISIONER)
+}
+
+/// Whether some volume already points at the claim (given to it, not yet bound).
+fn given(claim: &PersistentVolumeClaim, volumes: &[PersistentVolume]) -> bool {
+    volumes.iter().any(|v| {
+        v.spec
+            .as_ref()
+            .and_then(|s| s.claim_ref.as_ref())
+            .is_some_and(|r| {
+                r.namespace == claim.metadata.namespace && r.name == claim.metadata.name
+            })
+    })
+}
+
+/// The smallest Available volume on `node` that satisfies the claim (class, size, modes).
+fn available_on<'a>(
+    claim: &PersistentVolumeClaim,
+    node: &Node,
+    volumes: &'a [PersistentVolume],
+    taken: &[String],
+) -> Option<&'a PersistentVolume> {
+    let spec = claim.spec.as_ref()?;
+    let class = spec.storage_class_name.clone().unwrap_or_default();
+    let want = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .and_then(|q| quantity_bytes(&q.0))
+        .unwrap_or(0);
+    let modes = spec.access_modes.clone().unwrap_or_default();
+    volumes
+        .iter()
+        .filter(|v| v.metadata.deletion_timestamp.is_none())
+        .filter(|v| {
+            !taken
+                .iter()
+                .any(|t| Some(t.as_str()) == v.metadata.name.as_deref())
+        })
+        .filter_map(|v| {
+            let s = v.spec.as_ref()?;
+            let phase = v.status.as_ref().and_then(|st| st.phase.as_deref());
+            if s.claim_ref.is_some() || phase.is_some_and(|p| p != "Available") {
+                return None;
+            }
+            if s.storage_class_name.clone().unwrap_or_default() != class
+                || !modes
+                    .iter()
+                    .all(|m| s.access_modes.iter().flatten().any(|h| h == m))
+                || !volume_fits(node, v)
+            {
+                return None;
+            }
+            let size = s
+                .capacity
+                .as_ref()
+                .and_then(|c| c.get("storage"))
+                .and_then(|q| quantity_bytes(&q.0))?;
+            (size >= want).then_some((size, v))
+        })
+        .min_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.metadata.name.cmp(&b.1.metadata.name))
+        })
+        .map(|(_, v)| v)
 }
 
 /// Decides where `pod` goes.
@@ -149,6 +246,12 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
             Some("node(s) didn't match Pod's node affinity/selector")
         } else if !bound_volumes.iter().all(|pv| volume_fits(node, pv)) {
             Some("node(s) had volume node affinity conflict")
+        } else if !delayed.iter().all(|c| {
+            given(c, world.volumes)
+                || dynamic(c, world.classes)
+                || available_on(c, node, world.volumes, &[]).is_some()
+        }) {
+            Some("node(s) didn't find available persistent volumes to bind")
         } else {
             None
         };
@@ -178,15 +281,16 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
                 .get(SELECTED_NODE)
                 .map(String::as_str)
         });
-        let missing: Vec<String> = delayed
+        let missing: Vec<&PersistentVolumeClaim> = delayed
             .iter()
+            .copied()
             .filter(|c| {
                 c.metadata
                     .annotations
                     .as_ref()
                     .is_none_or(|a| !a.contains_key(SELECTED_NODE))
+                    && !given(c, world.volumes)
             })
-            .filter_map(|c| c.metadata.name.clone())
             .collect();
         if missing.is_empty() {
             return Placement::WaitForBinding;
@@ -195,9 +299,38 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
             Some(n) if fits.iter().any(|f| f.metadata.name.as_deref() == Some(n)) => n.to_string(),
             _ => least_loaded(&fits, world.pods),
         };
+        let Some(chosen) = fits
+            .iter()
+            .find(|f| f.metadata.name.as_deref() == Some(node.as_str()))
+        else {
+            return Placement::WaitForBinding;
+        };
+        // An existing volume on the node first, as the real volume binder does; otherwise
+        // the claim's provisioner makes one there.
+        let mut claims = Vec::new();
+        let mut volumes: Vec<PreBind> = Vec::new();
+        for claim in missing {
+            let taken: Vec<String> = volumes.iter().map(|p| p.volume.clone()).collect();
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            match available_on(claim, chosen, world.volumes, &taken) {
+                Some(v) => volumes.push(PreBind {
+                    claim: name,
+                    uid: claim.metadata.uid.clone().unwrap_or_default(),
+                    volume: v.metadata.name.clone().unwrap_or_default(),
+                }),
+                None if dynamic(claim, world.classes) => claims.push(name),
+                None => {
+                    return Placement::Unschedulable(format!(
+                        "0/{} nodes are available: node(s) didn't find available persistent volumes to bind.",
+                        world.nodes.len()
+                    ));
+                }
+            }
+        }
         return Placement::SelectNode {
-            claims: missing,
+            claims,
             node,
+            volumes,
         };
     }
     Placement::Bind(least_loaded(&fits, world.pods))
@@ -523,7 +656,8 @@ mod tests {
             place(&p, world(&nodes, &claims, &[], &classes)),
             Placement::SelectNode {
                 claims: vec!["c".into()],
-                node: "node-1".into()
+                node: "node-1".into(),
+                volumes: vec![]
             }
         );
         // 2. Node selected, not Bound yet: wait; the pod stays unscheduled.
@@ -539,6 +673,43 @@ mod tests {
             place(&p, world(&nodes, &claims, &volumes, &classes)),
             Placement::Bind("node-2".into())
         );
+    }
+
+    #[test]
+    fn wait_for_first_consumer_claims_take_an_available_volume_on_a_fitting_node() {
+        let nodes = [node("node-1", true), node("node-2", true)];
+        let classes: [StorageClass; 1] = [from(json!({"metadata": {"name": "local-path"},
+            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer"}))];
+        let claims = [claim(json!({}), None, "Pending")];
+        let mut pv = pv_on("node-2");
+        pv.metadata.name = Some("local-pv".into());
+        pv.spec.as_mut().unwrap().storage_class_name = Some("local-path".into());
+        pv.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOnce".into()]);
+        pv.spec.as_mut().unwrap().capacity = Some(
+            [(
+                "storage".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into()),
+            )]
+            .into(),
+        );
+        let volumes = [pv];
+        assert_eq!(
+            place(&claim_pod(), world(&nodes, &claims, &volumes, &classes)),
+            Placement::SelectNode {
+                claims: vec![],
+                node: "node-2".into(),
+                volumes: vec![PreBind {
+                    claim: "c".into(),
+                    uid: String::new(),
+                    volume: "local-pv".into()
+                }]
+            }
+        );
+        // No such volume and no provisioner: nowhere to go.
+        assert!(matches!(
+            place(&claim_pod(), world(&nodes, &claims, &[], &classes)),
+            Placement::Unschedulable(m) if m.contains("didn't find available persistent volumes")
+        ));
     }
 
     #[test]

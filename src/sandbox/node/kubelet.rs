@@ -402,9 +402,11 @@ pub async fn supervise(
 ) {
     let mut orphans: HashMap<String, Instant> = HashMap::new();
     let loop_cache = cache.clone();
+    // Pods are read in place from the cache (a pass runs on every status change, and copying
+    // every pod each time grows with the square of their number).
     let need = Need {
         nodes: true,
-        pods: true,
+        pods: false,
         claims: false,
         volumes: false,
         classes: false,
@@ -415,7 +417,17 @@ pub async fn supervise(
         stop.clone(),
         Duration::from_millis(500),
         |snap: Snapshot| {
-            let actions = pass(&snap, &pods, &mut orphans, &dir, &client, &cache, &stop);
+            let objects = cache.pods.state();
+            let actions = pass(
+                &snap,
+                &objects,
+                &pods,
+                &mut orphans,
+                &dir,
+                &client,
+                &cache,
+                &stop,
+            );
             let client = client.clone();
             async move {
                 for (namespace, name, uid) in actions {
@@ -428,8 +440,10 @@ pub async fn supervise(
 }
 
 /// One supervisor pass; returns the pods to delete right away (orphans, finished deletions).
+#[allow(clippy::too_many_arguments)]
 fn pass(
     snap: &Snapshot,
+    objects: &[Arc<Pod>],
     pods: &Pods,
     orphans: &mut HashMap<String, Instant>,
     dir: &Path,
@@ -447,7 +461,7 @@ fn pass(
         .collect();
     let mut deletes = Vec::new();
     let mut live = std::collections::HashSet::new();
-    for pod in &snap.pods {
+    for pod in objects {
         let Some(node) = pod
             .spec
             .as_ref()
@@ -539,7 +553,7 @@ fn pass(
                 let worker = Worker {
                     client: client.clone(),
                     cache: cache.clone(),
-                    pod: pod.clone(),
+                    pod: Pod::clone(pod),
                     node_root: dir.join("nodes").join(&node),
                     pod_dir,
                     run_stop: handle.stop.child_token(),

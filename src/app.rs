@@ -31,6 +31,11 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Plan::Version => version(&ui, &target).await,
+        Plan::Run(options) => {
+            let cluster = cluster::connect(&target).await?;
+            crate::controller::run(cluster.client, options, shutdown_signal()).await?;
+            Ok(Exit::Success)
+        }
         Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),
         Plan::GcPrune(options) => Ok(crate::gc::prune(&ui, &target, options).await?),
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
@@ -119,4 +124,21 @@ async fn version(ui: &Ui, target: &cluster::Target) -> Result<Exit, Error> {
     }
     ui.print(&report)?;
     Ok(Exit::Success)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -52,6 +52,9 @@ pub enum Error {
     Config(#[from] crate::config::Error),
 
     #[error(transparent)]
+    Run(#[from] crate::controller::Error),
+
+    #[error(transparent)]
     Gc(#[from] crate::gc::Error),
 
     #[error(transparent)]

@@ -1,7 +1,34 @@
-//! `lpp run`: watchers, the work queue, helper pod execution, events, the Lease, config reload and
-//! metrics.
+//! `lpp run`: the provisioning loop.
+//!
+//! Claims and volumes arrive on watches; each claim that needs a volume and each Released volume of
+//! ours becomes one operation, at most one per object at a time. An operation asks the pure
+//! [`crate::provision`] decisions what to do, runs the helper pod, observes its outcome on a watch
+//! (a waiting operation holds no worker permit), then creates or deletes the PV. Names are
+//! deterministic (`pvc-<uid>`, `helper-pod-create-<pv>`), so an operation that finds its helper
+//! pod or PV already there adopts it: a restart resumes where the last run stopped.
+//!
+//! The ConfigMap is read at the start of every operation, so a valid edit applies to the next
+//! volume and an invalid one fails that operation with an event naming the problem.
+//!
+//! Leader election: the Lease `<provisioner name with / as ->` in the provisioner namespace is
+//! taken before any work and renewed every few seconds; a run that loses it stops; Ctrl-C
+//! releases it.
 
+mod events;
+mod lease;
+mod operation;
+
+use std::collections::HashSet;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::Semaphore;
 
 /// Log line format of `lpp run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,4 +60,191 @@ pub struct RunOptions {
 /// `rancher.io/local-path` → `rancher.io-local-path`.
 pub fn lease_name_for(provisioner_name: &str) -> String {
     provisioner_name.replace('/', "-")
+}
+
+/// Why the loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Options(String),
+    #[error("lost the Lease {lease}: {why}; another provisioner took over")]
+    LeaseLost { lease: String, why: String },
+    #[error("cannot take the Lease {lease}: {source}")]
+    Lease {
+        lease: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the watch of {what} ended: {why}")]
+    Watch { what: &'static str, why: String },
+}
+
+/// The shared state of one run.
+pub(crate) struct Context {
+    pub client: kube::Client,
+    pub options: RunOptions,
+    /// Objects with an operation under way (claim uids, volume names).
+    busy: Mutex<HashSet<String>>,
+    /// Bounds the operations that are talking to the API at once.
+    pub workers: Semaphore,
+    /// The texts of `--config` and `--helper-pod-file`, read once.
+    pub config_file: Option<String>,
+    pub helper_pod_file: Option<String>,
+}
+
+impl Context {
+    /// Marks `key` busy; false when an operation for it is already under way.
+    fn claim(&self, key: &str) -> bool {
+        self.busy
+            .lock()
+            .map(|mut b| b.insert(key.to_owned()))
+            .unwrap_or(false)
+    }
+
+    fn release(&self, key: &str) {
+        if let Ok(mut b) = self.busy.lock() {
+            b.remove(key);
+        }
+    }
+}
+
+/// Runs the loop until `shutdown` resolves (then releases the Lease and returns `Ok`), or until
+/// the Lease is lost or a watch cannot be kept.
+pub async fn run(
+    client: kube::Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let read = |path: &Option<PathBuf>, flag: &str| -> Result<Option<String>, Error> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p).map_err(|e| {
+                    Error::Options(format!("{flag} {}: cannot read it: {e}", p.display()))
+                })
+            })
+            .transpose()
+    };
+    let context = Arc::new(Context {
+        config_file: read(&options.config_file, "--config")?,
+        helper_pod_file: read(&options.helper_pod_file, "--helper-pod-file")?,
+        workers: Semaphore::new(options.workers.max(1) as usize),
+        busy: Mutex::new(HashSet::new()),
+        client,
+        options,
+    });
+    tokio::pin!(shutdown);
+    let lease = match &context.options.lease_name {
+        Some(name) => {
+            let held = lease::Lease::new(context.client.clone(), &context.options.namespace, name);
+            tokio::select! {
+                taken = held.acquire() => taken?,
+                () = &mut shutdown => return Ok(()),
+            }
+            tracing::info!(lease = %name, holder = %held.holder(), "took the Lease; provisioning");
+            Some(held)
+        }
+        None => None,
+    };
+    let outcome = tokio::select! {
+        outcome = watch(Arc::clone(&context)) => outcome,
+        lost = renew(lease.as_ref()) => lost,
+        () = &mut shutdown => Ok(()),
+    };
+    if let Some(lease) = lease {
+        lease.release().await;
+        tracing::info!("released the Lease");
+    }
+    outcome
+}
+
+async fn renew(lease: Option<&lease::Lease>) -> Result<(), Error> {
+    match lease {
+        Some(lease) => lease.keep().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn watch(context: Arc<Context>) -> Result<(), Error> {
+    let claims = watcher::watcher(
+        Api::<PersistentVolumeClaim>::all(context.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| e.map(Work::from_claims));
+    let volumes = watcher::watcher(
+        Api::<PersistentVolume>::all(context.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| e.map(Work::from_volumes));
+    let mut events = std::pin::pin!(futures::stream::select(claims, volumes));
+    while let Some(event) = events.next().await {
+        let work = match event {
+            Ok(work) => work,
+            Err(e) => {
+                tracing::warn!("watch error (retrying): {e}");
+                continue;
+            }
+        };
+        for item in work {
+            let key = item.key();
+            if !context.claim(&key) {
+                continue;
+            }
+            let context = Arc::clone(&context);
+            tokio::spawn(async move {
+                operation::carry_out(&context, item).await;
+                context.release(&key);
+            });
+        }
+    }
+    Err(Error::Watch {
+        what: "claims and volumes",
+        why: "the stream ended".into(),
+    })
+}
+
+/// One object to look at.
+pub(crate) enum Work {
+    Claim(Box<PersistentVolumeClaim>),
+    Volume(Box<PersistentVolume>),
+}
+
+impl Work {
+    fn key(&self) -> String {
+        match self {
+            Work::Claim(c) => format!("claim/{}", c.metadata.uid.as_deref().unwrap_or("")),
+            Work::Volume(v) => format!("volume/{}", v.metadata.name.as_deref().unwrap_or("")),
+        }
+    }
+
+    fn from_claims(event: Event<PersistentVolumeClaim>) -> Vec<Work> {
+        match event {
+            Event::Apply(c) | Event::InitApply(c) => {
+                let unbound = c.spec.as_ref().is_none_or(|s| s.volume_name.is_none())
+                    && c.metadata.deletion_timestamp.is_none();
+                if unbound {
+                    vec![Work::Claim(Box::new(c))]
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn from_volumes(event: Event<PersistentVolume>) -> Vec<Work> {
+        match event {
+            Event::Apply(v) | Event::InitApply(v) => {
+                let released =
+                    v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
+                if released {
+                    vec![Work::Volume(Box::new(v))]
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use crate::support::TestCluster;
@@ -12,32 +12,10 @@ use crate::support::TestCluster;
 const BASE: &str = "/opt/local-path-provisioner";
 const UID: &str = "0b6c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
 
-/// The provisioner namespace and upstream's default ConfigMap, as an install leaves them.
+/// A sandbox with the provisioner's namespace, ConfigMap and class.
 async fn installed() -> TestCluster {
     let cluster = TestCluster::start().await;
-    let client = cluster.client();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some("local-path-storage".into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "local-path-storage");
-    let map = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some("local-path-config".into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(lpp::config::default_config_map_data()),
-        ..ConfigMap::default()
-    };
-    maps.create(&PostParams::default(), &map).await.unwrap();
+    crate::support::install_basics(&cluster).await;
     cluster
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod gc;
 mod kubectl;
 mod provision;
+mod run;
 mod sandbox;
 mod sandbox_node;
 mod support;

@@ -394,3 +394,44 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// What an install leaves, made directly: the namespace `local-path-storage`, upstream's default
+/// ConfigMap `local-path-config` and the StorageClass `local-path` (WaitForFirstConsumer, Delete).
+pub async fn install_basics(cluster: &TestCluster) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, ObjectMeta, PostParams};
+    let client = cluster.client();
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        ..ObjectMeta::default()
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: meta("local-path-storage"),
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "local-path-storage");
+    let map = ConfigMap {
+        metadata: meta("local-path-config"),
+        data: Some(lpp::config::default_config_map_data()),
+        ..ConfigMap::default()
+    };
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    let classes: Api<StorageClass> = Api::all(client);
+    let class = StorageClass {
+        metadata: meta("local-path"),
+        provisioner: "rancher.io/local-path".into(),
+        reclaim_policy: Some("Delete".into()),
+        volume_binding_mode: Some("WaitForFirstConsumer".into()),
+        ..StorageClass::default()
+    };
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,159 @@
+//! `lpp run` against the sandbox over HTTP: the real binary provisions and reclaims.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::support::{TestCluster, install_basics, wait_for, wait_gone};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn claim(name: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap()
+}
+
+fn pod(name: &str, claim: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                  "command": ["sh", "-c", "echo hi > /data/hello; while true; do sleep 3600; done"],
+                  "volumeMounts": [{"name": "v", "mountPath": "/data"}]}],
+                 "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let runner = cluster.spawn_lpp(["run"]);
+    let client = cluster.client();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    claims
+        .create(&PostParams::default(), &claim("data"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("user", "data"))
+        .await
+        .unwrap();
+
+    let bound = wait_for(&claims, "data", WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await;
+    let volume_name = bound.spec.unwrap().volume_name.unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volume = volumes.get(&volume_name).await.unwrap();
+    let annotations = volume.metadata.annotations.clone().unwrap();
+    assert_eq!(
+        annotations["pv.kubernetes.io/provisioned-by"],
+        "rancher.io/local-path"
+    );
+    let node = annotations["local.path.provisioner/selected-node"].clone();
+    let path = volume
+        .spec
+        .as_ref()
+        .unwrap()
+        .host_path
+        .as_ref()
+        .unwrap()
+        .path
+        .clone();
+    assert!(
+        path.starts_with("/opt/local-path-provisioner/pvc-"),
+        "{path}"
+    );
+    wait_for(&pods, "user", WAIT, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    let on_disk = cluster.node_path(&node, &path);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !on_disk.join("hello").exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            on_disk.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "local-path-storage");
+    let lease = leases.get("rancher.io-local-path").await.unwrap();
+    assert!(lease.spec.unwrap().holder_identity.unwrap().contains('/'));
+
+    pods.delete("user", &DeleteParams::default()).await.unwrap();
+    wait_gone(&pods, "user", WAIT).await;
+    claims
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&volumes, &volume_name, WAIT).await;
+    assert!(
+        !on_disk.exists(),
+        "the teardown removed {}",
+        on_disk.display()
+    );
+    let (_, log) = runner.output();
+    assert!(log.contains("provisioned default/data"), "{log}");
+    assert!(log.contains(&format!("reclaimed {volume_name}")), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_setup_script_is_reported_with_its_output_in_seconds() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let client = cluster.client();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "local-path-storage");
+    let patch = json!({"data": {"setup": "#!/bin/sh\necho disk full on purpose >&2\nexit 7\n"}});
+    maps.patch(
+        "local-path-config",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let _runner = cluster.spawn_lpp(["run"]);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    claims
+        .create(&PostParams::default(), &claim("broken"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("user", "broken"))
+        .await
+        .unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=broken"))
+            .await
+            .unwrap();
+        let failed = list
+            .items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("ProvisioningFailed"));
+        if let Some(event) = failed {
+            let message = event.message.clone().unwrap_or_default();
+            assert!(message.contains("exit code 7"), "{message}");
+            assert!(message.contains("disk full on purpose"), "{message}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ProvisioningFailed: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -31,6 +31,8 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Plan::Version => version(&ui, &target).await,
+        Plan::Manifests(settings) => Ok(crate::install::manifests(&ui, &settings)?),
+        Plan::Install(options) => Ok(crate::install::install(&ui, &target, options).await?),
         Plan::Run(options) => {
             let cluster = cluster::connect(&target).await?;
             crate::controller::run(cluster.client, options, shutdown_signal()).await?;

@@ -52,6 +52,9 @@ pub enum Error {
     Config(#[from] crate::config::Error),
 
     #[error(transparent)]
+    Install(#[from] crate::install::Error),
+
+    #[error(transparent)]
     Run(#[from] crate::controller::Error),
 
     #[error(transparent)]
@@ -77,6 +80,7 @@ impl Error {
             Error::Sandbox(crate::sandbox::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
+            Error::Install(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

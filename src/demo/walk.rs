@@ -38,6 +38,7 @@ pub async fn run(ui: &Ui, target: &Target, options: DemoOptions) -> Result<Exit,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
     };
     walk.clean_up().await;
+    walk.stop_loop().await;
     backend.stop().await;
     outcome.map(|()| Exit::Success)
 }
@@ -126,6 +127,11 @@ struct Walk<'a> {
     readers: u32,
     /// Set when running on the embedded sandbox, whose node directories the demo can also show.
     sandbox: Option<Sandbox>,
+    /// The in-process provisioning loop, when the demo started one: its stop signal and task.
+    provisioner: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl<'a> Walk<'a> {
@@ -138,6 +144,7 @@ impl<'a> Walk<'a> {
             volume: None,
             readers: 0,
             sandbox: None,
+            provisioner: None,
         }
     }
 
@@ -160,6 +167,9 @@ impl<'a> Walk<'a> {
             Step::Reclaim
         };
         for step in Step::ALL {
+            if step == Step::Claim && self.namespace.is_none() {
+                self.namespace = Some(self.ensure_namespace().await.map_err(Error::Setup)?);
+            }
             self.announce(step)?;
             let mut facts = BTreeMap::new();
             let outcome = match step {
@@ -349,30 +359,78 @@ impl<'a> Walk<'a> {
 
     async fn install(&mut self, facts: &mut BTreeMap<&'static str, String>) -> Result<(), String> {
         let classes: Api<StorageClass> = Api::all(self.client.clone());
-        let name = &self.options.storage_class;
-        let class = classes
-            .get_opt(name)
+        let name = self.options.storage_class.clone();
+        let existing = classes
+            .get_opt(&name)
             .await
-            .map_err(|e| format!("cannot read StorageClass {name}: {e}"))?
-            .ok_or_else(|| {
-                format!("StorageClass {name} does not exist: run `lpp install` first, or pass --storage-class")
-            })?;
+            .map_err(|e| format!("cannot read StorageClass {name}: {e}"))?;
+        let class = match existing {
+            Some(class) => {
+                facts.insert("installed", "already".into());
+                class
+            }
+            None => {
+                let settings = demo_install(&name);
+                let applied = crate::install::apply(&self.client, &settings, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                facts.insert("installed", format!("{} objects applied", applied.len()));
+                classes
+                    .get(&name)
+                    .await
+                    .map_err(|e| format!("cannot read StorageClass {name} after installing: {e}"))?
+            }
+        };
         facts.insert("class", name.clone());
         facts.insert("provisioner", class.provisioner.clone());
         let lease_name = crate::controller::lease_name_for(&class.provisioner);
-        let holder = self.lease_holder(&lease_name).await?;
-        match holder {
+        match self.lease_holder(&lease_name).await? {
             Some(holder) => {
                 facts.insert(
                     "provisioning",
                     format!("by {holder} (holds Lease {lease_name})"),
                 );
-                Ok(())
             }
-            None => Err(format!(
-                "no provisioner holds Lease {lease_name}: start one with `lpp run` or `lpp install --in-cluster`"
-            )),
+            None => {
+                self.start_loop(&class.provisioner);
+                facts.insert(
+                    "provisioning",
+                    "in-process for the demo's duration (nobody held the Lease)".into(),
+                );
+            }
         }
+        Ok(())
+    }
+
+    /// Runs the provisioning loop inside the demo until the demo ends.
+    fn start_loop(&mut self, provisioner: &str) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = crate::controller::RunOptions {
+            namespace: crate::cli::DEFAULT_NAMESPACE.into(),
+            provisioner_name: provisioner.to_owned(),
+            config_map: crate::config::CONFIG_MAP_NAME.into(),
+            config_file: None,
+            helper_pod_file: None,
+            service_account_name: crate::install::objects::SERVICE_ACCOUNT.into(),
+            helper_image: None,
+            workers: 8,
+            provisioning_retry_count: None,
+            deletion_retry_count: None,
+            allow_unsafe_helper_pod_template: false,
+            metrics_addr: None,
+            log_format: crate::controller::LogFormat::Text,
+            lease_name: Some(crate::controller::lease_name_for(provisioner)),
+        };
+        let client = self.client.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::controller::run(client, options, shutdown).await {
+                tracing::warn!("the demo's provisioning loop stopped: {e}");
+            }
+        });
+        self.provisioner = Some((stop, task));
     }
 
     /// Who holds the provisioner's Lease right now, in any namespace.
@@ -393,7 +451,6 @@ impl<'a> Walk<'a> {
     }
 
     async fn claim(&mut self, facts: &mut BTreeMap<&'static str, String>) -> Result<(), String> {
-        self.namespace = Some(self.ensure_namespace().await?);
         facts.insert("namespace", self.ns().to_owned());
         let mut claim: PersistentVolumeClaim = parse(CLAIM_MANIFEST, "examples/pvc.yaml")?;
         if let Some(spec) = claim.spec.as_mut() {
@@ -699,6 +756,14 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Stops the in-process provisioning loop, if the demo started one (it releases its Lease).
+    async fn stop_loop(&mut self) {
+        if let Some((stop, task)) = self.provisioner.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
     /// Removes what the demo made, unless `--keep` (then only the reader pods go).
     async fn clean_up(&self) {
         let Some((namespace, created)) = &self.namespace else {
@@ -900,6 +965,26 @@ fn access_modes(modes: Option<&[String]>) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// What the demo installs on a cluster that has no local-path class: the defaults of
+/// `lpp install`.
+fn demo_install(storage_class: &str) -> crate::install::ManifestSettings {
+    crate::install::ManifestSettings {
+        namespace: crate::cli::DEFAULT_NAMESPACE.into(),
+        storage_class: storage_class.to_owned(),
+        provisioner_name: crate::cli::DEFAULT_PROVISIONER.into(),
+        base_paths: crate::install::BasePaths::Nodes(vec![(
+            None,
+            crate::config::DEFAULT_PATH.to_owned(),
+        )]),
+        default_class: false,
+        reclaim_policy: "Delete".into(),
+        binding_mode: "WaitForFirstConsumer".into(),
+        volume_type: "hostPath".into(),
+        helper_image: crate::config::DEFAULT_HELPER_IMAGE.into(),
+        in_cluster_image: None,
+    }
 }
 
 #[cfg(test)]

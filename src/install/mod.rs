@@ -60,3 +60,215 @@ pub struct StatusOptions {
     pub provisioner_name: String,
     pub events_since: Duration,
 }
+
+pub mod objects;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cluster::{self, Target};
+use crate::error::Exit;
+use crate::ui::{self, Format, Report, Ui};
+use objects::Object;
+
+/// The field manager of everything lpp applies.
+pub const FIELD_MANAGER: &str = "lpp";
+
+/// Why install cannot do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot apply {kind} {name}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot render the manifests: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Connect(#[from] cluster::Error),
+    #[error(transparent)]
+    Ui(#[from] ui::Error),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Ui(e) => e.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+/// What applying one object did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub kind: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `created`, `configured` or `unchanged`, as kubectl says it.
+    pub result: &'static str,
+}
+
+/// The install report.
+#[derive(Debug, Serialize)]
+pub struct InstallReport {
+    pub objects: Vec<Applied>,
+    pub dry_run: bool,
+}
+
+impl Report for InstallReport {
+    fn tables(&self, _wide: bool) -> Vec<comfy_table::Table> {
+        let mut table = ui::table(["kind", "name", "namespace", "result"]);
+        for a in &self.objects {
+            let result = if self.dry_run {
+                format!("{} (server dry run)", a.result)
+            } else {
+                a.result.to_owned()
+            };
+            table.add_row(vec![
+                a.kind.to_owned(),
+                a.name.clone(),
+                a.namespace.clone().unwrap_or_default(),
+                result,
+            ]);
+        }
+        vec![table]
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .map(|a| format!("{}/{}", a.kind.to_lowercase(), a.name))
+            .collect()
+    }
+}
+
+async fn apply_one<K>(api: Api<K>, object: &K, params: &PatchParams) -> Result<Applied, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let kind: &'static str = match K::kind(&Default::default()).as_ref() {
+        "Namespace" => "Namespace",
+        "ServiceAccount" => "ServiceAccount",
+        "Role" => "Role",
+        "ClusterRole" => "ClusterRole",
+        "RoleBinding" => "RoleBinding",
+        "ClusterRoleBinding" => "ClusterRoleBinding",
+        "StorageClass" => "StorageClass",
+        "ConfigMap" => "ConfigMap",
+        _ => "object",
+    };
+    let name = object.name_any();
+    let fail = |source| Error::Apply {
+        kind,
+        name: name.clone(),
+        source,
+    };
+    let before = api.get_opt(&name).await.map_err(fail)?;
+    let after = api
+        .patch(&name, params, &Patch::Apply(object))
+        .await
+        .map_err(fail)?;
+    let result = match before {
+        None => "created",
+        Some(b) if b.resource_version() == after.resource_version() => "unchanged",
+        Some(_) => "configured",
+    };
+    Ok(Applied {
+        kind,
+        name,
+        namespace: object.namespace(),
+        result,
+    })
+}
+
+fn namespaced<K>(client: &kube::Client, object: &K) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    Api::namespaced(client.clone(), &object.namespace().unwrap_or_default())
+}
+
+/// Applies the install set with server-side apply (field manager `lpp`, taking over fields
+/// another manager set), without prompts: what `lpp install` does after its checks, and what
+/// `lpp demo` runs on a bare cluster.
+pub async fn apply(
+    client: &kube::Client,
+    settings: &ManifestSettings,
+    server_dry_run: bool,
+) -> Result<Vec<Applied>, Error> {
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = server_dry_run;
+    let all = |c: &kube::Client| c.clone();
+    let mut applied = Vec::new();
+    for object in objects::install_set(settings) {
+        applied.push(match &object {
+            Object::Namespace(o) => apply_one(Api::all(all(client)), o, &params).await?,
+            Object::ServiceAccount(o) => apply_one(namespaced(client, o), o, &params).await?,
+            Object::Role(o) => apply_one(namespaced(client, o), o, &params).await?,
+            Object::ClusterRole(o) => apply_one(Api::all(all(client)), o, &params).await?,
+            Object::RoleBinding(o) => apply_one(namespaced(client, o), o, &params).await?,
+            Object::ClusterRoleBinding(o) => apply_one(Api::all(all(client)), o, &params).await?,
+            Object::StorageClass(o) => apply_one(Api::all(all(client)), o, &params).await?,
+            Object::ConfigMap(o) => apply_one(namespaced(client, o), o, &params).await?,
+        });
+    }
+    Ok(applied)
+}
+
+/// The install set as text: YAML documents, or a JSON `List`.
+pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Error> {
+    let objects = objects::install_set(settings);
+    match format {
+        Format::Json => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+            serde_json::to_string_pretty(&list).map_err(|e| Error::Render(e.to_string()))
+        }
+        _ => {
+            let mut out = String::new();
+            for object in &objects {
+                out.push_str("---\n");
+                out.push_str(&ui::to_yaml(object)?);
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `lpp manifests`.
+pub fn manifests(ui: &Ui, settings: &ManifestSettings) -> Result<Exit, Error> {
+    ui.write_stdout(&render(settings, ui.format())?)?;
+    Ok(Exit::Success)
+}
+
+/// `lpp install`: applies the install set (`--dry-run=client` prints it instead).
+pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Result<Exit, Error> {
+    if options.dry_run == Some(DryRun::Client) {
+        let format = if ui.format() == Format::Json {
+            Format::Json
+        } else {
+            Format::Yaml
+        };
+        ui.write_stdout(&render(&options.manifest, format)?)?;
+        return Ok(Exit::Success);
+    }
+    let cluster = cluster::connect(target).await?;
+    let server_dry_run = options.dry_run == Some(DryRun::Server);
+    let objects = apply(&cluster.client, &options.manifest, server_dry_run).await?;
+    ui.print(&InstallReport {
+        objects,
+        dry_run: server_dry_run,
+    })?;
+    Ok(Exit::Success)
+}

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod demo;
 mod gc;
+mod install;
 mod kubectl;
 mod provision;
 mod run;

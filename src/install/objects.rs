@@ -1,0 +1,203 @@
+//! The install set as typed objects, built by pure functions from [`ManifestSettings`]. Names and
+//! shape mirror upstream's `deploy/local-path-storage.yaml`, so a cluster can switch either way.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::ObjectMeta;
+use serde::Serialize;
+
+use super::{BasePaths, ManifestSettings};
+use crate::config::{ConfigJson, config_map_data};
+
+/// The service account the provisioner and its helper pods run as (upstream's name).
+pub const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
+/// The name of the Role, ClusterRole and their bindings (upstream's names).
+pub const ROLE: &str = "local-path-provisioner-role";
+const BINDING: &str = "local-path-provisioner-bind";
+
+/// The label every object lpp installs carries; uninstall finds them by it.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "lpp");
+
+/// One object of the install set.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    Namespace(Namespace),
+    ServiceAccount(ServiceAccount),
+    Role(Role),
+    ClusterRole(ClusterRole),
+    RoleBinding(RoleBinding),
+    ClusterRoleBinding(ClusterRoleBinding),
+    StorageClass(StorageClass),
+    ConfigMap(ConfigMap),
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "local-path-provisioner".to_owned(),
+        ),
+        ("app.kubernetes.io/part-of".to_owned(), "lpp".to_owned()),
+        (
+            "app.kubernetes.io/version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ])
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        labels: Some(labels()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let owned = |v: &[&str]| Some(v.iter().map(|s| (*s).to_owned()).collect());
+    PolicyRule {
+        api_groups: owned(groups),
+        resources: owned(resources),
+        verbs: owned(verbs).unwrap_or_default(),
+        ..PolicyRule::default()
+    }
+}
+
+/// The config.json the settings ask for.
+pub fn config_json(settings: &ManifestSettings) -> ConfigJson {
+    match &settings.base_paths {
+        BasePaths::Shared(path) => ConfigJson::with_shared_path(path),
+        BasePaths::Nodes(entries) => {
+            ConfigJson::with_node_paths(entries.iter().map(|(n, p)| (n.as_deref(), p.as_str())))
+        }
+    }
+}
+
+/// Every object `lpp install` applies, in apply order.
+pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
+    let ns = settings.namespace.as_str();
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: SERVICE_ACCOUNT.into(),
+        namespace: Some(ns.to_owned()),
+        ..Subject::default()
+    };
+    let mut namespace_labels = labels();
+    // Helper pods mount hostPath volumes, which the baseline and restricted Pod Security levels
+    // refuse: the provisioner namespace has to admit privileged pods.
+    for mode in ["enforce", "audit", "warn"] {
+        namespace_labels.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            "privileged".into(),
+        );
+    }
+    let mut class_annotations = BTreeMap::new();
+    if settings.default_class {
+        class_annotations.insert(
+            "storageclass.kubernetes.io/is-default-class".to_owned(),
+            "true".to_owned(),
+        );
+    }
+    if settings.volume_type == "local" {
+        class_annotations.insert("defaultVolumeType".to_owned(), "local".to_owned());
+    }
+    vec![
+        Object::Namespace(Namespace {
+            metadata: ObjectMeta {
+                labels: Some(namespace_labels),
+                ..meta(ns, None)
+            },
+            ..Namespace::default()
+        }),
+        Object::ServiceAccount(ServiceAccount {
+            metadata: meta(SERVICE_ACCOUNT, Some(ns)),
+            ..ServiceAccount::default()
+        }),
+        Object::Role(Role {
+            metadata: meta(ROLE, Some(ns)),
+            rules: Some(vec![
+                rule(
+                    &[""],
+                    &["pods"],
+                    &["get", "list", "watch", "create", "delete"],
+                ),
+                rule(&[""], &["configmaps"], &["get", "list", "watch"]),
+                rule(
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["get", "create", "update"],
+                ),
+            ]),
+        }),
+        Object::ClusterRole(ClusterRole {
+            metadata: meta(ROLE, None),
+            rules: Some(vec![
+                rule(&[""], &["nodes", "pods"], &["get", "list", "watch"]),
+                rule(&[""], &["pods/log"], &["get"]),
+                rule(
+                    &[""],
+                    &["persistentvolumeclaims"],
+                    &["get", "list", "watch", "update", "patch"],
+                ),
+                rule(
+                    &[""],
+                    &["persistentvolumes"],
+                    &[
+                        "get", "list", "watch", "create", "patch", "update", "delete",
+                    ],
+                ),
+                rule(&[""], &["events"], &["create", "patch"]),
+                rule(
+                    &["storage.k8s.io"],
+                    &["storageclasses"],
+                    &["get", "list", "watch"],
+                ),
+            ]),
+            ..ClusterRole::default()
+        }),
+        Object::RoleBinding(RoleBinding {
+            metadata: meta(BINDING, Some(ns)),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: ROLE.into(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        }),
+        Object::ClusterRoleBinding(ClusterRoleBinding {
+            metadata: meta(BINDING, None),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: ROLE.into(),
+            },
+            subjects: Some(vec![subject]),
+        }),
+        Object::StorageClass(StorageClass {
+            metadata: ObjectMeta {
+                annotations: (!class_annotations.is_empty()).then_some(class_annotations),
+                ..meta(&settings.storage_class, None)
+            },
+            provisioner: settings.provisioner_name.clone(),
+            reclaim_policy: Some(settings.reclaim_policy.clone()),
+            volume_binding_mode: Some(settings.binding_mode.clone()),
+            ..StorageClass::default()
+        }),
+        Object::ConfigMap(ConfigMap {
+            metadata: meta(crate::config::CONFIG_MAP_NAME, Some(ns)),
+            data: Some(config_map_data(
+                &config_json(settings),
+                &settings.helper_image,
+            )),
+            ..ConfigMap::default()
+        }),
+    ]
+}

@@ -1,0 +1,109 @@
+//! `lpp demo`: the walkthrough runs non-interactively on the embedded sandbox and against a
+//! sandbox served over HTTP, with every step's check asserted.
+
+use serde_json::Value;
+
+use crate::support::{TestCluster, lpp_in, run};
+
+fn steps(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn assert_all_steps_passed(stdout: &str, expected: usize) -> Vec<Value> {
+    let steps = steps(stdout);
+    assert_eq!(steps.len(), expected, "{stdout}");
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(step["step"], i + 1, "{step}");
+        assert_eq!(step["ok"], true, "{step}");
+    }
+    steps
+}
+
+#[test]
+fn the_newcomers_command_runs_every_step_on_the_embedded_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(
+        lpp_in(home.path()),
+        [
+            "demo",
+            "--sandbox",
+            "--yes",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let steps = assert_all_steps_passed(&out.stdout, 7);
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "install",
+            "claim",
+            "pod",
+            "bound",
+            "write",
+            "node-file",
+            "reclaim"
+        ]
+    );
+    assert_eq!(steps[4]["facts"]["read"], "local-path-test");
+    assert_eq!(steps[5]["facts"]["content"], "local-path-test");
+    assert!(
+        steps[6]["facts"]["directory"]
+            .as_str()
+            .unwrap()
+            .ends_with("absent"),
+        "{}",
+        steps[6]
+    );
+
+    let human = run(
+        lpp_in(home.path()),
+        ["demo", "--sandbox", "--non-interactive", "--timeout", "60s"],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(human.code, 0, "{human:?}");
+    for n in 1..=7 {
+        assert!(
+            human.stdout.contains(&format!("[{n}/7]")),
+            "{}",
+            human.stdout
+        );
+    }
+    assert!(human.stdout.contains("kubectl -n "), "{}", human.stdout);
+    assert!(human.stdout.contains("STATUS"), "{}", human.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_leaves_the_claim_and_pod_in_the_named_namespace() {
+    let cluster = TestCluster::start().await;
+    let out = cluster
+        .lpp_with_timeout(
+            [
+                "demo",
+                "--yes",
+                "--keep",
+                "-n",
+                "walk",
+                "-o",
+                "json",
+                "--timeout",
+                "60s",
+            ],
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_all_steps_passed(&out.stdout, 6);
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(cluster.client(), "walk");
+    assert!(pods.get_opt("volume-test").await.unwrap().is_some());
+}

@@ -1,0 +1,68 @@
+//! `lpp manifests` and `lpp install` against the sandbox, with the real binary and kubectl.
+
+use serde_json::Value;
+
+use crate::support::{TestCluster, lpp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifests_are_real_kubernetes_and_install_is_idempotent() {
+    let printed = lpp(["manifests"]);
+    assert_eq!(printed.code, 0, "{printed:?}");
+    assert!(
+        printed.stdout.contains("kind: StorageClass"),
+        "{}",
+        printed.stdout
+    );
+    let json = lpp(["manifests", "-o", "json"]);
+    let list: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 8);
+
+    let cluster = TestCluster::start().await;
+    let file = cluster.dir().join("install.yaml");
+    std::fs::write(&file, &printed.stdout).unwrap();
+    let checked = cluster
+        .kubectl(["apply", "--dry-run=client", "-f", file.to_str().unwrap()])
+        .await;
+    assert_eq!(checked.code, 0, "{checked:?}");
+    assert!(
+        checked
+            .stdout
+            .contains("storageclass.storage.k8s.io/local-path created (dry run)"),
+        "{}",
+        checked.stdout
+    );
+
+    let first = cluster.lpp(["install", "-o", "json"]).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    let first: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert!(
+        first["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "created"),
+        "{first}"
+    );
+    let second = cluster.lpp(["install", "-o", "json"]).await;
+    assert_eq!(second.code, 0, "{second:?}");
+    let second: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert!(
+        second["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "unchanged"),
+        "{second}"
+    );
+    let got = cluster
+        .kubectl(["get", "storageclass", "local-path", "-o", "json"])
+        .await;
+    let class: Value = serde_json::from_str(&got.stdout).unwrap();
+    assert_eq!(class["provisioner"], "rancher.io/local-path");
+    assert_eq!(class["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(
+        class["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "lpp"
+    );
+}

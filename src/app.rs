@@ -33,6 +33,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::Version => version(&ui, &target).await,
         Plan::Manifests(settings) => Ok(crate::install::manifests(&ui, &settings)?),
         Plan::Install(options) => Ok(crate::install::install(&ui, &target, options).await?),
+        Plan::Uninstall(options) => Ok(crate::install::uninstall(&ui, &target, options).await?),
         Plan::Run(options) => {
             let cluster = cluster::connect(&target).await?;
             crate::controller::run(cluster.client, options, shutdown_signal()).await?;

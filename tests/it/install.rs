@@ -66,3 +66,65 @@ async fn the_manifests_are_real_kubernetes_and_install_is_idempotent() {
         "lpp"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstall_refuses_while_volumes_exist_and_then_names_the_data_left() {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, PostParams};
+    let cluster = TestCluster::start().await;
+    assert_eq!(cluster.lpp(["install"]).await.code, 0);
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let volume: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pvc-kept", "annotations": {"local.path.provisioner/selected-node": "node-1"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "local-path", "hostPath": {"path": "/opt/local-path-provisioner/pvc-kept"}}
+    }))
+    .unwrap();
+    volumes
+        .create(&PostParams::default(), &volume)
+        .await
+        .unwrap();
+
+    let refused = cluster.lpp(["uninstall"]).await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(
+        refused.stderr.contains("pvc-kept") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    let classes: Api<StorageClass> = Api::all(cluster.client());
+    assert!(
+        classes.get_opt("local-path").await.unwrap().is_some(),
+        "nothing changed"
+    );
+
+    let dry = cluster
+        .lpp(["uninstall", "--force", "--dry-run", "-o", "name"])
+        .await;
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("storageclass/local-path"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        classes.get_opt("local-path").await.unwrap().is_some(),
+        "a dry run changes nothing"
+    );
+
+    let done = cluster.lpp(["uninstall", "--force"]).await;
+    assert_eq!(done.code, 0, "{done:?}");
+    assert!(
+        done.stderr
+            .contains("node-1:/opt/local-path-provisioner/pvc-kept"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("lpp gc"), "{}", done.stderr);
+    assert!(classes.get_opt("local-path").await.unwrap().is_none());
+    assert!(
+        volumes.get_opt("pvc-kept").await.unwrap().is_some(),
+        "PVs are not uninstall's to delete"
+    );
+}

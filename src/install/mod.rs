@@ -388,31 +388,23 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         };
     }
     collect!(
-        ConfigMap,
         "ConfigMap",
         Api::<ConfigMap>::namespaced(client.clone(), ns)
     );
     collect!(
-        RoleBinding,
         "RoleBinding",
         Api::<RoleBinding>::namespaced(client.clone(), ns)
     );
     collect!("Role", Api::<Role>::namespaced(client.clone(), ns));
     collect!(
-        ServiceAccount,
         "ServiceAccount",
         Api::<ServiceAccount>::namespaced(client.clone(), ns)
     );
     collect!(
-        ClusterRoleBinding,
         "ClusterRoleBinding",
         Api::<ClusterRoleBinding>::all(client.clone())
     );
-    collect!(
-        ClusterRole,
-        "ClusterRole",
-        Api::<ClusterRole>::all(client.clone())
-    );
+    collect!("ClusterRole", Api::<ClusterRole>::all(client.clone()));
     // Only the provisioner namespace itself, and only when lpp made it.
     let namespace = Api::<Namespace>::all(client.clone())
         .get_opt(ns)

@@ -18,7 +18,7 @@ mod events;
 mod lease;
 mod operation;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -83,8 +83,10 @@ pub enum Error {
 pub(crate) struct Context {
     pub client: kube::Client,
     pub options: RunOptions,
-    /// Objects with an operation under way (claim uids, volume names).
-    busy: Mutex<HashSet<String>>,
+    /// Objects with an operation under way (claim uids, volume names), each with the newest
+    /// state that arrived meanwhile: it is looked at again when the operation ends, so no change
+    /// is lost.
+    busy: Mutex<HashMap<String, Option<Work>>>,
     /// Bounds the operations that are talking to the API at once.
     pub workers: Semaphore,
     /// The texts of `--config` and `--helper-pod-file`, read once.
@@ -93,18 +95,32 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// Marks `key` busy; false when an operation for it is already under way.
-    fn claim(&self, key: &str) -> bool {
-        self.busy
-            .lock()
-            .map(|mut b| b.insert(key.to_owned()))
-            .unwrap_or(false)
+    /// Marks `key` busy and hands back `work` to start; when an operation for it is already under
+    /// way, keeps `work` for afterwards and hands back nothing.
+    fn claim(&self, key: &str, work: Work) -> Option<Work> {
+        let Ok(mut busy) = self.busy.lock() else {
+            return None;
+        };
+        match busy.get_mut(key) {
+            Some(pending) => {
+                *pending = Some(work);
+                None
+            }
+            None => {
+                busy.insert(key.to_owned(), None);
+                Some(work)
+            }
+        }
     }
 
-    fn release(&self, key: &str) {
-        if let Ok(mut b) = self.busy.lock() {
-            b.remove(key);
+    /// The work that arrived while `key` was busy, or `None` (and `key` is free again).
+    fn next(&self, key: &str) -> Option<Work> {
+        let mut busy = self.busy.lock().ok()?;
+        let pending = busy.get_mut(key).and_then(Option::take);
+        if pending.is_none() {
+            busy.remove(key);
         }
+        pending
     }
 }
 
@@ -128,7 +144,7 @@ pub async fn run(
         config_file: read(&options.config_file, "--config")?,
         helper_pod_file: read(&options.helper_pod_file, "--helper-pod-file")?,
         workers: Semaphore::new(options.workers.max(1) as usize),
-        busy: Mutex::new(HashSet::new()),
+        busy: Mutex::new(HashMap::new()),
         client,
         options,
     });
@@ -188,13 +204,16 @@ async fn watch(context: Arc<Context>) -> Result<(), Error> {
         };
         for item in work {
             let key = item.key();
-            if !context.claim(&key) {
+            let Some(item) = context.claim(&key, item) else {
                 continue;
-            }
+            };
             let context = Arc::clone(&context);
             tokio::spawn(async move {
-                operation::carry_out(&context, item).await;
-                context.release(&key);
+                let mut item = Some(item);
+                while let Some(work) = item {
+                    operation::carry_out(&context, work).await;
+                    item = context.next(&key);
+                }
             });
         }
     }

@@ -34,6 +34,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::Manifests(settings) => Ok(crate::install::manifests(&ui, &settings)?),
         Plan::Install(options) => Ok(crate::install::install(&ui, &target, options).await?),
         Plan::Uninstall(options) => Ok(crate::install::uninstall(&ui, &target, options).await?),
+        Plan::Status(options) => Ok(crate::install::status(&ui, &target, options).await?),
         Plan::Run(options) => {
             let cluster = cluster::connect(&target).await?;
             crate::controller::run(cluster.client, options, shutdown_signal()).await?;
@@ -46,7 +47,6 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             crate::sandbox::up(options).await?;
             Ok(Exit::Success)
         }
-        plan => Err(Error::NotImplemented(plan.name())),
     }
 }
 

@@ -37,10 +37,6 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
-    /// A command whose behaviour is not built yet.
-    #[error("`lpp {0}` is not implemented yet")]
-    NotImplemented(&'static str),
-
     #[error(transparent)]
     Cluster(#[from] crate::cluster::Error),
 

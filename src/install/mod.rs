@@ -486,3 +486,340 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     }
     Ok(Exit::Success)
 }
+
+/// `lpp status`: what is installed, who provisions, the volumes per node, what needs attention.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub provisioner: String,
+    /// The lpp version that installed the provisioner namespace, when lpp did.
+    pub installed_version: Option<String>,
+    pub lease: LeaseStatus,
+    pub classes: Vec<ClassStatus>,
+    pub volumes: Vec<VolumeStatus>,
+    pub pending_claims: Vec<PendingClaim>,
+    pub warnings: Vec<String>,
+    /// Everything that needs a look; empty when healthy.
+    pub attention: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseStatus {
+    pub name: String,
+    pub holder: Option<String>,
+    /// Seconds since the holder last renewed.
+    pub renewed_seconds_ago: Option<i64>,
+    pub held: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassStatus {
+    pub name: String,
+    pub default: bool,
+    pub binding_mode: String,
+    pub reclaim_policy: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VolumeStatus {
+    pub node: String,
+    pub name: String,
+    pub path: String,
+    pub capacity: String,
+    pub phase: String,
+    pub claim: String,
+    pub age_seconds: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PendingClaim {
+    pub namespace: String,
+    pub name: String,
+    pub class: String,
+    pub reason: String,
+}
+
+impl Report for StatusReport {
+    fn tables(&self, _wide: bool) -> Vec<comfy_table::Table> {
+        let mut summary = ui::table(["provisioner", "installed", "lease holder", "renewed"]);
+        summary.add_row(vec![
+            self.provisioner.clone(),
+            self.installed_version
+                .clone()
+                .map_or("not by lpp".to_owned(), |v| format!("lpp {v}")),
+            match (&self.lease.holder, self.lease.held) {
+                (Some(h), true) => h.clone(),
+                (Some(h), false) => format!("nobody ({h} stopped renewing)"),
+                (None, _) => "nobody".to_owned(),
+            },
+            self.lease
+                .renewed_seconds_ago
+                .map_or("-".to_owned(), |s| format!("{}s ago", s)),
+        ]);
+        let mut classes = ui::table(["storageclass", "default", "binding", "reclaim"]);
+        for c in &self.classes {
+            classes.add_row(vec![
+                c.name.clone(),
+                if c.default { "yes" } else { "" }.to_owned(),
+                c.binding_mode.clone(),
+                c.reclaim_policy.clone(),
+            ]);
+        }
+        let mut volumes = ui::table([
+            "node", "volume", "path", "capacity", "phase", "claim", "age",
+        ]);
+        for v in &self.volumes {
+            volumes.add_row(vec![
+                v.node.clone(),
+                v.name.clone(),
+                v.path.clone(),
+                v.capacity.clone(),
+                v.phase.clone(),
+                v.claim.clone(),
+                ui::age(std::time::Duration::from_secs(v.age_seconds.max(0) as u64)),
+            ]);
+        }
+        let mut tables = vec![summary, classes, volumes];
+        if !self.pending_claims.is_empty() {
+            let mut pending = ui::table(["pending claim", "class", "reason"]);
+            for p in &self.pending_claims {
+                pending.add_row(vec![
+                    format!("{}/{}", p.namespace, p.name),
+                    p.class.clone(),
+                    p.reason.clone(),
+                ]);
+            }
+            tables.push(pending);
+        }
+        if !self.attention.is_empty() {
+            let mut attention = ui::table(["needs attention"]);
+            for a in &self.attention {
+                attention.add_row(vec![a.clone()]);
+            }
+            tables.push(attention);
+        }
+        tables
+    }
+}
+
+/// `lpp status`. Exit 0 when healthy, 3 when something needs attention.
+pub async fn status(ui: &Ui, target: &Target, options: StatusOptions) -> Result<Exit, Error> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let cluster = cluster::connect(target).await?;
+    let client = &cluster.client;
+    let fail = |kind: &'static str| {
+        move |source| Error::Apply {
+            kind,
+            name: "(read)".into(),
+            source,
+        }
+    };
+    let now = jiff::Timestamp::now();
+    let provisioner = options.provisioner_name.clone();
+    let installed_version = Api::<Namespace>::all(client.clone())
+        .get_opt(&options.namespace)
+        .await
+        .map_err(fail("Namespace"))?
+        .and_then(|n| n.labels().get("app.kubernetes.io/version").cloned());
+    let lease_name = crate::controller::lease_name_for(&provisioner);
+    let lease = Api::<Lease>::namespaced(client.clone(), &options.namespace)
+        .get_opt(&lease_name)
+        .await
+        .map_err(fail("Lease"))?
+        .and_then(|l| l.spec);
+    let holder = lease
+        .as_ref()
+        .and_then(|l| l.holder_identity.clone())
+        .filter(|h| !h.is_empty());
+    let renewed = lease
+        .as_ref()
+        .and_then(|l| l.renew_time.as_ref())
+        .map(|t| now.duration_since(t.0).as_secs());
+    let duration = lease
+        .as_ref()
+        .and_then(|l| l.lease_duration_seconds)
+        .unwrap_or(15);
+    let held = holder.is_some() && renewed.is_some_and(|r| r <= i64::from(duration));
+    let classes: Vec<StorageClass> = Api::<StorageClass>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(fail("StorageClass"))?
+        .items
+        .into_iter()
+        .filter(|c| c.provisioner == provisioner)
+        .collect();
+    let class_names: Vec<String> = classes.iter().map(|c| c.name_any()).collect();
+    let mut volumes: Vec<VolumeStatus> = Api::<PersistentVolume>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(fail("PersistentVolume"))?
+        .items
+        .iter()
+        .filter(|v| v.annotations().get("pv.kubernetes.io/provisioned-by") == Some(&provisioner))
+        .map(|v| {
+            let (node, path) =
+                crate::provision::volume_location(v).unwrap_or((None, String::new()));
+            let spec = v.spec.clone().unwrap_or_default();
+            VolumeStatus {
+                node: node.unwrap_or_else(|| "shared".into()),
+                name: v.name_any(),
+                path,
+                capacity: spec
+                    .capacity
+                    .and_then(|c| c.get("storage").map(|q| q.0.clone()))
+                    .unwrap_or_default(),
+                phase: v
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+                claim: spec
+                    .claim_ref
+                    .map(|c| {
+                        format!(
+                            "{}/{}",
+                            c.namespace.unwrap_or_default(),
+                            c.name.unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default(),
+                age_seconds: v
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(0, |t| now.duration_since(t.0).as_secs()),
+            }
+        })
+        .collect();
+    volumes.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+    let events: Vec<Event> = Api::<Event>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(fail("Event"))?
+        .items;
+    let latest_event = |kind: &str, namespace: &str, name: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some(kind)
+                    && e.involved_object.name.as_deref() == Some(name)
+                    && e.involved_object.namespace.as_deref().unwrap_or("") == namespace
+            })
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default()
+                )
+            })
+    };
+    let pending_claims: Vec<PendingClaim> = Api::<PersistentVolumeClaim>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(fail("PersistentVolumeClaim"))?
+        .items
+        .iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
+        .filter_map(|c| {
+            let class = c.spec.as_ref()?.storage_class_name.clone()?;
+            class_names.contains(&class).then(|| {
+                let namespace = c.namespace().unwrap_or_default();
+                PendingClaim {
+                    reason: latest_event("PersistentVolumeClaim", &namespace, &c.name_any())
+                        .unwrap_or_else(|| "no events".into()),
+                    namespace,
+                    name: c.name_any(),
+                    class,
+                }
+            })
+        })
+        .collect();
+    let since = i64::try_from(options.events_since.as_secs()).unwrap_or(i64::MAX);
+    let warnings: Vec<String> = events
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| {
+            e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(provisioner.as_str())
+                || e.reporting_component.as_deref() == Some(provisioner.as_str())
+        })
+        .filter(|e| {
+            e.last_timestamp
+                .as_ref()
+                .is_some_and(|t| now.duration_since(t.0).as_secs() <= since)
+        })
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.involved_object.name.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    let mut attention = Vec::new();
+    if classes.is_empty() {
+        attention.push(format!(
+            "no StorageClass names provisioner {provisioner}: run `lpp install`"
+        ));
+    }
+    if !held {
+        attention.push(format!(
+            "nobody holds the Lease {}/{lease_name}: no provisioner is running (`lpp run`, or `lpp install --in-cluster`)",
+            options.namespace
+        ));
+    }
+    for v in volumes
+        .iter()
+        .filter(|v| v.phase == "Released" || v.phase == "Failed")
+    {
+        attention.push(format!(
+            "volume {} is {} ({}:{})",
+            v.name, v.phase, v.node, v.path
+        ));
+    }
+    for p in &pending_claims {
+        attention.push(format!(
+            "claim {}/{} is Pending: {}",
+            p.namespace, p.name, p.reason
+        ));
+    }
+    attention.extend(warnings.iter().map(|w| format!("warning: {w}")));
+    let healthy = attention.is_empty();
+    ui.print(&StatusReport {
+        provisioner,
+        installed_version,
+        lease: LeaseStatus {
+            name: lease_name,
+            holder,
+            renewed_seconds_ago: renewed,
+            held,
+        },
+        classes: classes
+            .iter()
+            .map(|c| ClassStatus {
+                name: c.name_any(),
+                default: c
+                    .annotations()
+                    .get("storageclass.kubernetes.io/is-default-class")
+                    .map(String::as_str)
+                    == Some("true"),
+                binding_mode: c
+                    .volume_binding_mode
+                    .clone()
+                    .unwrap_or_else(|| "Immediate".into()),
+                reclaim_policy: c.reclaim_policy.clone().unwrap_or_else(|| "Delete".into()),
+            })
+            .collect(),
+        volumes,
+        pending_claims,
+        warnings,
+        attention,
+    })?;
+    Ok(if healthy {
+        Exit::Success
+    } else {
+        Exit::Refused
+    })
+}

@@ -128,3 +128,38 @@ async fn uninstall_refuses_while_volumes_exist_and_then_names_the_data_left() {
         "PVs are not uninstall's to delete"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_what_needs_attention_and_is_healthy_once_a_provisioner_runs() {
+    let cluster = TestCluster::start().await;
+    let bare = cluster.lpp(["status", "-o", "json"]).await;
+    assert_eq!(bare.code, 3, "{bare:?}");
+    assert!(bare.stdout.contains("lpp install"), "{}", bare.stdout);
+
+    assert_eq!(cluster.lpp(["install"]).await.code, 0);
+    let idle = cluster.lpp(["status", "-o", "json"]).await;
+    assert_eq!(idle.code, 3, "{idle:?}");
+    let report: Value = serde_json::from_str(&idle.stdout).unwrap();
+    assert_eq!(report["lease"]["held"], false);
+    assert_eq!(report["classes"][0]["name"], "local-path");
+    assert_eq!(report["installed_version"], env!("CARGO_PKG_VERSION"));
+
+    let _runner = cluster.spawn_lpp(["run"]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = cluster.lpp(["status", "-o", "json"]).await;
+        if out.code == 0 {
+            let report: Value = serde_json::from_str(&out.stdout).unwrap();
+            assert_eq!(report["lease"]["held"], true);
+            assert!(report["lease"]["holder"].as_str().unwrap().contains('/'));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never healthy: {out:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let table = cluster.lpp(["status"]).await;
+    assert!(table.stdout.contains("LEASE HOLDER"), "{}", table.stdout);
+}

@@ -89,6 +89,9 @@ pub(crate) struct Context {
     busy: Mutex<HashMap<String, Option<Work>>>,
     /// Bounds the operations that are talking to the API at once.
     pub workers: Semaphore,
+    /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
+    /// the last problem reported, so an invalid ConfigMap is reported once, not per operation.
+    pub last_good: Mutex<(Option<crate::config::ConfigMapContents>, Option<String>)>,
     /// The texts of `--config` and `--helper-pod-file`, read once.
     pub config_file: Option<String>,
     pub helper_pod_file: Option<String>,
@@ -145,6 +148,7 @@ pub async fn run(
         helper_pod_file: read(&options.helper_pod_file, "--helper-pod-file")?,
         workers: Semaphore::new(options.workers.max(1) as usize),
         busy: Mutex::new(HashMap::new()),
+        last_good: Mutex::new((None, None)),
         client,
         options,
     });

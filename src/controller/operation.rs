@@ -66,24 +66,27 @@ pub async fn carry_out(context: &Context, work: Work) {
     }
 }
 
+/// The configuration for the next operation: the ConfigMap (or the `--config` files) as it is
+/// now; when that is invalid, the last good one, with the problem reported once as a Warning
+/// event on the ConfigMap and a log line.
 async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
     let options = &context.options;
-    let data = if context.config_file.is_some() && context.helper_pod_file.is_some() {
-        Default::default()
+    let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
+    let map = if context.config_file.is_some() && context.helper_pod_file.is_some() {
+        None
     } else {
-        let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
-        maps.get(&options.config_map)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot read ConfigMap {}/{}: {e}",
-                    options.namespace, options.config_map
-                )
-            })?
-            .data
-            .unwrap_or_default()
+        Some(maps.get(&options.config_map).await.map_err(|e| {
+            format!(
+                "cannot read ConfigMap {}/{}: {e}",
+                options.namespace, options.config_map
+            )
+        })?)
     };
-    ConfigMapContents::from_data(
+    let data = map
+        .as_ref()
+        .and_then(|m| m.data.clone())
+        .unwrap_or_default();
+    let loaded = ConfigMapContents::from_data(
         &data,
         context.config_file.as_deref(),
         context.helper_pod_file.as_deref(),
@@ -93,7 +96,48 @@ async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
             "ConfigMap {}/{}: {e}",
             options.namespace, options.config_map
         )
-    })
+    });
+    // Decide under the lock, report after it: no lock is held across an await.
+    let (result, report) = {
+        let Ok(mut last) = context.last_good.lock() else {
+            return loaded;
+        };
+        match loaded {
+            Ok(contents) => {
+                if last.1.take().is_some() {
+                    tracing::info!("the configuration is valid again; using it");
+                }
+                last.0 = Some(contents.clone());
+                (Ok(contents), None)
+            }
+            Err(problem) => {
+                let fresh = last.1.as_deref() != Some(problem.as_str());
+                last.1 = Some(problem.clone());
+                let keeping = if last.0.is_some() {
+                    "; keeping the last good configuration"
+                } else {
+                    ""
+                };
+                let report = fresh.then(|| format!("{problem}{keeping}"));
+                (last.0.clone().ok_or(problem), report)
+            }
+        }
+    };
+    if let Some(message) = report {
+        tracing::warn!("invalid configuration rejected: {message}");
+        if let Some(map) = &map {
+            events::record(
+                &context.client,
+                &options.provisioner_name,
+                map,
+                true,
+                "InvalidConfiguration",
+                &message,
+            )
+            .await;
+        }
+    }
+    result
 }
 
 fn helper_pods(context: &Context, contents: &ConfigMapContents) -> Result<HelperPods, String> {

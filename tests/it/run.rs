@@ -157,3 +157,140 @@ async fn a_failing_setup_script_is_reported_with_its_output_in_seconds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_provision_fifty_claims_with_one_volume_and_directory_each() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let _first = cluster.spawn_lpp(["run"]);
+    let _second = cluster.spawn_lpp(["run"]);
+    let client = cluster.client();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    // Claims that already carry a selected node (as after scheduling) need no pods.
+    for i in 0..50 {
+        let mut c = claim(&format!("c{i}"));
+        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+        c.metadata.annotations = Some(
+            [(
+                "volume.kubernetes.io/selected-node".to_owned(),
+                node.to_owned(),
+            )]
+            .into(),
+        );
+        claims.create(&PostParams::default(), &c).await.unwrap();
+    }
+    for i in 0..50 {
+        wait_for(&claims, &format!("c{i}"), WAIT, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    assert_eq!(
+        volumes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        50
+    );
+    let mut dirs = 0;
+    for node in ["node-1", "node-2"] {
+        let base = cluster.node_path(node, "/opt/local-path-provisioner");
+        dirs += std::fs::read_dir(&base).map(|d| d.count()).unwrap_or(0);
+    }
+    assert_eq!(dirs, 50, "one directory per volume");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "local-path-storage");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "helper pods left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_last_good() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let client = cluster.client();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "local-path-storage");
+    let provision = |name: &'static str| {
+        let claims = claims.clone();
+        let volumes = volumes.clone();
+        async move {
+            let mut c = claim(name);
+            c.metadata.annotations = Some(
+                [(
+                    "volume.kubernetes.io/selected-node".to_owned(),
+                    "node-1".to_owned(),
+                )]
+                .into(),
+            );
+            claims.create(&PostParams::default(), &c).await.unwrap();
+            let bound = wait_for(&claims, name, WAIT, |c| {
+                c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+            })
+            .await;
+            let pv = volumes
+                .get(&bound.spec.unwrap().volume_name.unwrap())
+                .await
+                .unwrap();
+            pv.spec.unwrap().host_path.unwrap().path
+        }
+    };
+    assert!(
+        provision("before")
+            .await
+            .starts_with("/opt/local-path-provisioner/")
+    );
+
+    let edit = |config: &str| json!({"data": {"config.json": config}});
+    let valid = r#"{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/data/edited"]}]}"#;
+    maps.patch(
+        "local-path-config",
+        &PatchParams::default(),
+        &Patch::Merge(&edit(valid)),
+    )
+    .await
+    .unwrap();
+    assert!(provision("after").await.starts_with("/data/edited/"));
+
+    maps.patch(
+        "local-path-config",
+        &PatchParams::default(),
+        &Patch::Merge(&edit("{ not json")),
+    )
+    .await
+    .unwrap();
+    assert!(
+        provision("invalid").await.starts_with("/data/edited/"),
+        "the last good config stays"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), "local-path-storage");
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.name=local-path-config"))
+        .await
+        .unwrap();
+    let warning = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("InvalidConfiguration"))
+        .unwrap_or_else(|| panic!("no InvalidConfiguration event: {list:?}"));
+    assert!(
+        warning.message.as_deref().unwrap().contains("config.json"),
+        "{warning:?}"
+    );
+}

@@ -249,6 +249,94 @@ pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Err
     }
 }
 
+/// What installing would take over or change beyond lpp's own objects: another install of the
+/// same provisioner, another default StorageClass, a ConfigMap edited by hand.
+pub async fn look(
+    client: &kube::Client,
+    settings: &ManifestSettings,
+) -> Result<Vec<String>, Error> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let fail = |kind: &'static str| {
+        move |source| Error::Apply {
+            kind,
+            name: "(read)".into(),
+            source,
+        }
+    };
+    let ours = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(objects::MANAGED_BY.0).map(String::as_str) == Some(objects::MANAGED_BY.1)
+    };
+    let mut concerns = Vec::new();
+    let classes = Api::<StorageClass>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(fail("StorageClass"))?
+        .items;
+    for class in &classes {
+        if class.provisioner == settings.provisioner_name && !ours(class.labels()) {
+            concerns.push(format!(
+                "StorageClass {} already serves provisioner {} and was not installed by lpp (k3s and kind ship upstream's)",
+                class.name_any(),
+                settings.provisioner_name
+            ));
+        }
+        let is_default = class
+            .annotations()
+            .get("storageclass.kubernetes.io/is-default-class")
+            .map(String::as_str)
+            == Some("true");
+        if settings.default_class && is_default && class.name_any() != settings.storage_class {
+            concerns.push(format!(
+                "StorageClass {} is the default class; --default-class makes {} the default instead (remove the annotation storageclass.kubernetes.io/is-default-class from {} to have one default)",
+                class.name_any(),
+                settings.storage_class,
+                class.name_any()
+            ));
+        }
+    }
+    let upstream = Api::<Deployment>::namespaced(client.clone(), &settings.namespace)
+        .get_opt("local-path-provisioner")
+        .await
+        .map_err(fail("Deployment"))?;
+    if let Some(deployment) = upstream.filter(|d| !ours(d.labels())) {
+        concerns.push(format!(
+            "Deployment {}/{} (upstream's provisioner) exists: two provisioners would both act; scale it to 0 first (kubectl -n {} scale deployment {} --replicas=0)",
+            settings.namespace,
+            deployment.name_any(),
+            settings.namespace,
+            deployment.name_any()
+        ));
+    }
+    let map = Api::<ConfigMap>::namespaced(client.clone(), &settings.namespace)
+        .get_opt(crate::config::CONFIG_MAP_NAME)
+        .await
+        .map_err(fail("ConfigMap"))?;
+    if let Some(map) = map {
+        let wanted =
+            crate::config::config_map_data(&objects::config_json(settings), &settings.helper_image);
+        let current = map.data.clone().unwrap_or_default();
+        let changed: Vec<&str> = wanted
+            .keys()
+            .chain(current.keys())
+            .filter(|k| wanted.get(*k) != current.get(*k))
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !changed.is_empty() {
+            concerns.push(format!(
+                "ConfigMap {}/{} differs from what install applies in {}: applying replaces those edits (see `lpp manifests`)",
+                settings.namespace,
+                crate::config::CONFIG_MAP_NAME,
+                changed.join(", ")
+            ));
+        }
+    }
+    Ok(concerns)
+}
+
 /// `lpp manifests`.
 pub fn manifests(ui: &Ui, settings: &ManifestSettings) -> Result<Exit, Error> {
     ui.write_stdout(&render(settings, ui.format())?)?;
@@ -268,6 +356,18 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
     }
     let cluster = cluster::connect(target).await?;
     let server_dry_run = options.dry_run == Some(DryRun::Server);
+    let concerns = look(&cluster.client, &options.manifest).await?;
+    if !concerns.is_empty() {
+        for concern in &concerns {
+            ui.warn(concern);
+        }
+        if !server_dry_run {
+            ui.confirm(&format!(
+                "Install on context {} anyway, taking over what is listed above",
+                cluster.context
+            ))?;
+        }
+    }
     let objects = apply(&cluster.client, &options.manifest, server_dry_run).await?;
     ui.print(&InstallReport {
         objects,

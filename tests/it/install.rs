@@ -163,3 +163,33 @@ async fn status_says_what_needs_attention_and_is_healthy_once_a_provisioner_runs
     let table = cluster.lpp(["status"]).await;
     assert!(table.stdout.contains("LEASE HOLDER"), "{}", table.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_an_upstream_install_needs_yes_and_changes_nothing_without_it() {
+    let cluster = TestCluster::start().await;
+    // An install as k3s ships it: upstream's class and an edited ConfigMap, not labelled by lpp.
+    crate::support::install_basics(&cluster).await;
+    let before = cluster
+        .kubectl(["get", "storageclass", "local-path", "-o", "json"])
+        .await;
+    let refused = cluster.lpp(["install"]).await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(
+        refused.stderr.contains("was not installed by lpp"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    let after = cluster
+        .kubectl(["get", "storageclass", "local-path", "-o", "json"])
+        .await;
+    assert_eq!(before.stdout, after.stdout, "nothing changed");
+
+    let taken = cluster.lpp(["install", "--yes"]).await;
+    assert_eq!(taken.code, 0, "{taken:?}");
+    let again = cluster.lpp(["install", "-o", "json"]).await;
+    assert_eq!(
+        again.code, 0,
+        "an install of our own needs no confirmation: {again:?}"
+    );
+}

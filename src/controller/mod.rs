@@ -16,6 +16,7 @@
 
 mod events;
 mod lease;
+mod metrics;
 mod operation;
 
 use std::collections::HashMap;
@@ -87,6 +88,8 @@ pub(crate) struct Context {
     /// state that arrived meanwhile: it is looked at again when the operation ends, so no change
     /// is lost.
     busy: Mutex<HashMap<String, Option<Work>>>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
     /// Bounds the operations that are talking to the API at once.
     pub workers: Semaphore,
     /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
@@ -149,9 +152,13 @@ pub async fn run(
         workers: Semaphore::new(options.workers.max(1) as usize),
         busy: Mutex::new(HashMap::new()),
         last_good: Mutex::new((None, None)),
+        metrics: Arc::new(metrics::Metrics::default()),
         client,
         options,
     });
+    if let Some(addr) = &context.options.metrics_addr {
+        metrics::serve(addr, Arc::clone(&context.metrics)).await?;
+    }
     tokio::pin!(shutdown);
     let lease = match &context.options.lease_name {
         Some(name) => {
@@ -165,6 +172,10 @@ pub async fn run(
         }
         None => None,
     };
+    context
+        .metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let outcome = tokio::select! {
         outcome = watch(Arc::clone(&context)) => outcome,
         lost = renew(lease.as_ref()) => lost,
@@ -213,11 +224,14 @@ async fn watch(context: Arc<Context>) -> Result<(), Error> {
             };
             let context = Arc::clone(&context);
             tokio::spawn(async move {
+                let in_flight = &context.metrics.in_flight;
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut item = Some(item);
                 while let Some(work) = item {
                     operation::carry_out(&context, work).await;
                     item = context.next(&key);
                 }
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             });
         }
     }

@@ -1,5 +1,6 @@
 //! One operation: provision a claim or reclaim a volume, retried with backoff.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
@@ -50,6 +51,11 @@ pub async fn carry_out(context: &Context, work: Work) {
             Work::Volume(volume) => reclaim(context, volume).await,
         };
         let Attempt::Retry(why) = outcome else { return };
+        let failures = match &work {
+            Work::Claim(_) => &context.metrics.provision_failures,
+            Work::Volume(_) => &context.metrics.reclaim_failures,
+        };
+        failures.fetch_add(1, Ordering::Relaxed);
         attempt += 1;
         let jitter =
             f64::from(jiff::Timestamp::now().subsec_nanosecond().rem_euclid(1000)) / 1000.0;
@@ -291,6 +297,12 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     }
     delete_pod(context, &pod.name_any()).await;
     let node = plan.node.as_deref().unwrap_or("shared");
+    let metrics = &context.metrics;
+    metrics.provisioned.fetch_add(1, Ordering::Relaxed);
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    metrics
+        .provision_millis
+        .fetch_add(millis, Ordering::Relaxed);
     tracing::info!(
         "provisioned {namespace}/{} → {node}:{} ({:.1}s)",
         claim.name_any(),
@@ -390,6 +402,7 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             let deleted = delete_volume(&volumes, &name).await;
             delete_pod(context, &pod.name_any()).await;
             if matches!(deleted, Attempt::Done) {
+                context.metrics.reclaimed.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     "reclaimed {name}: removed {}:{} ({:.1}s)",
                     job.node.as_deref().unwrap_or("shared"),

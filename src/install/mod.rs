@@ -166,6 +166,7 @@ where
         "ClusterRoleBinding" => "ClusterRoleBinding",
         "StorageClass" => "StorageClass",
         "ConfigMap" => "ConfigMap",
+        "Deployment" => "Deployment",
         _ => "object",
     };
     let name = object.name_any();
@@ -222,6 +223,9 @@ pub async fn apply(
             Object::ClusterRoleBinding(o) => apply_one(Api::all(all(client)), o, &params).await?,
             Object::StorageClass(o) => apply_one(Api::all(all(client)), o, &params).await?,
             Object::ConfigMap(o) => apply_one(namespaced(client, o), o, &params).await?,
+            Object::Deployment(o) => {
+                apply_one(namespaced(client, o.as_ref()), o.as_ref(), &params).await?
+            }
         });
     }
     Ok(applied)
@@ -488,6 +492,10 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         };
     }
     collect!(
+        "Deployment",
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns)
+    );
+    collect!(
         "ConfigMap",
         Api::<ConfigMap>::namespaced(client.clone(), ns)
     );
@@ -527,6 +535,12 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
                 .delete(&name, &params)
                 .await
                 .map(|_| ()),
+            "Deployment" => {
+                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &nsd)
+                    .delete(&name, &params)
+                    .await
+                    .map(|_| ())
+            }
             "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), &nsd)
                 .delete(&name, &params)
                 .await

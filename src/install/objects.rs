@@ -3,11 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, Container, ContainerPort, HTTPGetAction, Namespace,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use serde::Serialize;
 
@@ -35,6 +43,7 @@ pub enum Object {
     ClusterRoleBinding(ClusterRoleBinding),
     StorageClass(StorageClass),
     ConfigMap(ConfigMap),
+    Deployment(Box<Deployment>),
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -81,6 +90,99 @@ pub fn config_json(settings: &ManifestSettings) -> ConfigJson {
     }
 }
 
+/// The port of `/metrics`, `/healthz` and `/readyz` in the in-cluster Deployment.
+pub const METRICS_PORT: i32 = 8080;
+
+/// The in-cluster Deployment: one replica of `lpp run` with least privilege.
+fn deployment(settings: &ManifestSettings, image: &str) -> Deployment {
+    let ns = settings.namespace.as_str();
+    let selector = BTreeMap::from([(
+        "app.kubernetes.io/name".to_owned(),
+        "local-path-provisioner".to_owned(),
+    )]);
+    let probe = |path: &str| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("metrics".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(10),
+        ..Probe::default()
+    };
+    let quantity = |q: &str| Quantity(q.to_owned());
+    Deployment {
+        metadata: meta("local-path-provisioner", Some(ns)),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(SERVICE_ACCOUNT.into()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![Container {
+                        name: "lpp".into(),
+                        image: Some(image.to_owned()),
+                        args: Some(vec![
+                            "run".into(),
+                            "--namespace".into(),
+                            ns.to_owned(),
+                            "--provisioner-name".into(),
+                            settings.provisioner_name.clone(),
+                            "--metrics-addr".into(),
+                            format!("0.0.0.0:{METRICS_PORT}"),
+                        ]),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("metrics".into()),
+                            container_port: METRICS_PORT,
+                            ..ContainerPort::default()
+                        }]),
+                        liveness_probe: Some(probe("/healthz")),
+                        readiness_probe: Some(probe("/readyz")),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(BTreeMap::from([
+                                ("cpu".to_owned(), quantity("10m")),
+                                ("memory".to_owned(), quantity("32Mi")),
+                            ])),
+                            limits: Some(BTreeMap::from([(
+                                "memory".to_owned(),
+                                quantity("128Mi"),
+                            )])),
+                            ..ResourceRequirements::default()
+                        }),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                ..Capabilities::default()
+                            }),
+                            ..SecurityContext::default()
+                        }),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
 /// Every object `lpp install` applies, in apply order.
 pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
     let ns = settings.namespace.as_str();
@@ -109,7 +211,7 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
     if settings.volume_type == "local" {
         class_annotations.insert("defaultVolumeType".to_owned(), "local".to_owned());
     }
-    vec![
+    let mut set = vec![
         Object::Namespace(Namespace {
             metadata: ObjectMeta {
                 labels: Some(namespace_labels),
@@ -199,5 +301,9 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
             )),
             ..ConfigMap::default()
         }),
-    ]
+    ];
+    if let Some(image) = &settings.in_cluster_image {
+        set.push(Object::Deployment(Box::new(deployment(settings, image))));
+    }
+    set
 }

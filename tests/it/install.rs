@@ -193,3 +193,49 @@ async fn taking_over_an_upstream_install_needs_yes_and_changes_nothing_without_i
         "an install of our own needs no confirmation: {again:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_adds_a_least_privilege_deployment_of_lpp_run() {
+    let printed = lpp(["manifests", "--in-cluster", "-o", "json"]);
+    assert_eq!(printed.code, 0, "{printed:?}");
+    let list: Value = serde_json::from_str(&printed.stdout).unwrap();
+    let deployment = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment")
+        .clone();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["args"][0], "run");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(
+        container["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("ghcr.io/lpp-dev/lpp:")
+    );
+
+    let cluster = TestCluster::start().await;
+    // YAML: kubectl validates a JSON `List` through /openapi/v2, which the sandbox does not serve.
+    let yaml = lpp(["manifests", "--in-cluster"]);
+    let file = cluster.dir().join("in-cluster.yaml");
+    std::fs::write(&file, &yaml.stdout).unwrap();
+    let checked = cluster
+        .kubectl(["apply", "--dry-run=client", "-f", file.to_str().unwrap()])
+        .await;
+    assert_eq!(checked.code, 0, "{checked:?}");
+    let installed = cluster.lpp(["install", "--in-cluster", "-o", "name"]).await;
+    assert!(
+        installed
+            .stdout
+            .contains("deployment/local-path-provisioner"),
+        "{installed:?}"
+    );
+    let removed = cluster.lpp(["uninstall", "-o", "name"]).await;
+    assert!(
+        removed.stdout.contains("deployment/local-path-provisioner"),
+        "{removed:?}"
+    );
+}

@@ -35,7 +35,13 @@ fn pod(name: &str, claim: &str) -> Pod {
 async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    let runner = cluster.spawn_lpp(["run"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let runner = cluster.spawn_lpp(["run", "--metrics-addr", &metrics_addr]);
     let client = cluster.client();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -106,6 +112,20 @@ async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
     );
     let (_, log) = runner.output();
     assert!(log.contains("provisioned default/data"), "{log}");
+    let metrics = http_get(&metrics_addr, "/metrics").await;
+    assert!(
+        metrics.contains("lpp_provisions_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lpp_deletions_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        http_get(&metrics_addr, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     assert!(log.contains(&format!("reclaimed {volume_name}")), "{log}");
 }
 
@@ -293,4 +313,20 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
         warning.message.as_deref().unwrap().contains("config.json"),
         "{warning:?}"
     );
+}
+
+/// A plain HTTP/1.1 GET, whole answer as text.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let talk = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    tokio::time::timeout(Duration::from_secs(10), talk)
+        .await
+        .expect("the metrics server answers")
 }

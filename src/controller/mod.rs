@@ -15,6 +15,7 @@
 //! releases it.
 
 mod events;
+mod helpers;
 mod lease;
 mod metrics;
 mod operation;
@@ -88,6 +89,8 @@ pub(crate) struct Context {
     /// state that arrived meanwhile: it is looked at again when the operation ends, so no change
     /// is lost.
     busy: Mutex<HashMap<String, Option<Work>>>,
+    /// The shared watch on helper pods.
+    pub helper_watch: helpers::HelperWatch,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
     /// Bounds the operations that are talking to the API at once.
@@ -153,6 +156,7 @@ pub async fn run(
         busy: Mutex::new(HashMap::new()),
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
+        helper_watch: helpers::HelperWatch::default(),
         client,
         options,
     });
@@ -178,6 +182,10 @@ pub async fn run(
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let outcome = tokio::select! {
         outcome = watch(Arc::clone(&context)) => outcome,
+        () = context.helper_watch.follow(context.client.clone(), &context.options.namespace) => Err(Error::Watch {
+            what: "helper pods",
+            why: "the stream ended".into(),
+        }),
         lost = renew(lease.as_ref()) => lost,
         () = &mut shutdown => Ok(()),
     };

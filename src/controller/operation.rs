@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 
+use super::helpers::Seen;
 use super::{Context, Work, events};
 use crate::config::ConfigMapContents;
 use crate::provision::events::{self as texts, Backoff};
@@ -432,37 +433,58 @@ async fn delete_pod(context: &Context, name: &str) {
     }
 }
 
-/// Creates the helper pod (adopting one left by an earlier run) and waits on a watch until it
-/// succeeds, fails or is stuck, at most `timeout`. A failed or stuck helper is deleted so the
-/// retry starts clean.
+/// Creates the helper pod (adopting one left by an earlier run) and waits, woken by the shared
+/// helper pod watch, until it succeeds, fails or is stuck, at most `timeout`. A failed or stuck
+/// helper is deleted so the retry starts clean.
 async fn run_helper(context: &Context, pod: &Pod, timeout: Duration) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(context.client.clone(), &context.options.namespace);
     let name = pod.name_any();
-    match pods.create(&PostParams::default(), pod).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(format!("cannot create helper pod {name}: {e}")),
+    let mut seen = context.helper_watch.subscribe(&name);
+    let outcome = async {
+        match pods.create(&PostParams::default(), pod).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                // Adopted: it may have finished already, with no change left to see.
+                if let Ok(existing) = pods.get(&name).await {
+                    context
+                        .helper_watch
+                        .deliver(&name, Seen::Present(Box::new(existing)));
+                }
+            }
+            Err(e) => return Err(format!("cannot create helper pod {name}: {e}")),
+        }
+        let finished = async {
+            loop {
+                let now = seen.borrow_and_update().clone();
+                match now {
+                    Seen::Present(p) => match helper_outcome(&p) {
+                        HelperOutcome::Succeeded => return Ok(()),
+                        HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => {
+                            return Err(why);
+                        }
+                        HelperOutcome::Running => {}
+                    },
+                    Seen::Deleted => {
+                        return Err(format!("helper pod {name} was deleted before it finished"));
+                    }
+                    Seen::Unknown => {}
+                }
+                if seen.changed().await.is_err() {
+                    return Err(format!("stopped watching helper pod {name}"));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, finished)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "helper pod {name} did not finish within {}s (cmdTimeoutSeconds)",
+                    timeout.as_secs()
+                ))
+            })
     }
-    let waited = tokio::time::timeout(
-        timeout,
-        await_condition(pods.clone(), &name, |pod: Option<&Pod>| {
-            pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
-        }),
-    )
     .await;
-    let outcome = match waited {
-        Err(_) => Err(format!(
-            "helper pod {name} did not finish within {}s (cmdTimeoutSeconds)",
-            timeout.as_secs()
-        )),
-        Ok(Err(e)) => Err(format!("watching helper pod {name} failed: {e}")),
-        Ok(Ok(None)) => Err(format!("helper pod {name} was deleted before it finished")),
-        Ok(Ok(Some(p))) => match helper_outcome(&p) {
-            HelperOutcome::Succeeded => Ok(()),
-            HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => Err(why),
-            HelperOutcome::Running => Err(format!("helper pod {name} is still running")),
-        },
-    };
+    context.helper_watch.unsubscribe(&name);
     if outcome.is_err() {
         delete_pod(context, &name).await;
         // The next attempt creates the pod anew: wait until this one is gone.

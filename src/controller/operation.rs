@@ -18,6 +18,15 @@ use crate::provision::{
     decide_reclaim, helper_outcome, selected_node,
 };
 
+/// Records a Warning event on `object`.
+async fn warn<K>(context: &Context, object: &K, reason: &str, message: &str)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let provisioner = &context.options.provisioner_name;
+    events::record(&context.client, provisioner, object, true, reason, message).await;
+}
+
 /// What one attempt ended in.
 enum Attempt {
     Done,
@@ -203,15 +212,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let contents = match contents(context).await {
         Ok(c) => c,
         Err(why) => {
-            events::record(
-                client,
-                provisioner,
-                &claim,
-                true,
-                texts::PROVISIONING_FAILED,
-                &why,
-            )
-            .await;
+            warn(context, &claim, texts::PROVISIONING_FAILED, &why).await;
             return Attempt::Retry(why);
         }
     };
@@ -234,15 +235,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         ClaimDecision::Skip(_) => return Attempt::Done,
         ClaimDecision::Reject(message) => {
             tracing::warn!("claim {namespace}/{} refused: {message}", claim.name_any());
-            events::record(
-                client,
-                provisioner,
-                &claim,
-                true,
-                texts::PROVISIONING_FAILED,
-                &message,
-            )
-            .await;
+            warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
             return Attempt::Done;
         }
         ClaimDecision::Provision(plan) => plan,
@@ -250,15 +243,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let helpers = match helper_pods(context, &contents) {
         Ok(h) => h,
         Err(why) => {
-            events::record(
-                client,
-                provisioner,
-                &claim,
-                true,
-                texts::PROVISIONING_FAILED,
-                &why,
-            )
-            .await;
+            warn(context, &claim, texts::PROVISIONING_FAILED, &why).await;
             return Attempt::Retry(why);
         }
     };
@@ -279,15 +264,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     drop(permit);
     if let Err(why) = run_helper(context, &pod, contents.config.cmd_timeout).await {
         let message = texts::provisioning_failed_message(&class_name, &why);
-        events::record(
-            client,
-            provisioner,
-            &claim,
-            true,
-            texts::PROVISIONING_FAILED,
-            &message,
-        )
-        .await;
+        warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
         return Attempt::Retry(why);
     }
     let _permit = context.workers.acquire().await;
@@ -351,28 +328,12 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             Attempt::Done
         }
         ReclaimDecision::Fail(message) => {
-            events::record(
-                client,
-                provisioner,
-                &volume,
-                true,
-                texts::VOLUME_FAILED_DELETE,
-                &message,
-            )
-            .await;
+            warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
             Attempt::Retry(message)
         }
         ReclaimDecision::NodeGone { message, .. } => {
             tracing::warn!("{message}");
-            events::record(
-                client,
-                provisioner,
-                &volume,
-                true,
-                texts::VOLUME_FAILED_DELETE,
-                &message,
-            )
-            .await;
+            warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
             delete_volume(&volumes, &name).await
         }
         ReclaimDecision::Teardown { job, .. } => {
@@ -388,15 +349,7 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             drop(permit);
             if let Err(why) = run_helper(context, &pod, contents.config.cmd_timeout).await {
                 let message = texts::volume_failed_delete_message(&name, &why);
-                events::record(
-                    client,
-                    provisioner,
-                    &volume,
-                    true,
-                    texts::VOLUME_FAILED_DELETE,
-                    &message,
-                )
-                .await;
+                warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
                 return Attempt::Retry(why);
             }
             let _permit = context.workers.acquire().await;

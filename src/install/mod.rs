@@ -89,6 +89,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot render the manifests: {0}")]
     Render(String),
     #[error(transparent)]
@@ -102,6 +104,7 @@ impl Error {
         match self {
             Error::Ui(e) => e.exit(),
             Error::Refused(_) => Exit::Refused,
+            Error::Usage(_) => Exit::Usage,
             _ => Exit::Failure,
         }
     }
@@ -231,8 +234,34 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// Checks the settings before anything is rendered or applied: a valid class name, and paths
+/// that config.json's own validation accepts (absolute, not `/`, no duplicates).
+pub fn validate(settings: &ManifestSettings) -> Result<(), Error> {
+    let name = &settings.storage_class;
+    let dns_subdomain = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if !dns_subdomain {
+        return Err(Error::Usage(format!(
+            "--storage-class {name:?}: not a valid StorageClass name (lower-case letters, digits, '-' and '.'; e.g. local-path)"
+        )));
+    }
+    crate::config::Config::from_json(&objects::config_json(settings))
+        .map_err(|e| Error::Usage(format!("{e} (check --path, --node-path and --shared-path)")))?;
+    Ok(())
+}
+
 /// The install set as text: YAML documents, or a JSON `List`.
 pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Error> {
+    validate(settings)?;
     let objects = objects::install_set(settings);
     match format {
         Format::Json => {
@@ -250,6 +279,36 @@ pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Err
             }
             Ok(out)
         }
+    }
+}
+
+/// Every node named by `--node-path` must exist.
+async fn check_nodes(client: &kube::Client, settings: &ManifestSettings) -> Result<(), Error> {
+    let BasePaths::Nodes(entries) = &settings.base_paths else {
+        return Ok(());
+    };
+    let named: Vec<&str> = entries.iter().filter_map(|(n, _)| n.as_deref()).collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let nodes: Vec<String> = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "object",
+            name: "nodes".into(),
+            source,
+        })?
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    match named.iter().find(|n| !nodes.iter().any(|x| x == *n)) {
+        Some(unknown) => Err(Error::Usage(format!(
+            "--node-path {unknown}=...: no node {unknown} in the cluster (nodes: {})",
+            nodes.join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -358,8 +417,10 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
         ui.write_stdout(&render(&options.manifest, format)?)?;
         return Ok(Exit::Success);
     }
+    validate(&options.manifest)?;
     let cluster = cluster::connect(target).await?;
     let server_dry_run = options.dry_run == Some(DryRun::Server);
+    check_nodes(&cluster.client, &options.manifest).await?;
     let concerns = look(&cluster.client, &options.manifest).await?;
     if !concerns.is_empty() {
         for concern in &concerns {

@@ -239,3 +239,33 @@ async fn in_cluster_adds_a_least_privilege_deployment_of_lpp_run() {
         "{removed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_one_clear_usage_error_and_changes_nothing() {
+    for (args, names) in [
+        (vec!["manifests", "--path", "relative"], "\"relative\""),
+        (vec!["manifests", "--path", "/"], "`/`"),
+        (vec!["manifests", "--storage-class", "Bad_Name"], "Bad_Name"),
+    ] {
+        let out = lpp(&args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(names), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    }
+    let cluster = TestCluster::start().await;
+    let out = cluster
+        .lpp(["install", "--node-path", "node-9=/data"])
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("node-9") && out.stderr.contains("node-1"),
+        "{}",
+        out.stderr
+    );
+    let classes: kube::Api<k8s_openapi::api::storage::v1::StorageClass> =
+        kube::Api::all(cluster.client());
+    assert!(
+        classes.get_opt("local-path").await.unwrap().is_none(),
+        "nothing applied"
+    );
+}

@@ -91,6 +91,8 @@ pub enum Error {
     Refused(String),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Wait(String),
     #[error("cannot render the manifests: {0}")]
     Render(String),
     #[error(transparent)]
@@ -282,6 +284,68 @@ pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Err
     }
 }
 
+/// `--wait`: with `--in-cluster`, until the Deployment has an available replica (the other
+/// objects are ready once applied).
+async fn wait_ready(
+    ui: &Ui,
+    client: &kube::Client,
+    settings: &ManifestSettings,
+    timeout: Duration,
+) -> Result<(), Error> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    if settings.in_cluster_image.is_none() {
+        return Ok(());
+    }
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &settings.namespace);
+    let name = "local-path-provisioner";
+    let spinner = ui.spinner(&format!("waiting for Deployment {name} to be available"));
+    let available =
+        kube::runtime::wait::await_condition(api.clone(), name, |d: Option<&Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .and_then(|s| s.available_replicas)
+                .is_some_and(|n| n > 0)
+        });
+    let waited = tokio::time::timeout(timeout, available).await;
+    spinner.finish_and_clear();
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Wait(format!(
+            "watching Deployment {name} failed: {e}"
+        ))),
+        Err(_) => {
+            let conditions = api
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| d.status)
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}={} {}",
+                        c.type_,
+                        c.status,
+                        c.message.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>();
+            Err(Error::Wait(format!(
+                "Deployment {}/{name} has no available replica after {}s (conditions: {}); check `kubectl -n {} describe deployment {name}`",
+                settings.namespace,
+                timeout.as_secs(),
+                if conditions.is_empty() {
+                    "none reported".to_owned()
+                } else {
+                    conditions.join("; ")
+                },
+                settings.namespace
+            )))
+        }
+    }
+}
+
 /// Every node named by `--node-path` must exist.
 async fn check_nodes(client: &kube::Client, settings: &ManifestSettings) -> Result<(), Error> {
     let BasePaths::Nodes(entries) = &settings.base_paths else {
@@ -438,6 +502,9 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
         objects,
         dry_run: server_dry_run,
     })?;
+    if let Some(timeout) = options.wait.filter(|_| !server_dry_run) {
+        wait_ready(ui, &cluster.client, &options.manifest, timeout).await?;
+    }
     Ok(Exit::Success)
 }
 
@@ -646,6 +713,18 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
                 "deleted"
             },
         });
+    }
+    if let Some(timeout) = options.wait.filter(|_| !options.dry_run) {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let gone = kube::runtime::wait::await_condition(namespaces, ns, |n: Option<&Namespace>| {
+            n.is_none_or(|n| n.labels().get(objects::MANAGED_BY.0).is_none())
+        });
+        if tokio::time::timeout(timeout, gone).await.is_err() {
+            return Err(Error::Wait(format!(
+                "namespace {ns} is still terminating after {}s; check `kubectl get namespace {ns} -o yaml`",
+                timeout.as_secs()
+            )));
+        }
     }
     ui.print(&UninstallReport {
         deleted,

@@ -269,3 +269,22 @@ async fn bad_input_is_one_clear_usage_error_and_changes_nothing() {
         "nothing applied"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_has_a_deadline_and_says_what_it_waited_for() {
+    let cluster = TestCluster::start().await;
+    // The sandbox runs no Deployment controller, so the replica never becomes available.
+    let out = cluster
+        .lpp(["install", "--in-cluster", "--wait", "--timeout", "2s"])
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("no available replica after 2s"),
+        "{}",
+        out.stderr
+    );
+    let gone = cluster
+        .lpp(["uninstall", "--wait", "--timeout", "30s"])
+        .await;
+    assert_eq!(gone.code, 0, "{gone:?}");
+}

@@ -307,3 +307,32 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
     }
     set
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> ManifestSettings {
+        ManifestSettings {
+            namespace: "local-path-storage".into(),
+            storage_class: "local-path".into(),
+            provisioner_name: "rancher.io/local-path".into(),
+            base_paths: BasePaths::Nodes(vec![(None, "/opt/local-path-provisioner".into())]),
+            default_class: false,
+            reclaim_policy: "Delete".into(),
+            binding_mode: "WaitForFirstConsumer".into(),
+            volume_type: "hostPath".into(),
+            helper_image: "busybox".into(),
+            in_cluster_image: Some("ghcr.io/lpp-dev/lpp:test".into()),
+        }
+    }
+
+    /// The whole install set, reviewed by eye against upstream's deploy manifest; a change to
+    /// any object shows up here.
+    #[test]
+    fn the_install_set() {
+        let text = crate::install::render(&defaults(), crate::ui::Format::Yaml).unwrap();
+        let text = text.replace(env!("CARGO_PKG_VERSION"), "VERSION");
+        insta::assert_snapshot!(text);
+    }
+}

@@ -403,6 +403,7 @@ async fn run_helper(context: &Context, pod: &Pod, timeout: Duration) -> Result<(
                         .helper_watch
                         .deliver(&name, Seen::Present(Box::new(existing)));
                 }
+                // (A leftover being deleted shows up as Deleted; the retry then starts fresh.)
             }
             Err(e) => return Err(format!("cannot create helper pod {name}: {e}")),
         }

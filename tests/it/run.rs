@@ -330,3 +330,221 @@ async fn http_get(addr: &str, path: &str) -> String {
         .await
         .expect("the metrics server answers")
 }
+
+async fn class(cluster: &TestCluster, name: &str, extra: serde_json::Value) {
+    let mut object = json!({"metadata": {"name": name}, "provisioner": "rancher.io/local-path",
+                            "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"});
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "annotations" {
+            object["metadata"]["annotations"] = v.clone();
+        } else {
+            object[k] = v.clone();
+        }
+    }
+    let class: k8s_openapi::api::storage::v1::StorageClass =
+        serde_json::from_value(object).unwrap();
+    Api::all(cluster.client())
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+}
+
+fn claim_on(name: &str, class: &str, node: Option<&str>, mode: &str) -> PersistentVolumeClaim {
+    let mut c = claim(name);
+    let spec = c.spec.as_mut().unwrap();
+    spec.storage_class_name = Some(class.into());
+    spec.access_modes = Some(vec![mode.into()]);
+    if let Some(node) = node {
+        c.metadata.annotations = Some(
+            [(
+                "volume.kubernetes.io/selected-node".to_owned(),
+                node.to_owned(),
+            )]
+            .into(),
+        );
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_parameters_of_upstream_are_honoured_and_a_traversal_is_refused() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    class(
+        &cluster,
+        "local-type",
+        json!({"annotations": {"defaultVolumeType": "local"}}),
+    )
+    .await;
+    class(
+        &cluster,
+        "escape",
+        json!({"parameters": {"pathPattern": "../../etc/{{ .PVC.Name }}"}}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let client = cluster.client();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    claims
+        .create(
+            &PostParams::default(),
+            &claim_on("l", "local-type", Some("node-2"), "ReadWriteOnce"),
+        )
+        .await
+        .unwrap();
+    claims
+        .create(
+            &PostParams::default(),
+            &claim_on("e", "escape", Some("node-1"), "ReadWriteOnce"),
+        )
+        .await
+        .unwrap();
+    let bound = wait_for(&claims, "l", WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volume = volumes
+        .get(&bound.spec.unwrap().volume_name.unwrap())
+        .await
+        .unwrap();
+    let spec = volume.spec.unwrap();
+    assert!(
+        spec.local.is_some() && spec.host_path.is_none(),
+        "a local volume"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=e"))
+            .await
+            .unwrap();
+        if let Some(e) = list
+            .items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("ProvisioningFailed"))
+        {
+            assert!(
+                e.message.as_deref().unwrap_or("").contains("pathPattern"),
+                "{e:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refusal: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !cluster.node_path("node-1", "/etc/e").exists(),
+        "nothing made outside the base"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_filesystem_serves_read_write_many_with_immediate_binding() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client(), "local-path-storage");
+    let shared = json!({"data": {"config.json": r#"{"sharedFileSystemPath": "/mnt/shared"}"#}});
+    maps.patch(
+        "local-path-config",
+        &PatchParams::default(),
+        &Patch::Merge(&shared),
+    )
+    .await
+    .unwrap();
+    class(
+        &cluster,
+        "shared",
+        json!({"volumeBindingMode": "Immediate"}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    claims
+        .create(
+            &PostParams::default(),
+            &claim_on("s", "shared", None, "ReadWriteMany"),
+        )
+        .await
+        .unwrap();
+    let bound = wait_for(&claims, "s", WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await;
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let volume = volumes
+        .get(&bound.spec.unwrap().volume_name.unwrap())
+        .await
+        .unwrap();
+    let spec = volume.spec.unwrap();
+    assert!(
+        spec.node_affinity.is_none(),
+        "no node affinity on a shared filesystem"
+    );
+    assert!(spec.host_path.unwrap().path.starts_with("/mnt/shared/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_per_claim() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let first = cluster.spawn_lpp(["run", "--no-leader-election"]);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    for i in 0..20 {
+        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+        claims
+            .create(
+                &PostParams::default(),
+                &claim_on(&format!("k{i}"), "local-path", Some(node), "ReadWriteOnce"),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    first.stop(); // SIGKILL, mid-burst
+    let _second = cluster.spawn_lpp(["run", "--no-leader-election"]);
+    for i in 0..20 {
+        wait_for(&claims, &format!("k{i}"), WAIT, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    assert_eq!(
+        volumes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        20
+    );
+    let dirs: usize = ["node-1", "node-2"]
+        .iter()
+        .map(|n| {
+            std::fs::read_dir(cluster.node_path(n, "/opt/local-path-provisioner"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(dirs, 20, "one directory per volume");
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "helper pods left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -215,27 +215,7 @@ async fn two_runs_provision_fifty_claims_with_one_volume_and_directory_each() {
             .len(),
         50
     );
-    let mut dirs = 0;
-    for node in ["node-1", "node-2"] {
-        let base = cluster.node_path(node, "/opt/local-path-provisioner");
-        dirs += std::fs::read_dir(&base).map(|d| d.count()).unwrap_or(0);
-    }
-    assert_eq!(dirs, 50, "one directory per volume");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "local-path-storage");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "helper pods left behind"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_converged(&cluster, 50).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,6 +503,11 @@ async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_pe
             .len(),
         20
     );
+    assert_converged(&cluster, 20).await;
+}
+
+/// Exactly `count` directories over both nodes' default base path, and no helper pod left.
+async fn assert_converged(cluster: &TestCluster, count: usize) {
     let dirs: usize = ["node-1", "node-2"]
         .iter()
         .map(|n| {
@@ -531,7 +516,7 @@ async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_pe
                 .unwrap_or(0)
         })
         .sum();
-    assert_eq!(dirs, 20, "one directory per volume");
+    assert_eq!(dirs, count, "one directory per volume");
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
     let deadline = tokio::time::Instant::now() + WAIT;
     while !pods

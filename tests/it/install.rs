@@ -288,3 +288,20 @@ async fn wait_has_a_deadline_and_says_what_it_waited_for() {
         .await;
     assert_eq!(gone.code, 0, "{gone:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_verb_is_named_and_nothing_is_applied() {
+    let cluster = TestCluster::start().await;
+    let restricted = cluster.kubeconfig_as("jane", &[]);
+    let out = cluster
+        .lpp(["--kubeconfig", restricted.to_str().unwrap(), "install"])
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("User \"jane\" cannot"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}

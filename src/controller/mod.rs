@@ -89,6 +89,8 @@ pub(crate) struct Context {
     /// state that arrived meanwhile: it is looked at again when the operation ends, so no change
     /// is lost.
     busy: Mutex<HashMap<String, Option<Work>>>,
+    /// Where action lines also go, when the caller wants them.
+    actions: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The shared watch on helper pods.
     pub helper_watch: helpers::HelperWatch,
     /// What `/metrics` reports.
@@ -104,6 +106,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Logs one action line, and hands it to whoever asked for them (`lpp demo`).
+    pub fn action(&self, line: String) {
+        tracing::info!("{line}");
+        if let Some(actions) = &self.actions {
+            let _ = actions.send(line);
+        }
+    }
+
     /// Marks `key` busy and hands back `work` to start; when an operation for it is already under
     /// way, keeps `work` for afterwards and hands back nothing.
     fn claim(&self, key: &str, work: Work) -> Option<Work> {
@@ -140,6 +150,16 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_reporting(client, options, shutdown, None).await
+}
+
+/// [`run`], also sending each action line (`provisioned …`, `reclaimed …`) to `actions`.
+pub async fn run_reporting(
+    client: kube::Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    actions: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> Result<(), Error> {
     let read = |path: &Option<PathBuf>, flag: &str| -> Result<Option<String>, Error> {
         path.as_ref()
             .map(|p| {
@@ -157,6 +177,7 @@ pub async fn run(
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
         helper_watch: helpers::HelperWatch::default(),
+        actions,
         client,
         options,
     });

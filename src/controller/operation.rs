@@ -281,12 +281,12 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     metrics
         .provision_millis
         .fetch_add(millis, Ordering::Relaxed);
-    tracing::info!(
+    context.action(format!(
         "provisioned {namespace}/{} → {node}:{} ({:.1}s)",
         claim.name_any(),
         plan.path,
         started.elapsed().as_secs_f64()
-    );
+    ));
     events::record(
         client,
         provisioner,
@@ -357,12 +357,12 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             delete_pod(context, &pod.name_any()).await;
             if matches!(deleted, Attempt::Done) {
                 context.metrics.reclaimed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
+                context.action(format!(
                     "reclaimed {name}: removed {}:{} ({:.1}s)",
                     job.node.as_deref().unwrap_or("shared"),
                     job.path,
                     started.elapsed().as_secs_f64()
-                );
+                ));
             }
             deleted
         }

@@ -132,6 +132,8 @@ struct Walk<'a> {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// The in-process provisioner's action lines.
+    provisioner_log: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl<'a> Walk<'a> {
@@ -145,6 +147,7 @@ impl<'a> Walk<'a> {
             readers: 0,
             sandbox: None,
             provisioner: None,
+            provisioner_log: None,
         }
     }
 
@@ -422,11 +425,14 @@ impl<'a> Walk<'a> {
             lease_name: Some(crate::controller::lease_name_for(provisioner)),
         };
         let client = self.client.clone();
+        let (lines, received) = tokio::sync::mpsc::unbounded_channel();
+        self.provisioner_log = Some(received);
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = crate::controller::run(client, options, shutdown).await {
+            let run = crate::controller::run_reporting(client, options, shutdown, Some(lines));
+            if let Err(e) = run.await {
                 tracing::warn!("the demo's provisioning loop stopped: {e}");
             }
         });
@@ -574,6 +580,7 @@ impl<'a> Walk<'a> {
                 events.join("\n    ")
             ))?;
         }
+        self.show_provisioner_log()?;
         facts.insert("volume", volume_name.clone());
         facts.insert("node", node.clone());
         facts.insert("path", path.clone());
@@ -726,6 +733,7 @@ impl<'a> Walk<'a> {
         )
         .await?;
         facts.insert("volume", format!("{volume} deleted"));
+        self.show_provisioner_log()?;
         let name = std::path::Path::new(&path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -754,6 +762,21 @@ impl<'a> Walk<'a> {
                 "{path} is still on {node} after the PV was deleted"
             ))
         }
+    }
+
+    /// Prints what the in-process provisioner did since the last look.
+    fn show_provisioner_log(&mut self) -> Result<(), String> {
+        let Some(log) = self.provisioner_log.as_mut() else {
+            return Ok(());
+        };
+        let mut lines = Vec::new();
+        while let Ok(line) = log.try_recv() {
+            lines.push(line);
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.show(&format!("  provisioner log:\n    {}", lines.join("\n    ")))
     }
 
     /// Stops the in-process provisioning loop, if the demo started one (it releases its Lease).

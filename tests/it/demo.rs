@@ -80,9 +80,21 @@ fn the_newcomers_command_runs_every_step_on_the_embedded_sandbox() {
     }
     assert!(human.stdout.contains("kubectl -n "), "{}", human.stdout);
     assert!(human.stdout.contains("STATUS"), "{}", human.stdout);
-    assert!(human.stdout.contains("provisioner log:"), "{}", human.stdout);
-    assert!(human.stdout.contains("    provisioned "), "{}", human.stdout);
-    assert!(human.stdout.contains("    reclaimed pvc-"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("provisioner log:"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("    provisioned "),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("    reclaimed pvc-"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,7 +181,7 @@ Register-ArgumentCompleter -Native -CommandName 'lpp' -ScriptBlock {
             [CompletionResult]::new('--provisioning-retry-count', '--provisioning-retry-count', [CompletionResultType]::ParameterName, 'Attempts to provision a claim before giving up until it changes [default: no limit]')
             [CompletionResult]::new('--deletion-retry-count', '--deletion-retry-count', [CompletionResultType]::ParameterName, 'Attempts to reclaim a volume before giving up until it changes [default: no limit]')
             [CompletionResult]::new('--metrics-addr', '--metrics-addr', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics on /metrics and health on /healthz and /readyz at this address')
-            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format: text (one line per action), or json (one object per line; action lines carry action, object, node, path and seconds fields)')
             [CompletionResult]::new('--lease-name', '--lease-name', [CompletionResultType]::ParameterName, 'Name of the Lease [default: the provisioner name with ''/'' replaced by ''-'']')
             [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Use only this kubeconfig file [default: the KUBECONFIG list, else ~/.kube/config, merged as kubectl does]')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context to use [default: the current context]')

@@ -171,7 +171,7 @@ complete -c lpp -n "__fish_lpp_using_subcommand run" -l workers -d 'Operations i
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l provisioning-retry-count -d 'Attempts to provision a claim before giving up until it changes [default: no limit]' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l deletion-retry-count -d 'Attempts to reclaim a volume before giving up until it changes [default: no limit]' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l metrics-addr -d 'Serve Prometheus metrics on /metrics and health on /healthz and /readyz at this address' -r
-complete -c lpp -n "__fish_lpp_using_subcommand run" -l log-format -d 'Log line format' -r -f -a "text\t'One concise human line per action'
+complete -c lpp -n "__fish_lpp_using_subcommand run" -l log-format -d 'Log line format: text (one line per action), or json (one object per line; action lines carry action, object, node, path and seconds fields)' -r -f -a "text\t'One concise human line per action'
 json\t'One JSON object per line'"
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l lease-name -d 'Name of the Lease [default: the provisioner name with \'/\' replaced by \'-\']' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l kubeconfig -d 'Use only this kubeconfig file [default: the KUBECONFIG list, else ~/.kube/config, merged as kubectl does]' -r -F

@@ -37,7 +37,19 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::Status(options) => Ok(crate::install::status(&ui, &target, options).await?),
         Plan::Run(options) => {
             let cluster = cluster::connect(&target).await?;
-            crate::controller::run(cluster.client, options, shutdown_signal()).await?;
+            let shutdown = async {
+                shutdown_signal().await;
+                // A second Ctrl-C does not wait for the operations under way.
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    eprintln!(
+                        "lpp: stopping now; the next run resumes the unfinished operations \
+                         (the Lease expires by itself)"
+                    );
+                    std::process::exit(130);
+                });
+            };
+            crate::controller::run(cluster.client, options, shutdown).await?;
             Ok(Exit::Success)
         }
         Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),

@@ -197,7 +197,13 @@ const RUN_ABOUT: &str = "\
 Watch PersistentVolumeClaims of the served StorageClasses, create their directories on the chosen
 node through a short-lived helper pod, create and bind PVs, and reclaim them when released. Drop-in
 compatible with rancher/local-path-provisioner's ConfigMap, StorageClass and PVs. Takes a Lease so
-that only one provisioner acts; Ctrl-C hands work back, releases the Lease and exits 0.";
+that only one provisioner acts. Ctrl-C or SIGTERM lets the operations under way finish for up to
+20 seconds, releases the Lease and exits 0; a second Ctrl-C exits at once and the next run resumes.
+
+--metrics-addr serves /metrics (OpenMetrics: lpp_provisions_total and lpp_deletions_total by
+result, lpp_provision_duration_seconds, lpp_deletion_duration_seconds and
+lpp_helper_pod_duration_seconds histograms, lpp_operations_in_flight, lpp_queue_depth), /healthz
+and /readyz.";
 
 const GC_ABOUT: &str = "\
 Inventory the configured base paths on every node through a short-lived helper pod and list the
@@ -416,7 +422,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
 
-    /// Log line format
+    /// Log line format: text (one line per action), or json (one object per line; action lines
+    /// carry action, object, node, path and seconds fields)
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 

@@ -1,87 +1,193 @@
-//! `--metrics-addr`: `/metrics` in the Prometheus text format, `/healthz` and `/readyz`.
+//! `--metrics-addr`: `/metrics` in the OpenMetrics text format, `/healthz` and `/readyz`.
 //!
-//! A handful of counters and gauges, written by hand in the text exposition format: the
-//! prometheus-client crate would add a dependency for what is a few lines here.
+//! Counted with the prometheus-client crate: operations by result, their latency and the helper
+//! pods' run time as histograms, and the queue (operations under way, operations waiting for a
+//! `--workers` permit).
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 
 use super::Error;
 
+/// How an operation or a helper pod ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByResult {
+    result: Outcome,
+}
+
+/// Which script a helper pod ran.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Action {
+    Setup,
+    Teardown,
+}
+
+impl EncodeLabelValue for Action {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Action::Setup => "setup",
+            Action::Teardown => "teardown",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByActionAndResult {
+    action: Action,
+    result: Outcome,
+}
+
+/// Buckets from 50 ms to about 7 minutes, doubling: helper pods take from well under a second
+/// (a warm node) to minutes (an image pull, a slow disk).
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 14))
+}
+
 /// What `lpp run` counts.
-#[derive(Debug, Default)]
 pub struct Metrics {
-    pub provisioned: AtomicU64,
-    pub provision_failures: AtomicU64,
-    pub reclaimed: AtomicU64,
-    pub reclaim_failures: AtomicU64,
-    /// Operations under way (including those waiting on a helper pod).
-    pub in_flight: AtomicI64,
-    /// Sum of the seconds successful provisions took, in milliseconds.
-    pub provision_millis: AtomicU64,
+    registry: Registry,
+    provisions: Family<ByResult, Counter>,
+    deletions: Family<ByResult, Counter>,
+    provision_seconds: Histogram,
+    deletion_seconds: Histogram,
+    helper_seconds: Family<ByActionAndResult, Histogram, fn() -> Histogram>,
+    /// Operations under way, including those waiting on a helper pod or a retry.
+    pub in_flight: Gauge,
+    /// Operations waiting for a `--workers` permit.
+    pub queued: Gauge,
     /// Set once the Lease is held (or leader election is off) and the watches run.
     pub ready: AtomicBool,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("lpp");
+        let provisions = Family::<ByResult, Counter>::default();
+        let deletions = Family::<ByResult, Counter>::default();
+        let provision_seconds = seconds_histogram();
+        let deletion_seconds = seconds_histogram();
+        let helper_seconds =
+            Family::<ByActionAndResult, Histogram, fn() -> Histogram>::new_with_constructor(
+                seconds_histogram,
+            );
+        let in_flight = Gauge::default();
+        let queued = Gauge::default();
+        // Both results of each count exist from the start: a dashboard sees zeros, not gaps.
+        for result in [Outcome::Success, Outcome::Failure] {
+            drop(provisions.get_or_create(&ByResult { result }));
+            drop(deletions.get_or_create(&ByResult { result }));
+        }
+        registry.register(
+            "provisions",
+            "Volumes provisioned, by result (a failure is one failed attempt)",
+            provisions.clone(),
+        );
+        registry.register(
+            "deletions",
+            "Volumes reclaimed, by result (a failure is one failed attempt)",
+            deletions.clone(),
+        );
+        registry.register_with_unit(
+            "provision_duration",
+            "From picking up a claim to its PV created, for volumes provisioned",
+            Unit::Seconds,
+            provision_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "deletion_duration",
+            "From picking up a released volume to its PV deleted, for volumes reclaimed",
+            Unit::Seconds,
+            deletion_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "helper_pod_duration",
+            "From creating a helper pod to seeing it finish, by script and result",
+            Unit::Seconds,
+            helper_seconds.clone(),
+        );
+        registry.register(
+            "operations_in_flight",
+            "Operations under way, including those waiting on a helper pod or a retry",
+            in_flight.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Operations waiting for a --workers permit",
+            queued.clone(),
+        );
+        Metrics {
+            registry,
+            provisions,
+            deletions,
+            provision_seconds,
+            deletion_seconds,
+            helper_seconds,
+            in_flight,
+            queued,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
 impl Metrics {
-    /// The Prometheus text exposition.
+    /// One provision attempt ended; `took` is set for a volume provisioned.
+    pub fn provision(&self, result: Outcome, took: Option<Duration>) {
+        self.provisions.get_or_create(&ByResult { result }).inc();
+        if let Some(took) = took {
+            self.provision_seconds.observe(took.as_secs_f64());
+        }
+    }
+
+    /// One reclaim attempt ended; `took` is set for a volume reclaimed.
+    pub fn deletion(&self, result: Outcome, took: Option<Duration>) {
+        self.deletions.get_or_create(&ByResult { result }).inc();
+        if let Some(took) = took {
+            self.deletion_seconds.observe(took.as_secs_f64());
+        }
+    }
+
+    /// A helper pod ran `action` for `took`.
+    pub fn helper(&self, action: Action, result: Outcome, took: Duration) {
+        self.helper_seconds
+            .get_or_create(&ByActionAndResult { action, result })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP lpp_provisions_total Volumes provisioned, by result."
-        );
-        let _ = writeln!(out, "# TYPE lpp_provisions_total counter");
-        let _ = writeln!(
-            out,
-            "lpp_provisions_total{{result=\"success\"}} {}",
-            load(&self.provisioned)
-        );
-        let _ = writeln!(
-            out,
-            "lpp_provisions_total{{result=\"failure\"}} {}",
-            load(&self.provision_failures)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lpp_deletions_total Volumes reclaimed, by result."
-        );
-        let _ = writeln!(out, "# TYPE lpp_deletions_total counter");
-        let _ = writeln!(
-            out,
-            "lpp_deletions_total{{result=\"success\"}} {}",
-            load(&self.reclaimed)
-        );
-        let _ = writeln!(
-            out,
-            "lpp_deletions_total{{result=\"failure\"}} {}",
-            load(&self.reclaim_failures)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lpp_provision_seconds_sum Seconds successful provisions took, summed."
-        );
-        let _ = writeln!(out, "# TYPE lpp_provision_seconds_sum counter");
-        let _ = writeln!(
-            out,
-            "lpp_provision_seconds_sum {:.3}",
-            load(&self.provision_millis) as f64 / 1000.0
-        );
-        let _ = writeln!(out, "# HELP lpp_operations_in_flight Operations under way.");
-        let _ = writeln!(out, "# TYPE lpp_operations_in_flight gauge");
-        let _ = writeln!(
-            out,
-            "lpp_operations_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -102,6 +208,15 @@ fn answer(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    let kind = if path == "/metrics" {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(kind),
+    );
     response
 }
 
@@ -134,19 +249,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_exposition_counts_by_result() {
+    fn the_exposition_counts_by_result_with_histograms_and_the_queue() {
         let metrics = Metrics::default();
-        metrics.provisioned.fetch_add(2, Ordering::Relaxed);
-        metrics.reclaim_failures.fetch_add(1, Ordering::Relaxed);
+        metrics.provision(Outcome::Success, Some(Duration::from_millis(300)));
+        metrics.provision(Outcome::Success, Some(Duration::from_secs(3)));
+        metrics.deletion(Outcome::Failure, None);
+        metrics.helper(Action::Teardown, Outcome::Failure, Duration::from_secs(1));
+        metrics.queued.set(4);
         let text = metrics.render();
-        assert!(
-            text.contains("lpp_provisions_total{result=\"success\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("lpp_deletions_total{result=\"failure\"} 1"),
-            "{text}"
-        );
+        for line in [
+            "lpp_provisions_total{result=\"success\"} 2",
+            "lpp_provisions_total{result=\"failure\"} 0",
+            "lpp_deletions_total{result=\"failure\"} 1",
+            "lpp_provision_duration_seconds_count 2",
+            "lpp_provision_duration_seconds_bucket{le=\"0.4\"} 1",
+            "lpp_provision_duration_seconds_bucket{le=\"3.2\"} 2",
+            "lpp_deletion_duration_seconds_count 0",
+            "lpp_helper_pod_duration_seconds_count{action=\"teardown\",result=\"failure\"} 1",
+            "lpp_queue_depth 4",
+            "lpp_operations_in_flight 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
         assert_eq!(
             answer(&metrics, "/readyz").status(),
             StatusCode::SERVICE_UNAVAILABLE

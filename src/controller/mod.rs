@@ -100,15 +100,32 @@ pub(crate) struct Context {
     /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
     /// the last problem reported, so an invalid ConfigMap is reported once, not per operation.
     pub last_good: Mutex<(Option<crate::config::ConfigMapContents>, Option<String>)>,
+    /// Cancelled at shutdown: no new attempt starts, a retry waiting for its delay stops.
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// The operations under way, waited for at shutdown.
+    operations: tokio_util::task::TaskTracker,
     /// The texts of `--config` and `--helper-pod-file`, read once.
     pub config_file: Option<String>,
     pub helper_pod_file: Option<String>,
 }
 
 impl Context {
-    /// Logs one action line, and hands it to whoever asked for them (`lpp demo`).
-    pub fn action(&self, line: String) {
-        tracing::info!("{line}");
+    /// Logs one action line, and hands it to whoever asked for them (`lpp demo`). With
+    /// `--log-format json` the parts are fields of their own as well.
+    pub fn action(&self, done: &Done<'_>) {
+        let line = done.to_string();
+        if self.options.log_format == LogFormat::Json {
+            tracing::info!(
+                action = done.verb,
+                object = done.object,
+                node = done.node,
+                path = done.path,
+                seconds = done.took.as_secs_f64(),
+                "{line}"
+            );
+        } else {
+            tracing::info!("{line}");
+        }
         if let Some(actions) = &self.actions {
             let _ = actions.send(line);
         }
@@ -130,6 +147,14 @@ impl Context {
                 Some(work)
             }
         }
+    }
+
+    /// A `--workers` permit, counted in the queue depth while waited for.
+    pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.metrics.queued.inc();
+        let permit = self.workers.acquire().await.ok();
+        self.metrics.queued.dec();
+        permit
     }
 
     /// The work that arrived while `key` was busy, or `None` (and `key` is free again).
@@ -177,6 +202,8 @@ pub async fn run_reporting(
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
         helper_watch: helpers::HelperWatch::default(),
+        stopping: tokio_util::sync::CancellationToken::new(),
+        operations: tokio_util::task::TaskTracker::new(),
         actions,
         client,
         options,
@@ -201,20 +228,66 @@ pub async fn run_reporting(
         .metrics
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let outcome = tokio::select! {
-        outcome = watch(Arc::clone(&context)) => outcome,
-        () = context.helper_watch.follow(context.client.clone(), &context.options.namespace) => Err(Error::Watch {
-            what: "helper pods",
-            why: "the stream ended".into(),
-        }),
-        lost = renew(lease.as_ref()) => lost,
-        () = &mut shutdown => Ok(()),
+    let outcome = {
+        // The helper pod watch and the Lease renewal also serve the operations that finish
+        // after shutdown was asked for.
+        let background = async {
+            tokio::select! {
+                () = context.helper_watch.follow(context.client.clone(), &context.options.namespace) => Err(Error::Watch {
+                    what: "helper pods",
+                    why: "the stream ended".into(),
+                }),
+                lost = renew(lease.as_ref()) => lost,
+            }
+        };
+        tokio::pin!(background);
+        let outcome = tokio::select! {
+            outcome = watch(Arc::clone(&context)) => outcome,
+            failed = &mut background => failed,
+            () = &mut shutdown => Ok(()),
+        };
+        context.stopping.cancel();
+        context.operations.close();
+        match outcome {
+            Ok(()) => finish(&context, background).await,
+            failed => failed,
+        }
     };
     if let Some(lease) = lease {
         lease.release().await;
         tracing::info!("released the Lease");
     }
     outcome
+}
+
+/// How long a stopping run waits for the operations under way.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Lets the operations under way end (a retry waiting for its delay ends at once), for at most
+/// [`GRACE`]; what is still running then is handed back: the next run adopts its helper pod.
+async fn finish(
+    context: &Context,
+    background: impl Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    let under_way = context.operations.len();
+    if under_way == 0 {
+        return Ok(());
+    }
+    tracing::info!(
+        "stopping: letting {under_way} operations under way finish (at most {}s)",
+        GRACE.as_secs()
+    );
+    tokio::select! {
+        () = context.operations.wait() => Ok(()),
+        failed = background => failed,
+        () = tokio::time::sleep(GRACE) => {
+            tracing::warn!(
+                "stopping with {} operations unfinished; the next run resumes them",
+                context.operations.len()
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn renew(lease: Option<&lease::Lease>) -> Result<(), Error> {
@@ -252,15 +325,19 @@ async fn watch(context: Arc<Context>) -> Result<(), Error> {
                 continue;
             };
             let context = Arc::clone(&context);
-            tokio::spawn(async move {
+            let operations = context.operations.clone();
+            operations.spawn(async move {
                 let in_flight = &context.metrics.in_flight;
-                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                in_flight.inc();
                 let mut item = Some(item);
                 while let Some(work) = item {
+                    if context.stopping.is_cancelled() {
+                        break;
+                    }
                     operation::carry_out(&context, work).await;
                     item = context.next(&key);
                 }
-                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                in_flight.dec();
             });
         }
     }
@@ -268,6 +345,35 @@ async fn watch(context: Arc<Context>) -> Result<(), Error> {
         what: "claims and volumes",
         why: "the stream ended".into(),
     })
+}
+
+/// A finished action, logged as one line: what, which object, where, how long.
+pub(crate) struct Done<'a> {
+    /// `provisioned` or `reclaimed`.
+    pub verb: &'static str,
+    /// `namespace/claim` or the PV name.
+    pub object: &'a str,
+    /// The node, or `shared` for a shared filesystem.
+    pub node: &'a str,
+    pub path: &'a str,
+    pub took: std::time::Duration,
+}
+
+impl std::fmt::Display for Done<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Done {
+            verb,
+            object,
+            node,
+            path,
+            took,
+        } = self;
+        let seconds = took.as_secs_f64();
+        match *verb {
+            "reclaimed" => write!(f, "{verb} {object}: removed {node}:{path} ({seconds:.1}s)"),
+            _ => write!(f, "{verb} {object} → {node}:{path} ({seconds:.1}s)"),
+        }
+    }
 }
 
 /// One object to look at.

@@ -1,6 +1,5 @@
 //! One operation: provision a claim or reclaim a volume, retried with backoff.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
@@ -10,7 +9,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 
 use super::helpers::Seen;
-use super::{Context, Work, events};
+use super::metrics::{Action, Outcome};
+use super::{Context, Done, Work, events};
 use crate::config::ConfigMapContents;
 use crate::provision::events::{self as texts, Backoff};
 use crate::provision::{
@@ -61,18 +61,20 @@ pub async fn carry_out(context: &Context, work: Work) {
             Work::Volume(volume) => reclaim(context, volume).await,
         };
         let Attempt::Retry(why) = outcome else { return };
-        let failures = match &work {
-            Work::Claim(_) => &context.metrics.provision_failures,
-            Work::Volume(_) => &context.metrics.reclaim_failures,
-        };
-        failures.fetch_add(1, Ordering::Relaxed);
+        match &work {
+            Work::Claim(_) => context.metrics.provision(Outcome::Failure, None),
+            Work::Volume(_) => context.metrics.deletion(Outcome::Failure, None),
+        }
         attempt += 1;
         let jitter =
             f64::from(jiff::Timestamp::now().subsec_nanosecond().rem_euclid(1000)) / 1000.0;
         match backoff.delay(attempt, jitter) {
             Some(delay) => {
                 tracing::warn!("{what}: {why}; retrying in {:.1}s", delay.as_secs_f64());
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = context.stopping.cancelled() => return,
+                }
             }
             None => {
                 tracing::error!("{what}: {why}; giving up after {attempt} attempts");
@@ -174,7 +176,8 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let provisioner = &context.options.provisioner_name;
     let namespace = seen.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
-    let permit = context.workers.acquire().await;
+    let started = Instant::now();
+    let permit = context.permit().await;
     // Decide on the latest state, not the one the watch delivered.
     let claim = match claims.get_opt(&seen.name_any()).await {
         Ok(Some(c)) if c.uid() == seen.uid() => c,
@@ -247,7 +250,6 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
             return Attempt::Retry(why);
         }
     };
-    let started = Instant::now();
     events::record(
         client,
         provisioner,
@@ -262,31 +264,27 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         Err(e) => return Attempt::Retry(format!("cannot build the helper pod: {e}")),
     };
     drop(permit);
-    if let Err(why) = run_helper(context, &pod, contents.config.cmd_timeout).await {
+    if let Err(why) = run_helper(context, &pod, Action::Setup, contents.config.cmd_timeout).await {
         let message = texts::provisioning_failed_message(&class_name, &why);
         warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
         return Attempt::Retry(why);
     }
-    let _permit = context.workers.acquire().await;
+    let _permit = context.permit().await;
     match volumes.create(&PostParams::default(), &plan.volume).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Attempt::Retry(format!("cannot create PV {pv_name}: {e}")),
     }
     delete_pod(context, &pod.name_any()).await;
-    let node = plan.node.as_deref().unwrap_or("shared");
-    let metrics = &context.metrics;
-    metrics.provisioned.fetch_add(1, Ordering::Relaxed);
-    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    metrics
-        .provision_millis
-        .fetch_add(millis, Ordering::Relaxed);
-    context.action(format!(
-        "provisioned {namespace}/{} → {node}:{} ({:.1}s)",
-        claim.name_any(),
-        plan.path,
-        started.elapsed().as_secs_f64()
-    ));
+    let took = started.elapsed();
+    context.metrics.provision(Outcome::Success, Some(took));
+    context.action(&Done {
+        verb: "provisioned",
+        object: &format!("{namespace}/{}", claim.name_any()),
+        node: plan.node.as_deref().unwrap_or("shared"),
+        path: &plan.path,
+        took,
+    });
     events::record(
         client,
         provisioner,
@@ -303,7 +301,8 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
     let client = &context.client;
     let provisioner = &context.options.provisioner_name;
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let permit = context.workers.acquire().await;
+    let started = Instant::now();
+    let permit = context.permit().await;
     let volume = match volumes.get_opt(&seen.name_any()).await {
         Ok(Some(v)) if v.uid() == seen.uid() => v,
         Ok(_) => return Attempt::Done,
@@ -337,7 +336,6 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             delete_volume(&volumes, &name).await
         }
         ReclaimDecision::Teardown { job, .. } => {
-            let started = Instant::now();
             let helpers = match helper_pods(context, &contents) {
                 Ok(h) => h,
                 Err(why) => return Attempt::Retry(why),
@@ -347,22 +345,26 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
                 Err(e) => return Attempt::Retry(format!("cannot build the helper pod: {e}")),
             };
             drop(permit);
-            if let Err(why) = run_helper(context, &pod, contents.config.cmd_timeout).await {
+            if let Err(why) =
+                run_helper(context, &pod, Action::Teardown, contents.config.cmd_timeout).await
+            {
                 let message = texts::volume_failed_delete_message(&name, &why);
                 warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
                 return Attempt::Retry(why);
             }
-            let _permit = context.workers.acquire().await;
+            let _permit = context.permit().await;
             let deleted = delete_volume(&volumes, &name).await;
             delete_pod(context, &pod.name_any()).await;
             if matches!(deleted, Attempt::Done) {
-                context.metrics.reclaimed.fetch_add(1, Ordering::Relaxed);
-                context.action(format!(
-                    "reclaimed {name}: removed {}:{} ({:.1}s)",
-                    job.node.as_deref().unwrap_or("shared"),
-                    job.path,
-                    started.elapsed().as_secs_f64()
-                ));
+                let took = started.elapsed();
+                context.metrics.deletion(Outcome::Success, Some(took));
+                context.action(&Done {
+                    verb: "reclaimed",
+                    object: &name,
+                    node: job.node.as_deref().unwrap_or("shared"),
+                    path: &job.path,
+                    took,
+                });
             }
             deleted
         }
@@ -389,9 +391,15 @@ async fn delete_pod(context: &Context, name: &str) {
 /// Creates the helper pod (adopting one left by an earlier run) and waits, woken by the shared
 /// helper pod watch, until it succeeds, fails or is stuck, at most `timeout`. A failed or stuck
 /// helper is deleted so the retry starts clean.
-async fn run_helper(context: &Context, pod: &Pod, timeout: Duration) -> Result<(), String> {
+async fn run_helper(
+    context: &Context,
+    pod: &Pod,
+    action: Action,
+    timeout: Duration,
+) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(context.client.clone(), &context.options.namespace);
     let name = pod.name_any();
+    let started = Instant::now();
     let mut seen = context.helper_watch.subscribe(&name);
     let outcome = async {
         match pods.create(&PostParams::default(), pod).await {
@@ -439,6 +447,12 @@ async fn run_helper(context: &Context, pod: &Pod, timeout: Duration) -> Result<(
     }
     .await;
     context.helper_watch.unsubscribe(&name);
+    let result = if outcome.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    context.metrics.helper(action, result, started.elapsed());
     if outcome.is_err() {
         delete_pod(context, &name).await;
         // The next attempt creates the pod anew: wait until this one is gone.

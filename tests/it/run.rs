@@ -113,14 +113,21 @@ async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
     let (_, log) = runner.output();
     assert!(log.contains("provisioned default/data"), "{log}");
     let metrics = http_get(&metrics_addr, "/metrics").await;
-    assert!(
-        metrics.contains("lpp_provisions_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("lpp_deletions_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
+    for line in [
+        "lpp_provisions_total{result=\"success\"} 1",
+        "lpp_deletions_total{result=\"success\"} 1",
+        "lpp_provision_duration_seconds_count 1",
+        "lpp_deletion_duration_seconds_count 1",
+        "lpp_helper_pod_duration_seconds_count{action=\"setup\",result=\"success\"} 1",
+        "lpp_helper_pod_duration_seconds_count{action=\"teardown\",result=\"success\"} 1",
+        "lpp_operations_in_flight 0",
+        "lpp_queue_depth 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
     assert!(
         http_get(&metrics_addr, "/readyz")
             .await
@@ -153,29 +160,9 @@ async fn a_failing_setup_script_is_reported_with_its_output_in_seconds() {
     pods.create(&PostParams::default(), &pod("user", "broken"))
         .await
         .unwrap();
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = events
-            .list(&ListParams::default().fields("involvedObject.name=broken"))
-            .await
-            .unwrap();
-        let failed = list
-            .items
-            .iter()
-            .find(|e| e.reason.as_deref() == Some("ProvisioningFailed"));
-        if let Some(event) = failed {
-            let message = event.message.clone().unwrap_or_default();
-            assert!(message.contains("exit code 7"), "{message}");
-            assert!(message.contains("disk full on purpose"), "{message}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no ProvisioningFailed: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let message = event_for(&cluster, "default", "broken", "ProvisioningFailed").await;
+    assert!(message.contains("exit code 7"), "{message}");
+    assert!(message.contains("disk full on purpose"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,30 +380,8 @@ async fn class_parameters_of_upstream_are_honoured_and_a_traversal_is_refused() 
         spec.local.is_some() && spec.host_path.is_none(),
         "a local volume"
     );
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = events
-            .list(&ListParams::default().fields("involvedObject.name=e"))
-            .await
-            .unwrap();
-        if let Some(e) = list
-            .items
-            .iter()
-            .find(|e| e.reason.as_deref() == Some("ProvisioningFailed"))
-        {
-            assert!(
-                e.message.as_deref().unwrap_or("").contains("pathPattern"),
-                "{e:?}"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no refusal: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let refusal = event_for(&cluster, "default", "e", "ProvisioningFailed").await;
+    assert!(refusal.contains("pathPattern"), "{refusal}");
     assert!(
         !cluster.node_path("node-1", "/etc/e").exists(),
         "nothing made outside the base"
@@ -532,4 +497,295 @@ async fn assert_converged(cluster: &TestCluster, count: usize) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The message of the first `reason` event on `namespace/name`, waiting up to 30 s for it.
+async fn event_for(cluster: &TestCluster, namespace: &str, name: &str, reason: &str) -> String {
+    let events: Api<Event> = Api::namespaced(cluster.client(), namespace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+            .await
+            .unwrap();
+        if let Some(event) = list
+            .items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+        {
+            return event.message.clone().unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {reason} event on {namespace}/{name}: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates `claim` in `default`, waits until it is Bound and returns its PV.
+async fn provisioned(cluster: &TestCluster, claim: PersistentVolumeClaim) -> PersistentVolume {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    let name = claim.metadata.name.clone().unwrap();
+    claims.create(&PostParams::default(), &claim).await.unwrap();
+    let bound = wait_for(&claims, &name, WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await;
+    Api::<PersistentVolume>::all(cluster.client())
+        .get(&bound.spec.unwrap().volume_name.unwrap())
+        .await
+        .unwrap()
+}
+
+/// The host path of a hostPath or local PV.
+fn volume_path(volume: &PersistentVolume) -> String {
+    let spec = volume.spec.as_ref().unwrap();
+    match (&spec.host_path, &spec.local) {
+        (Some(h), _) => h.path.clone(),
+        (None, Some(l)) => l.path.clone(),
+        (None, None) => panic!("neither hostPath nor local: {spec:?}"),
+    }
+}
+
+async fn set_config(cluster: &TestCluster, data: serde_json::Value) {
+    Api::<ConfigMap>::namespaced(cluster.client(), "local-path-storage")
+        .patch(
+            "local-path-config",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "data": data })),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_keeps_the_volume_and_its_directory_after_the_claim_is_gone() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    class(&cluster, "keep", json!({"reclaimPolicy": "Retain"})).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let volume = provisioned(
+        &cluster,
+        claim_on("kept", "keep", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    let name = volume.metadata.name.clone().unwrap();
+    assert_eq!(
+        volume
+            .spec
+            .as_ref()
+            .unwrap()
+            .persistent_volume_reclaim_policy
+            .as_deref(),
+        Some("Retain")
+    );
+    let on_disk = cluster.node_path("node-1", &volume_path(&volume));
+    assert!(on_disk.is_dir(), "{} was made", on_disk.display());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    claims
+        .delete("kept", &DeleteParams::default())
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    wait_for(&volumes, &name, WAIT, |v| {
+        v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released")
+    })
+    .await;
+    // A Released volume of a Delete class is gone well within this time (see the first test).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        volumes.get_opt(&name).await.unwrap().is_some(),
+        "the PV stays"
+    );
+    assert!(on_disk.is_dir(), "the data stays");
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no teardown helper ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_path_the_volume_type_annotation_and_a_selector_refused() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    set_config(
+        &cluster,
+        json!({"config.json": r#"{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES",
+            "paths":["/opt/local-path-provisioner","/mnt/second"]}]}"#}),
+    )
+    .await;
+    class(
+        &cluster,
+        "pinned",
+        json!({"parameters": {"nodePath": "/mnt/second"}}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    for i in 0..4 {
+        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+        let volume = provisioned(
+            &cluster,
+            claim_on(&format!("p{i}"), "pinned", Some(node), "ReadWriteOnce"),
+        )
+        .await;
+        let path = volume_path(&volume);
+        assert!(path.starts_with("/mnt/second/pvc-"), "{path}");
+        assert!(cluster.node_path(node, &path).is_dir(), "{path} on {node}");
+    }
+
+    let mut local = claim_on("typed", "local-path", Some("node-2"), "ReadWriteOnce");
+    local
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("volumeType".into(), "local".into());
+    let volume = provisioned(&cluster, local).await;
+    let spec = volume.spec.as_ref().unwrap();
+    assert!(
+        spec.local.is_some() && spec.host_path.is_none(),
+        "the claim's volumeType wins over the class default: {spec:?}"
+    );
+
+    let mut selective = claim_on("picky", "local-path", Some("node-1"), "ReadWriteOnce");
+    selective.spec.as_mut().unwrap().selector =
+        Some(serde_json::from_value(json!({"matchLabels": {"disk": "ssd"}})).unwrap());
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .create(&PostParams::default(), &selective)
+        .await
+        .unwrap();
+    let refusal = event_for(&cluster, "default", "picky", "ProvisioningFailed").await;
+    assert!(refusal.contains("spec.selector"), "{refusal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_class_configs_serve_two_classes_each_from_its_own_paths_and_no_other() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    set_config(
+        &cluster,
+        json!({"config.json": r#"{"storageClassConfigs":{
+            "fast":{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/mnt/fast"]}]},
+            "slow":{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/mnt/slow"]}]}}}"#}),
+    )
+    .await;
+    class(&cluster, "fast", json!({})).await;
+    class(&cluster, "slow", json!({})).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    for (claim, class, node) in [("f", "fast", "node-1"), ("s", "slow", "node-2")] {
+        let volume = provisioned(
+            &cluster,
+            claim_on(claim, class, Some(node), "ReadWriteOnce"),
+        )
+        .await;
+        let path = volume_path(&volume);
+        assert!(path.starts_with(&format!("/mnt/{class}/pvc-")), "{path}");
+        assert!(cluster.node_path(node, &path).is_dir(), "{path} on {node}");
+        assert_eq!(
+            volume.spec.as_ref().unwrap().storage_class_name.as_deref(),
+            Some(class)
+        );
+    }
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .create(
+            &PostParams::default(),
+            &claim_on("other", "local-path", Some("node-1"), "ReadWriteOnce"),
+        )
+        .await
+        .unwrap();
+    let refusal = event_for(&cluster, "default", "other", "ProvisioningFailed").await;
+    assert!(refusal.contains("local-path"), "{refusal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_operation_under_way_finish_releases_the_lease_and_exits_0() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    // A setup that takes a second, so the operation is under way when the signal comes.
+    set_config(
+        &cluster,
+        json!({"setup": "#!/bin/sh\nset -eu\nsleep 1\nmkdir -m 0777 -p \"$VOL_DIR\"\n"}),
+    )
+    .await;
+    let runner = cluster.spawn_lpp(["run", "--log-format", "json"]);
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), "local-path-storage");
+    wait_for(&leases, "rancher.io-local-path", WAIT, |l| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            .is_some_and(|h| !h.is_empty())
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    claims
+        .create(
+            &PostParams::default(),
+            &claim_on("late", "local-path", Some("node-1"), "ReadWriteOnce"),
+        )
+        .await
+        .unwrap();
+    let helpers: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while helpers
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no helper pod started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let finished = runner.terminate(Duration::from_secs(30));
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let bound = claims.get("late").await.unwrap();
+    assert!(
+        bound.spec.unwrap().volume_name.is_some(),
+        "the operation under way finished before the exit"
+    );
+    let lease = leases.get("rancher.io-local-path").await.unwrap();
+    assert_eq!(
+        lease
+            .spec
+            .unwrap()
+            .holder_identity
+            .filter(|h| !h.is_empty()),
+        None,
+        "the Lease was given back"
+    );
+    let lines: Vec<serde_json::Value> = finished
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let provisioned = lines
+        .iter()
+        .find(|l| l["action"] == "provisioned")
+        .unwrap_or_else(|| panic!("no provisioned line: {lines:?}"));
+    assert_eq!(provisioned["object"], "default/late");
+    assert_eq!(provisioned["node"], "node-1");
+    assert!(
+        provisioned["seconds"].as_f64().unwrap() >= 1.0,
+        "{provisioned}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("letting 1 operations under way finish"))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"] == "released the Lease"),
+        "{lines:?}"
+    );
 }

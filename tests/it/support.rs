@@ -319,6 +319,38 @@ impl LppChild {
         (read(&self.stdout), read(&self.stderr))
     }
 
+    /// Sends it SIGTERM (what Ctrl-C and `kubectl delete pod` amount to), waits for it to exit
+    /// (killing it and panicking after `timeout`) and returns what it printed.
+    pub fn terminate(mut self, timeout: Duration) -> Finished {
+        let mut child = self.child.take().expect("child present");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM");
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("poll lpp") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "lpp did not exit within {timeout:?} of SIGTERM: {:?}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (stdout, stderr) = self.output();
+        Finished {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+
     /// Kills it and returns what it printed.
     pub fn stop(mut self) -> Finished {
         let mut child = self.child.take().expect("child present");

@@ -371,6 +371,20 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
     }
 }
 
+/// Why the API server refused a request, in its own words (not the whole Status), with what to
+/// do when Pod Security is the cause.
+fn refusal(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.message.contains("violates PodSecurity") => format!(
+            "{}; helper pods mount host paths, so the provisioner namespace needs \
+             pod-security.kubernetes.io/enforce=privileged (lpp install sets it)",
+            status.message
+        ),
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 async fn delete_volume(volumes: &Api<PersistentVolume>, name: &str) -> Attempt {
     match volumes.delete(name, &DeleteParams::default()).await {
         Ok(_) => Attempt::Done,
@@ -413,7 +427,7 @@ async fn run_helper(
                 }
                 // (A leftover being deleted shows up as Deleted; the retry then starts fresh.)
             }
-            Err(e) => return Err(format!("cannot create helper pod {name}: {e}")),
+            Err(e) => return Err(format!("cannot create helper pod {name}: {}", refusal(&e))),
         }
         let finished = async {
             loop {

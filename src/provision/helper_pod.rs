@@ -237,6 +237,17 @@ pub fn helper_outcome(pod: &Pod) -> HelperOutcome {
     if let Some(t) = terminated.filter(|t| t.exit_code != 0) {
         return HelperOutcome::Failed(super::events::helper_failure_summary(name, t));
     }
+    // A helper pod of a shared filesystem goes through the scheduler; one no node can take
+    // waits until someone changes the nodes, so it is reported now.
+    let unschedulable = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    });
+    if let Some(condition) = unschedulable {
+        let message = condition.message.as_deref().unwrap_or("no node fits");
+        return HelperOutcome::Stuck(format!("helper pod {name} cannot be scheduled: {message}"));
+    }
     let waiting = container
         .and_then(|c| c.state.as_ref())
         .and_then(|s| s.waiting.as_ref());

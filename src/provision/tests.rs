@@ -806,6 +806,15 @@ fn helper_outcomes_from_status() {
             "helper pod h cannot start: ImagePullBackOff: Back-off pulling image nope".into()
         )
     );
+    let unschedulable = pod(
+        "  phase: Pending\n  conditions:\n  - type: PodScheduled\n    status: 'False'\n    reason: Unschedulable\n    message: '0/2 nodes are available: 2 node(s) had untolerated taint {dedicated: db}.'\n",
+    );
+    assert_eq!(
+        helper_outcome(&unschedulable),
+        HelperOutcome::Stuck(
+            "helper pod h cannot be scheduled: 0/2 nodes are available: 2 node(s) had untolerated taint {dedicated: db}.".into()
+        )
+    );
     assert_eq!(
         super::volume::selected_node(&claim("d", "c")),
         Some("node-1")

@@ -789,3 +789,97 @@ async fn sigterm_lets_the_operation_under_way_finish_releases_the_lease_and_exit
         "{lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpers_that_cannot_start_are_reported_in_seconds_image_admission_scheduling() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    let create = |claim: PersistentVolumeClaim| {
+        let claims = claims.clone();
+        async move { claims.create(&PostParams::default(), &claim).await.unwrap() }
+    };
+
+    // An image that cannot be pulled; this also shows --helper-image is what runs.
+    let runner = cluster.spawn_lpp(["run", "--helper-image", "registry.invalid/busybox:1"]);
+    create(claim_on(
+        "image",
+        "local-path",
+        Some("node-1"),
+        "ReadWriteOnce",
+    ))
+    .await;
+    let cause = event_for(&cluster, "default", "image", "ProvisioningFailed").await;
+    assert!(
+        cause.contains("ErrImagePull") || cause.contains("ImagePullBackOff"),
+        "{cause}"
+    );
+    // Its retry waits for a delay: SIGTERM hands it back at once and gives the Lease up.
+    let stopped = runner.terminate(Duration::from_secs(30));
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+
+    // Pod Security refuses the helper pod's hostPath volume.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client());
+    let label = |level: Option<&str>| json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": level}}});
+    namespaces
+        .patch(
+            "local-path-storage",
+            &PatchParams::default(),
+            &Patch::Merge(&label(Some("restricted"))),
+        )
+        .await
+        .unwrap();
+    let _runner = cluster.spawn_lpp(["run"]);
+    create(claim_on(
+        "admission",
+        "local-path",
+        Some("node-1"),
+        "ReadWriteOnce",
+    ))
+    .await;
+    let cause = event_for(&cluster, "default", "admission", "ProvisioningFailed").await;
+    assert!(
+        cause.contains("helper-pod-create-")
+            && cause.contains("PodSecurity")
+            && cause.contains("enforce=privileged"),
+        "{cause}"
+    );
+    namespaces
+        .patch(
+            "local-path-storage",
+            &PatchParams::default(),
+            &Patch::Merge(&label(None)),
+        )
+        .await
+        .unwrap();
+
+    // A shared filesystem's helper goes through the scheduler; cordoned nodes take nothing.
+    set_config(
+        &cluster,
+        json!({"config.json": r#"{"sharedFileSystemPath": "/mnt/shared"}"#}),
+    )
+    .await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    for node in ["node-1", "node-2"] {
+        nodes
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
+            )
+            .await
+            .unwrap();
+    }
+    class(
+        &cluster,
+        "shared",
+        json!({"volumeBindingMode": "Immediate"}),
+    )
+    .await;
+    create(claim_on("scheduling", "shared", None, "ReadWriteMany")).await;
+    let cause = event_for(&cluster, "default", "scheduling", "ProvisioningFailed").await;
+    assert!(
+        cause.contains("cannot be scheduled") && cause.contains("unschedulable"),
+        "{cause}"
+    );
+}

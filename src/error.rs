@@ -74,6 +74,7 @@ impl Error {
             Error::Refused(_) => Exit::Refused,
             Error::Ui(e) => e.exit(),
             Error::Sandbox(crate::sandbox::Error::Options(_)) => Exit::Usage,
+            Error::Run(crate::controller::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
             Error::Install(e) => e.exit(),

@@ -208,6 +208,7 @@ pub async fn run_reporting(
         client,
         options,
     });
+    check_files(&context)?;
     if let Some(addr) = &context.options.metrics_addr {
         metrics::serve(addr, Arc::clone(&context.metrics)).await?;
     }
@@ -224,6 +225,7 @@ pub async fn run_reporting(
         }
         None => None,
     };
+    warn_without_config_map(&context).await;
     context
         .metrics
         .ready
@@ -287,6 +289,66 @@ async fn finish(
             );
             Ok(())
         }
+    }
+}
+
+/// `--config` and `--helper-pod-file` are checked before any work: a file that cannot be used
+/// is a mistake on the command line, not something to report per volume.
+fn check_files(context: &Context) -> Result<(), Error> {
+    let options = &context.options;
+    let named = |flag: &str, path: &Option<PathBuf>, why: String| {
+        let path = path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Error::Options(format!("{flag} {path}: {why}"))
+    };
+    if let Some(text) = &context.config_file {
+        crate::config::Config::parse(text).map_err(|e| {
+            named(
+                "--config",
+                &options.config_file,
+                format!("{e}; fix the file"),
+            )
+        })?;
+    }
+    if let Some(text) = &context.helper_pod_file {
+        let template = crate::config::parse_helper_pod(text).map_err(|e| {
+            named(
+                "--helper-pod-file",
+                &options.helper_pod_file,
+                format!("{e}; fix the file"),
+            )
+        })?;
+        crate::provision::HelperPods::new(
+            template,
+            options.allow_unsafe_helper_pod_template,
+            &options.namespace,
+            &options.service_account_name,
+            options.helper_image.as_deref(),
+            &options.config_map,
+        )
+        .map_err(|e| named("--helper-pod-file", &options.helper_pod_file, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Says at once when the ConfigMap the operations will read is not there, rather than on the
+/// first claim.
+async fn warn_without_config_map(context: &Context) {
+    let options = &context.options;
+    if context.config_file.is_some() && context.helper_pod_file.is_some() {
+        return;
+    }
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(context.client.clone(), &options.namespace);
+    if let Ok(None) = maps.get_opt(&options.config_map).await {
+        tracing::warn!(
+            "ConfigMap {}/{} does not exist: claims fail until it does (`lpp install` creates \
+             it; or pass --config and --helper-pod-file)",
+            options.namespace,
+            options.config_map
+        );
     }
 }
 

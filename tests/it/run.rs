@@ -883,3 +883,132 @@ async fn helpers_that_cannot_start_are_reported_in_seconds_image_admission_sched
         "{cause}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_config_files_replace_the_config_map_and_bad_ones_stop_the_start() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    Api::<ConfigMap>::namespaced(cluster.client(), "local-path-storage")
+        .delete("local-path-config", &DeleteParams::default())
+        .await
+        .unwrap();
+    let write = |name: &str, text: &str| {
+        let path = cluster.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // Keys in any case, as Go's encoding/json accepts them and upstream configs rely on.
+    let config = write(
+        "config.json",
+        r#"{"NodePathMap":[{"NODE":"DEFAULT_PATH_FOR_NON_LISTED_NODES","Paths":["/srv/files"]}]}"#,
+    );
+    let template = write(
+        "helperPod.yaml",
+        &lpp::config::default_helper_pod_yaml("busybox"),
+    );
+
+    for (args, names) in [
+        (
+            vec!["--config", "/nonexistent/config.json"],
+            "--config /nonexistent/config.json",
+        ),
+        (
+            vec![
+                "--config",
+                &write(
+                    "bad.json",
+                    r#"{"nodePathMap":[{"node":"n","paths":["/"]}]}"#,
+                ),
+            ],
+            "bad.json",
+        ),
+        (
+            vec![
+                "--helper-pod-file",
+                &write(
+                    "unsafe.yaml",
+                    "spec:\n  hostNetwork: true\n  containers:\n  - name: helper-pod\n    image: busybox\n",
+                ),
+            ],
+            "--allow-unsafe-helper-pod-template",
+        ),
+    ] {
+        let refused = cluster.lpp([&["run"][..], &args].concat()).await;
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(names),
+            "{args:?}: {}",
+            refused.stderr
+        );
+        assert_eq!(
+            refused.stderr.trim().lines().count(),
+            1,
+            "one line: {}",
+            refused.stderr
+        );
+    }
+
+    let _runner = cluster.spawn_lpp(["run", "--config", &config, "--helper-pod-file", &template]);
+    let volume = provisioned(
+        &cluster,
+        claim_on("filed", "local-path", Some("node-2"), "ReadWriteOnce"),
+    )
+    .await;
+    let path = volume_path(&volume);
+    assert!(path.starts_with("/srv/files/pvc-"), "{path}");
+    assert!(cluster.node_path("node-2", &path).is_dir(), "{path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_patterns_an_affinity_key_and_immediate_binding_with_a_hand_set_node() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    set_config(
+        &cluster,
+        json!({"setup": "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\nprintf '%s:%s:%s' \"$VOL_USER\" \"$VOL_GROUP\" \"$VOL_PERM\" > \"$VOL_DIR/ids\"\n"}),
+    )
+    .await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"lpp.test/host": "h1"}}})),
+        )
+        .await
+        .unwrap();
+    class(
+        &cluster,
+        "owned",
+        json!({"volumeBindingMode": "Immediate",
+               "parameters": {"nodeAffinityKey": "lpp.test/host",
+                              "userPattern": "{{ .PVC.Labels.uid }}",
+                              "permPattern": "0750"},
+               "annotations": {"groupPattern": "2000"}}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let mut owned = claim_on("owned", "owned", Some("node-1"), "ReadWriteOnce");
+    owned.metadata.labels = Some([("uid".to_owned(), "1001".to_owned())].into());
+    let volume = provisioned(&cluster, owned).await;
+    let affinity = serde_json::to_value(&volume.spec.as_ref().unwrap().node_affinity).unwrap();
+    let term = &affinity["required"]["nodeSelectorTerms"][0]["matchExpressions"][0];
+    assert_eq!(
+        term,
+        &json!({"key": "lpp.test/host", "operator": "In", "values": ["h1"]})
+    );
+    let ids = cluster
+        .node_path("node-1", &volume_path(&volume))
+        .join("ids");
+    assert_eq!(std::fs::read_to_string(&ids).unwrap(), "1001:2000:0750");
+
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .create(
+            &PostParams::default(),
+            &claim_on("nowhere", "owned", None, "ReadWriteOnce"),
+        )
+        .await
+        .unwrap();
+    let refusal = event_for(&cluster, "default", "nowhere", "ProvisioningFailed").await;
+    assert!(refusal.contains("WaitForFirstConsumer"), "{refusal}");
+}

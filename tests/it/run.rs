@@ -1001,6 +1001,15 @@ async fn class_patterns_an_affinity_key_and_immediate_binding_with_a_hand_set_no
         .node_path("node-1", &volume_path(&volume))
         .join("ids");
     assert_eq!(std::fs::read_to_string(&ids).unwrap(), "1001:2000:0750");
+    // Reclaim goes by the node the directory was made on, not by the affinity value ("h1").
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    claims
+        .delete("owned", &DeleteParams::default())
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    wait_gone(&volumes, &volume.metadata.name.clone().unwrap(), WAIT).await;
+    assert!(!ids.exists(), "the teardown ran on node-1");
 
     Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
         .create(
@@ -1011,4 +1020,39 @@ async fn class_patterns_an_affinity_key_and_immediate_binding_with_a_hand_set_no
         .unwrap();
     let refusal = event_for(&cluster, "default", "nowhere", "ProvisioningFailed").await;
     assert!(refusal.contains("WaitForFirstConsumer"), "{refusal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_whose_node_is_gone_is_deleted_with_a_warning_and_blocks_nothing() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let volume = provisioned(
+        &cluster,
+        claim_on("stranded", "local-path", Some("node-2"), "ReadWriteOnce"),
+    )
+    .await;
+    let name = volume.metadata.name.clone().unwrap();
+    let path = volume_path(&volume);
+    Api::<k8s_openapi::api::core::v1::Node>::all(cluster.client())
+        .delete("node-2", &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .delete("stranded", &DeleteParams::default())
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    wait_gone(&volumes, &name, WAIT).await;
+    let warning = event_for(&cluster, "default", &name, "VolumeFailedDelete").await;
+    assert!(
+        warning.contains("node-2") && warning.contains(&path),
+        "names the node and the directory left: {warning}"
+    );
+    let next = provisioned(
+        &cluster,
+        claim_on("next", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    assert!(cluster.node_path("node-1", &volume_path(&next)).is_dir());
 }

@@ -240,6 +240,10 @@ pub async fn run_reporting(
                     why: "the stream ended".into(),
                 }),
                 lost = renew(lease.as_ref()) => lost,
+                () = follow_config(&context) => Err(Error::Watch {
+                    what: "the ConfigMap",
+                    why: "the stream ended".into(),
+                }),
             }
         };
         tokio::pin!(background);
@@ -349,6 +353,38 @@ async fn warn_without_config_map(context: &Context) {
             options.namespace,
             options.config_map
         );
+    }
+}
+
+/// Watches the ConfigMap so that an edit is judged when it is made: an invalid one is reported
+/// at once, not when the next claim arrives. (Operations still read it afresh: an edit made just
+/// before a claim applies to that claim, which the order of two watches cannot promise.)
+async fn follow_config(context: &Context) {
+    let options = &context.options;
+    if context.config_file.is_some() && context.helper_pod_file.is_some() {
+        return std::future::pending().await;
+    }
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(context.client.clone(), &options.namespace);
+    let only = watcher::Config::default().fields(&format!("metadata.name={}", options.config_map));
+    let mut events = std::pin::pin!(watcher::watcher(maps, only).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::InitApply(map)) => {
+                let _ = operation::judge(context, Some(&map), false).await;
+            }
+            Ok(Event::Apply(map)) => {
+                let _ = operation::judge(context, Some(&map), true).await;
+            }
+            Ok(Event::Delete(_)) => tracing::warn!(
+                "ConfigMap {}/{} was deleted: new claims fail until it is back (`lpp install` \
+                 makes it)",
+                options.namespace,
+                options.config_map
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("ConfigMap watch error (retrying): {e}"),
+        }
     }
 }
 

@@ -85,8 +85,7 @@ pub async fn carry_out(context: &Context, work: Work) {
 }
 
 /// The configuration for the next operation: the ConfigMap (or the `--config` files) as it is
-/// now; when that is invalid, the last good one, with the problem reported once as a Warning
-/// event on the ConfigMap and a log line.
+/// now, read afresh so that an edit applies to the very next volume; see [`judge`].
 async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
     let options = &context.options;
     let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
@@ -100,10 +99,19 @@ async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
             )
         })?)
     };
-    let data = map
-        .as_ref()
-        .and_then(|m| m.data.clone())
-        .unwrap_or_default();
+    judge(context, map.as_ref(), false).await
+}
+
+/// Loads `map` (`None` when the `--config` files stand in for it). When it is invalid, the last
+/// good configuration is used and the problem reported once, as a Warning event on the
+/// ConfigMap and a log line. `changed` (the watch saw an edit) also logs a valid edit.
+pub(super) async fn judge(
+    context: &Context,
+    map: Option<&ConfigMap>,
+    changed: bool,
+) -> Result<ConfigMapContents, String> {
+    let options = &context.options;
+    let data = map.and_then(|m| m.data.clone()).unwrap_or_default();
     let loaded = ConfigMapContents::from_data(
         &data,
         context.config_file.as_deref(),
@@ -122,8 +130,14 @@ async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
         };
         match loaded {
             Ok(contents) => {
-                if last.1.take().is_some() {
-                    tracing::info!("the configuration is valid again; using it");
+                let again = last.1.take().is_some();
+                if again || changed {
+                    tracing::info!(
+                        "ConfigMap {}/{} is valid{}; the next volumes use it",
+                        options.namespace,
+                        options.config_map,
+                        if again { " again" } else { "" }
+                    );
                 }
                 last.0 = Some(contents.clone());
                 (Ok(contents), None)
@@ -143,7 +157,7 @@ async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
     };
     if let Some(message) = report {
         tracing::warn!("invalid configuration rejected: {message}");
-        if let Some(map) = &map {
+        if let Some(map) = map {
             events::record(
                 &context.client,
                 &options.provisioner_name,

@@ -209,7 +209,7 @@ async fn two_runs_provision_fifty_claims_with_one_volume_and_directory_each() {
 async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_last_good() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    let _runner = cluster.spawn_lpp(["run"]);
+    let runner = cluster.spawn_lpp(["run"]);
     let client = cluster.client();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
@@ -262,23 +262,23 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
     )
     .await
     .unwrap();
+    // Reported when the edit is made, with no claim waiting.
+    let warning = event_for(
+        &cluster,
+        "local-path-storage",
+        "local-path-config",
+        "InvalidConfiguration",
+    )
+    .await;
+    assert!(warning.contains("config.json"), "{warning}");
     assert!(
         provision("invalid").await.starts_with("/data/edited/"),
         "the last good config stays"
     );
-    let events: Api<Event> = Api::namespaced(client.clone(), "local-path-storage");
-    let list = events
-        .list(&ListParams::default().fields("involvedObject.name=local-path-config"))
-        .await
-        .unwrap();
-    let warning = list
-        .items
-        .iter()
-        .find(|e| e.reason.as_deref() == Some("InvalidConfiguration"))
-        .unwrap_or_else(|| panic!("no InvalidConfiguration event: {list:?}"));
+    let (_, log) = runner.output();
     assert!(
-        warning.message.as_deref().unwrap().contains("config.json"),
-        "{warning:?}"
+        log.contains("invalid configuration rejected") && log.contains("the next volumes use it"),
+        "{log}"
     );
 }
 

@@ -53,10 +53,7 @@ async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
         .await
         .unwrap();
 
-    let bound = wait_for(&claims, "data", WAIT, |c| {
-        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-    })
-    .await;
+    let bound = wait_for(&claims, "data", WAIT, is_bound).await;
     let volume_name = bound.spec.unwrap().volume_name.unwrap();
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let volume = volumes.get(&volume_name).await.unwrap();
@@ -171,37 +168,7 @@ async fn two_runs_provision_fifty_claims_with_one_volume_and_directory_each() {
     install_basics(&cluster).await;
     let _first = cluster.spawn_lpp(["run"]);
     let _second = cluster.spawn_lpp(["run"]);
-    let client = cluster.client();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
-    // Claims that already carry a selected node (as after scheduling) need no pods.
-    for i in 0..50 {
-        let mut c = claim(&format!("c{i}"));
-        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
-        c.metadata.annotations = Some(
-            [(
-                "volume.kubernetes.io/selected-node".to_owned(),
-                node.to_owned(),
-            )]
-            .into(),
-        );
-        claims.create(&PostParams::default(), &c).await.unwrap();
-    }
-    for i in 0..50 {
-        wait_for(&claims, &format!("c{i}"), WAIT, |c| {
-            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-        })
-        .await;
-    }
-    let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    assert_eq!(
-        volumes
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        50
-    );
+    burst(&cluster, 50).await;
     assert_converged(&cluster, 50).await;
 }
 
@@ -210,33 +177,9 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
     let runner = cluster.spawn_lpp(["run"]);
-    let client = cluster.client();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
-    let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "local-path-storage");
-    let provision = |name: &'static str| {
-        let claims = claims.clone();
-        let volumes = volumes.clone();
-        async move {
-            let mut c = claim(name);
-            c.metadata.annotations = Some(
-                [(
-                    "volume.kubernetes.io/selected-node".to_owned(),
-                    "node-1".to_owned(),
-                )]
-                .into(),
-            );
-            claims.create(&PostParams::default(), &c).await.unwrap();
-            let bound = wait_for(&claims, name, WAIT, |c| {
-                c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-            })
-            .await;
-            let pv = volumes
-                .get(&bound.spec.unwrap().volume_name.unwrap())
-                .await
-                .unwrap();
-            pv.spec.unwrap().host_path.unwrap().path
-        }
+    let provision = |name: &'static str| async {
+        let claim = claim_on(name, "local-path", Some("node-1"), "ReadWriteOnce");
+        volume_path(&provisioned(&cluster, claim).await)
     };
     assert!(
         provision("before")
@@ -244,24 +187,11 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
             .starts_with("/opt/local-path-provisioner/")
     );
 
-    let edit = |config: &str| json!({"data": {"config.json": config}});
     let valid = r#"{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/data/edited"]}]}"#;
-    maps.patch(
-        "local-path-config",
-        &PatchParams::default(),
-        &Patch::Merge(&edit(valid)),
-    )
-    .await
-    .unwrap();
+    set_config(&cluster, json!({"config.json": valid})).await;
     assert!(provision("after").await.starts_with("/data/edited/"));
 
-    maps.patch(
-        "local-path-config",
-        &PatchParams::default(),
-        &Patch::Merge(&edit("{ not json")),
-    )
-    .await
-    .unwrap();
+    set_config(&cluster, json!({"config.json": "{ not json"})).await;
     // Reported when the edit is made, with no claim waiting.
     let warning = event_for(
         &cluster,
@@ -280,6 +210,10 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
         log.contains("invalid configuration rejected") && log.contains("the next volumes use it"),
         "{log}"
     );
+}
+
+fn is_bound(claim: &PersistentVolumeClaim) -> bool {
+    claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
 }
 
 /// A plain HTTP/1.1 GET, whole answer as text.
@@ -350,31 +284,16 @@ async fn class_parameters_of_upstream_are_honoured_and_a_traversal_is_refused() 
     )
     .await;
     let _runner = cluster.spawn_lpp(["run"]);
-    let client = cluster.client();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
-    claims
-        .create(
-            &PostParams::default(),
-            &claim_on("l", "local-type", Some("node-2"), "ReadWriteOnce"),
-        )
-        .await
-        .unwrap();
-    claims
-        .create(
-            &PostParams::default(),
-            &claim_on("e", "escape", Some("node-1"), "ReadWriteOnce"),
-        )
-        .await
-        .unwrap();
-    let bound = wait_for(&claims, "l", WAIT, |c| {
-        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-    })
+    create(
+        &cluster,
+        claim_on("e", "escape", Some("node-1"), "ReadWriteOnce"),
+    )
     .await;
-    let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let volume = volumes
-        .get(&bound.spec.unwrap().volume_name.unwrap())
-        .await
-        .unwrap();
+    let volume = provisioned(
+        &cluster,
+        claim_on("l", "local-type", Some("node-2"), "ReadWriteOnce"),
+    )
+    .await;
     let spec = volume.spec.unwrap();
     assert!(
         spec.local.is_some() && spec.host_path.is_none(),
@@ -392,15 +311,11 @@ async fn class_parameters_of_upstream_are_honoured_and_a_traversal_is_refused() 
 async fn a_shared_filesystem_serves_read_write_many_with_immediate_binding() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    let maps: Api<ConfigMap> = Api::namespaced(cluster.client(), "local-path-storage");
-    let shared = json!({"data": {"config.json": r#"{"sharedFileSystemPath": "/mnt/shared"}"#}});
-    maps.patch(
-        "local-path-config",
-        &PatchParams::default(),
-        &Patch::Merge(&shared),
+    set_config(
+        &cluster,
+        json!({"config.json": r#"{"sharedFileSystemPath": "/mnt/shared"}"#}),
     )
-    .await
-    .unwrap();
+    .await;
     class(
         &cluster,
         "shared",
@@ -408,23 +323,7 @@ async fn a_shared_filesystem_serves_read_write_many_with_immediate_binding() {
     )
     .await;
     let _runner = cluster.spawn_lpp(["run"]);
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
-    claims
-        .create(
-            &PostParams::default(),
-            &claim_on("s", "shared", None, "ReadWriteMany"),
-        )
-        .await
-        .unwrap();
-    let bound = wait_for(&claims, "s", WAIT, |c| {
-        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-    })
-    .await;
-    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
-    let volume = volumes
-        .get(&bound.spec.unwrap().volume_name.unwrap())
-        .await
-        .unwrap();
+    let volume = provisioned(&cluster, claim_on("s", "shared", None, "ReadWriteMany")).await;
     let spec = volume.spec.unwrap();
     assert!(
         spec.node_affinity.is_none(),
@@ -438,41 +337,33 @@ async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_pe
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
     let first = cluster.spawn_lpp(["run", "--no-leader-election"]);
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
-    for i in 0..20 {
-        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
-        claims
-            .create(
-                &PostParams::default(),
-                &claim_on(&format!("k{i}"), "local-path", Some(node), "ReadWriteOnce"),
-            )
-            .await
-            .unwrap();
-    }
+    burst(&cluster, 20).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     first.stop(); // SIGKILL, mid-burst
     let _second = cluster.spawn_lpp(["run", "--no-leader-election"]);
-    for i in 0..20 {
-        wait_for(&claims, &format!("k{i}"), WAIT, |c| {
-            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-        })
-        .await;
-    }
-    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
-    assert_eq!(
-        volumes
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        20
-    );
     assert_converged(&cluster, 20).await;
 }
 
-/// Exactly `count` directories over both nodes' default base path, and no helper pod left.
+/// Creates claims `c0`..`c<count>` that already carry a selected node (as after scheduling, so
+/// they need no pods), alternating between the two nodes.
+async fn burst(cluster: &TestCluster, count: usize) {
+    for i in 0..count {
+        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+        let claim = claim_on(&format!("c{i}"), "local-path", Some(node), "ReadWriteOnce");
+        create(cluster, claim).await;
+    }
+}
+
+/// Claims `c0`..`c<count>` all Bound, exactly `count` PVs, exactly `count` directories over both
+/// nodes' default base path, and no helper pod left.
 async fn assert_converged(cluster: &TestCluster, count: usize) {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    for i in 0..count {
+        wait_for(&claims, &format!("c{i}"), WAIT, is_bound).await;
+    }
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let listed = volumes.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), count, "one PV per claim");
     let dirs: usize = ["node-1", "node-2"]
         .iter()
         .map(|n| {
@@ -482,20 +373,19 @@ async fn assert_converged(cluster: &TestCluster, count: usize) {
         })
         .sum();
     assert_eq!(dirs, count, "one directory per volume");
+    helper_pods_until(cluster, "none is left", Vec::is_empty).await;
+}
+
+/// Waits until the helper pods in the provisioner namespace satisfy `cond`.
+async fn helper_pods_until(cluster: &TestCluster, what: &str, cond: fn(&Vec<Pod>) -> bool) {
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
+    while !cond(&pods.list(&ListParams::default()).await.unwrap().items) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "helper pods left behind"
+            "helper pods: waited in vain until {what}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -523,15 +413,19 @@ async fn event_for(cluster: &TestCluster, namespace: &str, name: &str, reason: &
     }
 }
 
+async fn create(cluster: &TestCluster, claim: PersistentVolumeClaim) {
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
+}
+
 /// Creates `claim` in `default`, waits until it is Bound and returns its PV.
 async fn provisioned(cluster: &TestCluster, claim: PersistentVolumeClaim) -> PersistentVolume {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
     let name = claim.metadata.name.clone().unwrap();
-    claims.create(&PostParams::default(), &claim).await.unwrap();
-    let bound = wait_for(&claims, &name, WAIT, |c| {
-        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-    })
-    .await;
+    create(cluster, claim).await;
+    let bound = wait_for(&claims, &name, WAIT, is_bound).await;
     Api::<PersistentVolume>::all(cluster.client())
         .get(&bound.spec.unwrap().volume_name.unwrap())
         .await
@@ -656,10 +550,7 @@ async fn node_path_the_volume_type_annotation_and_a_selector_refused() {
     let mut selective = claim_on("picky", "local-path", Some("node-1"), "ReadWriteOnce");
     selective.spec.as_mut().unwrap().selector =
         Some(serde_json::from_value(json!({"matchLabels": {"disk": "ssd"}})).unwrap());
-    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
-        .create(&PostParams::default(), &selective)
-        .await
-        .unwrap();
+    create(&cluster, selective).await;
     let refusal = event_for(&cluster, "default", "picky", "ProvisioningFailed").await;
     assert!(refusal.contains("spec.selector"), "{refusal}");
 }
@@ -692,13 +583,11 @@ async fn storage_class_configs_serve_two_classes_each_from_its_own_paths_and_no_
             Some(class)
         );
     }
-    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
-        .create(
-            &PostParams::default(),
-            &claim_on("other", "local-path", Some("node-1"), "ReadWriteOnce"),
-        )
-        .await
-        .unwrap();
+    create(
+        &cluster,
+        claim_on("other", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
     let refusal = event_for(&cluster, "default", "other", "ProvisioningFailed").await;
     assert!(refusal.contains("local-path"), "{refusal}");
 }
@@ -723,28 +612,12 @@ async fn sigterm_lets_the_operation_under_way_finish_releases_the_lease_and_exit
     })
     .await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
-    claims
-        .create(
-            &PostParams::default(),
-            &claim_on("late", "local-path", Some("node-1"), "ReadWriteOnce"),
-        )
-        .await
-        .unwrap();
-    let helpers: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while helpers
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no helper pod started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    create(
+        &cluster,
+        claim_on("late", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    helper_pods_until(&cluster, "one runs", |pods| !pods.is_empty()).await;
 
     let finished = runner.terminate(Duration::from_secs(30));
     assert_eq!(finished.code, 0, "{}", finished.stderr);
@@ -794,20 +667,13 @@ async fn sigterm_lets_the_operation_under_way_finish_releases_the_lease_and_exit
 async fn helpers_that_cannot_start_are_reported_in_seconds_image_admission_scheduling() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
-    let create = |claim: PersistentVolumeClaim| {
-        let claims = claims.clone();
-        async move { claims.create(&PostParams::default(), &claim).await.unwrap() }
-    };
 
     // An image that cannot be pulled; this also shows --helper-image is what runs.
     let runner = cluster.spawn_lpp(["run", "--helper-image", "registry.invalid/busybox:1"]);
-    create(claim_on(
-        "image",
-        "local-path",
-        Some("node-1"),
-        "ReadWriteOnce",
-    ))
+    create(
+        &cluster,
+        claim_on("image", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
     .await;
     let cause = event_for(&cluster, "default", "image", "ProvisioningFailed").await;
     assert!(
@@ -830,12 +696,10 @@ async fn helpers_that_cannot_start_are_reported_in_seconds_image_admission_sched
         .await
         .unwrap();
     let _runner = cluster.spawn_lpp(["run"]);
-    create(claim_on(
-        "admission",
-        "local-path",
-        Some("node-1"),
-        "ReadWriteOnce",
-    ))
+    create(
+        &cluster,
+        claim_on("admission", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
     .await;
     let cause = event_for(&cluster, "default", "admission", "ProvisioningFailed").await;
     assert!(
@@ -876,7 +740,11 @@ async fn helpers_that_cannot_start_are_reported_in_seconds_image_admission_sched
         json!({"volumeBindingMode": "Immediate"}),
     )
     .await;
-    create(claim_on("scheduling", "shared", None, "ReadWriteMany")).await;
+    create(
+        &cluster,
+        claim_on("scheduling", "shared", None, "ReadWriteMany"),
+    )
+    .await;
     let cause = event_for(&cluster, "default", "scheduling", "ProvisioningFailed").await;
     assert!(
         cause.contains("cannot be scheduled") && cause.contains("unschedulable"),
@@ -1011,13 +879,11 @@ async fn class_patterns_an_affinity_key_and_immediate_binding_with_a_hand_set_no
     wait_gone(&volumes, &volume.metadata.name.clone().unwrap(), WAIT).await;
     assert!(!ids.exists(), "the teardown ran on node-1");
 
-    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
-        .create(
-            &PostParams::default(),
-            &claim_on("nowhere", "owned", None, "ReadWriteOnce"),
-        )
-        .await
-        .unwrap();
+    create(
+        &cluster,
+        claim_on("nowhere", "owned", None, "ReadWriteOnce"),
+    )
+    .await;
     let refusal = event_for(&cluster, "default", "nowhere", "ProvisioningFailed").await;
     assert!(refusal.contains("WaitForFirstConsumer"), "{refusal}");
 }

@@ -14,6 +14,7 @@
 //! taken before any work and renewed every few seconds; a run that loses it stops; Ctrl-C
 //! releases it.
 
+mod access;
 mod events;
 mod helpers;
 mod lease;
@@ -77,6 +78,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the watch of {what} ended: {why}")]
     Watch { what: &'static str, why: String },
 }
@@ -209,6 +212,8 @@ pub async fn run_reporting(
         options,
     });
     check_files(&context)?;
+    let config_map = context.config_file.is_none() || context.helper_pod_file.is_none();
+    access::check(&context.client, &context.options, config_map).await?;
     if let Some(addr) = &context.options.metrics_addr {
         metrics::serve(addr, Arc::clone(&context.metrics)).await?;
     }

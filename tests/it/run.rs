@@ -922,3 +922,24 @@ async fn a_volume_whose_node_is_gone_is_deleted_with_a_warning_and_blocks_nothin
     .await;
     assert!(cluster.node_path("node-1", &volume_path(&next)).is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_the_permissions_is_told_all_that_is_missing_at_once() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let restricted = cluster.kubeconfig_as("jane", &[]);
+    let out = cluster
+        .lpp(["--kubeconfig", restricted.to_str().unwrap(), "run"])
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    for missing in [
+        "watch persistentvolumeclaims",
+        "create persistentvolumes",
+        "create pods in local-path-storage",
+        "update leases in local-path-storage",
+        "lpp install",
+    ] {
+        assert!(out.stderr.contains(missing), "{missing}: {}", out.stderr);
+    }
+}

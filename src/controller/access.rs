@@ -1,0 +1,111 @@
+//! Before any work: does this account have the permissions the loop uses? Asked with
+//! SelfSubjectAccessReviews, so every missing one is named at once instead of surfacing as a
+//! watch that retries forever or an operation that fails per claim.
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+
+use super::{Error, RunOptions};
+
+/// One permission: verb, API group, resource, and whether it is asked in the provisioner
+/// namespace (otherwise cluster-wide).
+struct Need {
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    namespaced: bool,
+}
+
+const fn need(
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    namespaced: bool,
+) -> Need {
+    Need {
+        verb,
+        group,
+        resource,
+        namespaced,
+    }
+}
+
+/// What the loop does, cluster-wide and in its namespace.
+const NEEDS: &[Need] = &[
+    need("watch", "", "persistentvolumeclaims", false),
+    need("get", "", "persistentvolumeclaims", false),
+    need("watch", "", "persistentvolumes", false),
+    need("create", "", "persistentvolumes", false),
+    need("delete", "", "persistentvolumes", false),
+    need("get", "storage.k8s.io", "storageclasses", false),
+    need("list", "", "nodes", false),
+    need("create", "", "events", false),
+    need("create", "", "pods", true),
+    need("delete", "", "pods", true),
+    need("watch", "", "pods", true),
+];
+const CONFIG_MAP: Need = need("watch", "", "configmaps", true);
+const LEASE: [Need; 2] = [
+    need("get", "coordination.k8s.io", "leases", true),
+    need("update", "coordination.k8s.io", "leases", true),
+];
+
+/// Fails with one line naming every missing permission. When the review API itself cannot be
+/// used, says nothing and lets the loop find out.
+pub async fn check(
+    client: &kube::Client,
+    options: &RunOptions,
+    config_map: bool,
+) -> Result<(), Error> {
+    let mut needs: Vec<&Need> = NEEDS.iter().collect();
+    if config_map {
+        needs.push(&CONFIG_MAP);
+    }
+    if options.lease_name.is_some() {
+        needs.extend(LEASE.iter());
+    }
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let asks = needs.iter().map(|need| {
+        let reviews = reviews.clone();
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(need.verb.into()),
+                    group: Some(need.group.into()),
+                    resource: Some(need.resource.into()),
+                    namespace: need.namespaced.then(|| options.namespace.clone()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        async move { reviews.create(&PostParams::default(), &review).await }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut missing = Vec::new();
+    for (need, answer) in needs.iter().zip(answers) {
+        match answer {
+            Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
+            Ok(_) => missing.push(match need.namespaced {
+                true => format!("{} {} in {}", need.verb, need.resource, options.namespace),
+                false => format!("{} {}", need.verb, need.resource),
+            }),
+            Err(e) => {
+                tracing::debug!("cannot review access ({e}); skipping the check");
+                return Ok(());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "this account may not {}: lpp run needs the Role and ClusterRole \
+         local-path-provisioner-role that `lpp install` creates (`lpp manifests` shows them); \
+         bind them to this account or use a kubeconfig that has them",
+        missing.join(", ")
+    )))
+}

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use lpp::controller::{LogFormat, RunOptions};
 use lpp::sandbox::{Faults, Sandbox, SandboxOptions};
 use serde_json::json;
@@ -114,28 +114,35 @@ async fn provisioned(n: usize) -> anyhow::Result<Duration> {
                         "resources": {"requests": {"storage": "1Gi"}}}})
     })
     .await?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let bound = claims
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
-            .count();
-        if bound == n {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {bound} of {n} claims Bound after 600 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Counted from a watch, not by listing every claim again and again: a poll of all N claims
+    // would cost the server O(N) each time and skew the figure.
+    let bound = count_bound(&claims, n);
+    tokio::time::timeout(Duration::from_secs(600), bound)
+        .await
+        .map_err(|_| anyhow::anyhow!("not all {n} claims Bound after 600 s"))??;
     let took = start.elapsed();
     let _ = stop.send(());
     let _ = runner.await;
     sandbox.shutdown().await;
     Ok(took)
+}
+
+/// Resolves once `n` distinct claims have been seen Bound on a watch.
+async fn count_bound(claims: &Api<PersistentVolumeClaim>, n: usize) -> anyhow::Result<()> {
+    use kube::runtime::watcher::{self, Event};
+    let mut bound = std::collections::HashSet::new();
+    let mut events = std::pin::pin!(watcher::watcher(claims.clone(), watcher::Config::default()));
+    while let Some(event) = events.next().await {
+        if let Event::Apply(c) | Event::InitApply(c) = event?
+            && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        {
+            bound.insert(c.metadata.name.unwrap_or_default());
+        }
+        if bound.len() == n {
+            return Ok(());
+        }
+    }
+    bail!("the claim watch ended with {} of {n} Bound", bound.len())
 }
 
 #[tokio::main]

@@ -3,7 +3,7 @@
 //! watchers. All writes go through [`Store::write`], which runs the caller's decision under the
 //! store lock so that read-check-write is atomic, like etcd's compare-and-swap.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -63,6 +63,39 @@ struct Inner {
     history: VecDeque<Arc<Change>>,
     /// The resourceVersion of the newest change dropped from the history.
     compacted: u64,
+    /// Owner uid → the objects naming it in `metadata.ownerReferences`, so that garbage
+    /// collection after a deletion does not scan every object.
+    owned_by: HashMap<String, BTreeSet<Key>>,
+}
+
+/// The uids in an object's `metadata.ownerReferences`.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.get("uid").and_then(Value::as_str))
+}
+
+impl Inner {
+    /// Keeps [`Inner::owned_by`] in step with `key` going from `before` to `after`.
+    fn reindex(&mut self, key: &Key, before: Option<&Value>, after: Option<&Value>) {
+        for uid in before.into_iter().flat_map(owner_uids) {
+            if let Some(keys) = self.owned_by.get_mut(uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.owned_by.remove(uid);
+                }
+            }
+        }
+        for uid in after.into_iter().flat_map(owner_uids) {
+            self.owned_by
+                .entry(uid.to_owned())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
 }
 
 /// The store shared by the API server's handlers.
@@ -152,20 +185,18 @@ impl Store {
 
     /// Objects whose only owner (`metadata.ownerReferences`) has this uid.
     pub fn dependents_of(&self, uid: &str) -> Vec<(ResourceId, String, String)> {
-        self.lock()
-            .objects
-            .iter()
-            .filter(|(_, v)| {
-                v.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|owners| {
-                        !owners.is_empty()
-                            && owners
-                                .iter()
-                                .all(|o| o.get("uid").and_then(Value::as_str) == Some(uid))
-                    })
+        let inner = self.lock();
+        let Some(keys) = inner.owned_by.get(uid) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter(|key| {
+                inner
+                    .objects
+                    .get(*key)
+                    .is_some_and(|v| owner_uids(v).all(|o| o == uid))
             })
-            .map(|((r, ns, name), _)| (*r, ns.clone(), name.clone()))
+            .map(|(r, ns, name)| (*r, ns.clone(), name.clone()))
             .collect()
     }
 
@@ -197,6 +228,7 @@ impl Store {
                 } else {
                     ChangeKind::Added
                 };
+                inner.reindex(&key, previous.as_ref(), Some(&object));
                 inner.objects.insert(key, object.clone());
                 (kind, object)
             }
@@ -204,6 +236,7 @@ impl Store {
                 let Some(mut object) = inner.objects.remove(&key) else {
                     return Err(ApiError::internal("removing an object that is not stored"));
                 };
+                inner.reindex(&key, Some(&object), None);
                 set_rv(&mut object, next);
                 (ChangeKind::Deleted, object)
             }
@@ -345,5 +378,40 @@ mod tests {
             .expect("write");
         assert_eq!(same, a);
         assert_eq!(store.rv(), rv);
+    }
+
+    #[test]
+    fn dependents_follow_owner_references_through_updates_and_removal() {
+        let store = Store::new();
+        let owned = |name: &str, owners: &[&str]| {
+            let refs: Vec<Value> = owners.iter().map(|u| json!({"uid": u})).collect();
+            store
+                .write(CM, "default", name, |_, _| {
+                    Ok(Write::Put(
+                        json!({"metadata": {"name": name, "ownerReferences": refs}}),
+                    ))
+                })
+                .expect("write");
+        };
+        let names = |uid: &str| -> Vec<String> {
+            store
+                .dependents_of(uid)
+                .into_iter()
+                .map(|(_, _, n)| n)
+                .collect()
+        };
+        owned("only-a", &["a"]);
+        owned("a-and-b", &["a", "b"]);
+        owned("moves", &["a"]);
+        put(&store, "free");
+        assert_eq!(names("a"), ["moves", "only-a"], "sole owner only");
+        owned("moves", &["b"]);
+        assert_eq!(names("a"), ["only-a"]);
+        assert_eq!(names("b"), ["moves"]);
+        store
+            .write(CM, "default", "only-a", |_, _| Ok(Write::Remove))
+            .expect("remove");
+        assert!(names("a").is_empty());
+        assert!(names("nobody").is_empty());
     }
 }

@@ -4,6 +4,7 @@
 //! Available, Lost), and the `kubernetes.io/pvc-protection` / `pv-protection` finalizers.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -115,11 +116,11 @@ pub enum VolumeAction {
 #[derive(Debug, Clone, Copy)]
 pub struct World<'a> {
     /// Every claim.
-    pub claims: &'a [PersistentVolumeClaim],
+    pub claims: &'a [Arc<PersistentVolumeClaim>],
     /// Every volume.
-    pub volumes: &'a [PersistentVolume],
+    pub volumes: &'a [Arc<PersistentVolume>],
     /// Every class.
-    pub classes: &'a [StorageClass],
+    pub classes: &'a [Arc<StorageClass>],
     /// `(namespace, claim)` of every claim a live pod uses (it keeps its protection
     /// finalizer); see [`claims_in_use`].
     pub in_use: &'a HashSet<(String, String)>,
@@ -479,7 +480,7 @@ fn static_match<'a>(
             a.0.cmp(&b.0)
                 .then(a.1.metadata.name.cmp(&b.1.metadata.name))
         })
-        .map(|(_, v)| v)
+        .map(|(_, v)| &**v)
 }
 
 fn reconcile_volume(volume: &PersistentVolume, index: &Index<'_>, out: &mut Vec<VolumeAction>) {
@@ -580,11 +581,14 @@ mod tests {
         classes: &[StorageClass],
         pods: &[Pod],
     ) -> Vec<VolumeAction> {
+        fn shared<K: Clone>(items: &[K]) -> Vec<Arc<K>> {
+            items.iter().cloned().map(Arc::new).collect()
+        }
         let in_use = claims_in_use(pods);
         reconcile(World {
-            claims,
-            volumes,
-            classes,
+            claims: &shared(claims),
+            volumes: &shared(volumes),
+            classes: &shared(classes),
             in_use: &in_use,
         })
     }

@@ -2,6 +2,7 @@
 //! through the API like any controller, and a change counter that wakes the loops.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -154,23 +155,25 @@ impl Need {
     };
 }
 
-/// Copies of the reflected objects at one moment.
+/// The reflected objects at one moment, shared with the stores (taking one copies no object:
+/// a pass over thousands of objects after every change would otherwise cost more than the
+/// change).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Nodes.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Arc<Node>>,
     /// Pods.
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     /// Claims.
-    pub claims: Vec<PersistentVolumeClaim>,
+    pub claims: Vec<Arc<PersistentVolumeClaim>>,
     /// Volumes.
-    pub volumes: Vec<PersistentVolume>,
+    pub volumes: Vec<Arc<PersistentVolume>>,
     /// Classes.
-    pub classes: Vec<StorageClass>,
+    pub classes: Vec<Arc<StorageClass>>,
 }
 
-fn owned<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Store<K>) -> Vec<K> {
-    store.state().iter().map(|k| K::clone(k)).collect()
+fn owned<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Store<K>) -> Vec<Arc<K>> {
+    store.state()
 }
 
 fn reflect<K>(api: Api<K>, changed: &watch::Sender<u64>, stop: &CancellationToken) -> Store<K>

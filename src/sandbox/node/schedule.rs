@@ -5,6 +5,7 @@
 //! the pod).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Pod,
@@ -24,15 +25,15 @@ pub const SCHEDULER_NAME: &str = "default-scheduler";
 #[derive(Debug, Clone, Copy)]
 pub struct World<'a> {
     /// Every node.
-    pub nodes: &'a [Node],
+    pub nodes: &'a [Arc<Node>],
     /// Every pod (to spread pods over nodes).
-    pub pods: &'a [Pod],
+    pub pods: &'a [Arc<Pod>],
     /// Every claim.
-    pub claims: &'a [PersistentVolumeClaim],
+    pub claims: &'a [Arc<PersistentVolumeClaim>],
     /// Every volume.
-    pub volumes: &'a [PersistentVolume],
+    pub volumes: &'a [Arc<PersistentVolume>],
     /// Every class.
-    pub classes: &'a [StorageClass],
+    pub classes: &'a [Arc<StorageClass>],
 }
 
 /// What the scheduler does with a pod.
@@ -72,7 +73,7 @@ pub struct PreBind {
 }
 
 /// Whether a claim's class has a provisioner that makes volumes on demand.
-fn dynamic(claim: &PersistentVolumeClaim, classes: &[StorageClass]) -> bool {
+fn dynamic(claim: &PersistentVolumeClaim, classes: &[Arc<StorageClass>]) -> bool {
     let class = claim
         .spec
         .as_ref()
@@ -87,7 +88,7 @@ fn dynamic(claim: &PersistentVolumeClaim, classes: &[StorageClass]) -> bool {
 }
 
 /// Whether some volume already points at the claim (given to it, not yet bound).
-fn given(claim: &PersistentVolumeClaim, volumes: &[PersistentVolume]) -> bool {
+fn given(claim: &PersistentVolumeClaim, volumes: &[Arc<PersistentVolume>]) -> bool {
     volumes.iter().any(|v| {
         v.spec
             .as_ref()
@@ -102,7 +103,7 @@ fn given(claim: &PersistentVolumeClaim, volumes: &[PersistentVolume]) -> bool {
 fn available_on<'a>(
     claim: &PersistentVolumeClaim,
     node: &Node,
-    volumes: &'a [PersistentVolume],
+    volumes: &'a [Arc<PersistentVolume>],
     taken: &[String],
 ) -> Option<&'a PersistentVolume> {
     let spec = claim.spec.as_ref()?;
@@ -148,7 +149,7 @@ fn available_on<'a>(
             a.0.cmp(&b.0)
                 .then(a.1.metadata.name.cmp(&b.1.metadata.name))
         })
-        .map(|(_, v)| v)
+        .map(|(_, v)| &**v)
 }
 
 /// Decides where `pod` goes.
@@ -337,7 +338,10 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
 }
 
 /// The binding mode of a claim's class (`Immediate` when the class is missing or says nothing).
-pub fn binding_mode<'a>(claim: &PersistentVolumeClaim, classes: &'a [StorageClass]) -> &'a str {
+pub fn binding_mode<'a>(
+    claim: &PersistentVolumeClaim,
+    classes: &'a [Arc<StorageClass>],
+) -> &'a str {
     let class = claim
         .spec
         .as_ref()
@@ -481,7 +485,7 @@ fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
 }
 
 /// The fitting node with the fewest live pods; ties go to the first name.
-fn least_loaded(fits: &[&Node], pods: &[Pod]) -> String {
+fn least_loaded(fits: &[&Node], pods: &[Arc<Pod>]) -> String {
     let load = |name: &str| {
         pods.iter()
             .filter(|p| {
@@ -555,19 +559,32 @@ mod tests {
         }))
     }
 
-    fn world<'a>(
-        nodes: &'a [Node],
-        claims: &'a [PersistentVolumeClaim],
-        volumes: &'a [PersistentVolume],
-        classes: &'a [StorageClass],
-    ) -> World<'a> {
-        World {
-            nodes,
-            pods: &[],
-            claims,
-            volumes,
-            classes,
+    fn place_in(
+        pod: &Pod,
+        nodes: &[Node],
+        claims: &[PersistentVolumeClaim],
+        volumes: &[PersistentVolume],
+        classes: &[StorageClass],
+    ) -> Placement {
+        fn shared<K: Clone>(items: &[K]) -> Vec<Arc<K>> {
+            items.iter().cloned().map(Arc::new).collect()
         }
+        let (nodes, claims, volumes, classes) = (
+            shared(nodes),
+            shared(claims),
+            shared(volumes),
+            shared(classes),
+        );
+        place(
+            pod,
+            World {
+                nodes: &nodes,
+                pods: &[],
+                claims: &claims,
+                volumes: &volumes,
+                classes: &classes,
+            },
+        )
     }
 
     fn claim_pod() -> Pod {
@@ -581,13 +598,13 @@ mod tests {
         let nodes = [node("node-1", false), node("node-2", true)];
         let p = pod(json!({"containers": [{"name": "c"}]}));
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Bind("node-2".into())
         );
         let p = pod(json!({"containers": [{"name": "c"}], "nodeName": "node-1"}));
-        assert_eq!(place(&p, world(&nodes, &[], &[], &[])), Placement::Skip);
+        assert_eq!(place_in(&p, &nodes, &[], &[], &[]), Placement::Skip);
         let p = pod(json!({"containers": [{"name": "c"}], "schedulerName": "my-scheduler"}));
-        assert_eq!(place(&p, world(&nodes, &[], &[], &[])), Placement::Skip);
+        assert_eq!(place_in(&p, &nodes, &[], &[], &[]), Placement::Skip);
     }
 
     #[test]
@@ -597,7 +614,7 @@ mod tests {
             json!({"containers": [{"name": "c"}], "nodeSelector": {"kubernetes.io/hostname": "node-2"}}),
         );
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Bind("node-2".into())
         );
         let p = pod(
@@ -606,12 +623,12 @@ mod tests {
                 {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-1"]}]}]}}}}),
         );
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Bind("node-2".into())
         );
         let p = pod(json!({"containers": [{"name": "c"}], "nodeSelector": {"zone": "mars"}}));
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Unschedulable(
                 "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
                     .into()
@@ -628,19 +645,19 @@ mod tests {
         let nodes = [tainted];
         let p = pod(json!({"containers": [{"name": "c"}]}));
         assert!(
-            matches!(place(&p, world(&nodes, &[], &[], &[])), Placement::Unschedulable(m) if m.contains("untolerated taint"))
+            matches!(place_in(&p, &nodes, &[], &[], &[]), Placement::Unschedulable(m) if m.contains("untolerated taint"))
         );
         let p = pod(
             json!({"containers": [{"name": "c"}], "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "x"}]}),
         );
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Bind("node-1".into())
         );
         let p =
             pod(json!({"containers": [{"name": "c"}], "tolerations": [{"operator": "Exists"}]}));
         assert_eq!(
-            place(&p, world(&nodes, &[], &[], &[])),
+            place_in(&p, &nodes, &[], &[], &[]),
             Placement::Bind("node-1".into())
         );
     }
@@ -653,7 +670,7 @@ mod tests {
         // 1. Unbound, no node: pick one for the claim.
         let claims = [claim(json!({}), None, "Pending")];
         assert_eq!(
-            place(&p, world(&nodes, &claims, &[], &classes)),
+            place_in(&p, &nodes, &claims, &[], &classes),
             Placement::SelectNode {
                 claims: vec!["c".into()],
                 node: "node-1".into(),
@@ -663,14 +680,14 @@ mod tests {
         // 2. Node selected, not Bound yet: wait; the pod stays unscheduled.
         let claims = [claim(json!({SELECTED_NODE: "node-2"}), None, "Pending")];
         assert_eq!(
-            place(&p, world(&nodes, &claims, &[], &classes)),
+            place_in(&p, &nodes, &claims, &[], &classes),
             Placement::WaitForBinding
         );
         // 3. Bound to a volume on node-2: the pod goes there.
         let claims = [claim(json!({SELECTED_NODE: "node-2"}), Some("pv"), "Bound")];
         let volumes = [pv_on("node-2")];
         assert_eq!(
-            place(&p, world(&nodes, &claims, &volumes, &classes)),
+            place_in(&p, &nodes, &claims, &volumes, &classes),
             Placement::Bind("node-2".into())
         );
     }
@@ -694,7 +711,7 @@ mod tests {
         );
         let volumes = [pv];
         assert_eq!(
-            place(&claim_pod(), world(&nodes, &claims, &volumes, &classes)),
+            place_in(&claim_pod(), &nodes, &claims, &volumes, &classes),
             Placement::SelectNode {
                 claims: vec![],
                 node: "node-2".into(),
@@ -707,7 +724,7 @@ mod tests {
         );
         // No such volume and no provisioner: nowhere to go.
         assert!(matches!(
-            place(&claim_pod(), world(&nodes, &claims, &[], &classes)),
+            place_in(&claim_pod(), &nodes, &claims, &[], &classes),
             Placement::Unschedulable(m) if m.contains("didn't find available persistent volumes")
         ));
     }
@@ -718,10 +735,10 @@ mod tests {
         let p = claim_pod();
         let claims = [claim(json!({}), None, "Pending")];
         assert!(
-            matches!(place(&p, world(&nodes, &claims, &[], &[])), Placement::Unschedulable(m) if m.contains("unbound immediate"))
+            matches!(place_in(&p, &nodes, &claims, &[], &[]), Placement::Unschedulable(m) if m.contains("unbound immediate"))
         );
         assert!(
-            matches!(place(&p, world(&nodes, &[], &[], &[])), Placement::Unschedulable(m) if m.contains("not found"))
+            matches!(place_in(&p, &nodes, &[], &[], &[]), Placement::Unschedulable(m) if m.contains("not found"))
         );
     }
 
@@ -731,7 +748,7 @@ mod tests {
         let claims = [claim(json!({}), Some("pv"), "Bound")];
         let volumes = [pv_on("node-2")];
         assert!(matches!(
-            place(&claim_pod(), world(&nodes, &claims, &volumes, &[wffc()])),
+            place_in(&claim_pod(), &nodes, &claims, &volumes, &[wffc()]),
             Placement::Unschedulable(m) if m.contains("volume node affinity conflict")
         ));
     }
@@ -790,7 +807,7 @@ mod tests {
                 let fits = |n: &NodeSpec| {
                     n.ready && (!n.tainted || tolerates) && zone.is_none_or(|z| z == n.zone)
                 };
-                let placement = place(&p, world(&nodes, &[], &[], &[]));
+                let placement = place_in(&p, &nodes, &[], &[], &[]);
                 match placement {
                     Placement::Bind(name) => {
                         let i: usize = name.trim_start_matches("node-").parse().unwrap();

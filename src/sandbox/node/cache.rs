@@ -234,16 +234,22 @@ pub async fn run_loop_when<W, F, Fut>(
         return;
     }
     let mut rx = cache.subscribe();
+    let mut took = Duration::ZERO;
     loop {
         rx.borrow_and_update();
         if wanted(&cache) {
+            let started = std::time::Instant::now();
             pass(cache.snapshot(need)).await;
+            took = started.elapsed();
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = rx.changed() => {
-                // Let a burst of events land before the next pass.
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                // Let a burst of events land before the next pass: at least 2 ms, and as long
+                // as the last pass took (up to 100 ms), so that a pass over many objects runs
+                // less often under a stream of changes instead of taking a whole core.
+                let settle = took.clamp(Duration::from_millis(2), Duration::from_millis(100));
+                tokio::time::sleep(settle).await;
             }
             _ = tokio::time::sleep(tick) => {}
         }

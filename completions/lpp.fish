@@ -168,8 +168,8 @@ complete -c lpp -n "__fish_lpp_using_subcommand run" -l helper-pod-file -d 'Read
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l service-account-name -d 'ServiceAccount the helper pods run as' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l helper-image -d 'Image of the helper pods, replacing the template\'s [default: the template\'s image]' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l workers -d 'Operations in flight at once (waiting on a helper pod holds no worker)' -r
-complete -c lpp -n "__fish_lpp_using_subcommand run" -l provisioning-retry-count -d 'Attempts to provision a claim before giving up until it changes [default: no limit]' -r
-complete -c lpp -n "__fish_lpp_using_subcommand run" -l deletion-retry-count -d 'Attempts to reclaim a volume before giving up until it changes [default: no limit]' -r
+complete -c lpp -n "__fish_lpp_using_subcommand run" -l provisioning-retry-count -d 'Retries of a failed provisioning before giving up until the claim changes; 0 retries forever (as upstream)' -r
+complete -c lpp -n "__fish_lpp_using_subcommand run" -l deletion-retry-count -d 'Retries of a failed reclaim before giving up until the volume changes; 0 retries forever (as upstream)' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l metrics-addr -d 'Serve Prometheus metrics on /metrics and health on /healthz and /readyz at this address' -r
 complete -c lpp -n "__fish_lpp_using_subcommand run" -l log-format -d 'Log line format: text (one line per action), or json (one object per line; action lines carry action, object, node, path and seconds fields)' -r -f -a "text\t'One concise human line per action'
 json\t'One JSON object per line'"

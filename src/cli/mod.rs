@@ -406,13 +406,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub workers: u32,
 
-    /// Attempts to provision a claim before giving up until it changes [default: no limit]
-    #[arg(long, value_name = "N")]
-    pub provisioning_retry_count: Option<u32>,
+    /// Retries of a failed provisioning before giving up until the claim changes; 0 retries
+    /// forever (as upstream)
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub provisioning_retry_count: u32,
 
-    /// Attempts to reclaim a volume before giving up until it changes [default: no limit]
-    #[arg(long, value_name = "N")]
-    pub deletion_retry_count: Option<u32>,
+    /// Retries of a failed reclaim before giving up until the volume changes; 0 retries forever
+    /// (as upstream)
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub deletion_retry_count: u32,
 
     /// Accept a helper pod template that fails the safety checks (extra volumes, privileges, ...)
     #[arg(long)]

@@ -133,8 +133,9 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             service_account_name: args.service_account_name,
             helper_image: args.helper_image,
             workers: args.workers,
-            provisioning_retry_count: args.provisioning_retry_count,
-            deletion_retry_count: args.deletion_retry_count,
+            // 0 means no limit, as upstream's flags (and its library) read it.
+            provisioning_retry_count: Some(args.provisioning_retry_count).filter(|n| *n > 0),
+            deletion_retry_count: Some(args.deletion_retry_count).filter(|n| *n > 0),
             allow_unsafe_helper_pod_template: args.allow_unsafe_helper_pod_template,
             metrics_addr: args.metrics_addr,
             log_format: match args.log_format {

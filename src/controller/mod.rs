@@ -50,6 +50,7 @@ pub struct RunOptions {
     pub service_account_name: String,
     pub helper_image: Option<String>,
     pub workers: u32,
+    /// Retries before giving up (`None`: retry forever).
     pub provisioning_retry_count: Option<u32>,
     pub deletion_retry_count: Option<u32>,
     pub allow_unsafe_helper_pod_template: bool,

@@ -51,7 +51,7 @@ pub async fn carry_out(context: &Context, work: Work) {
         ),
     };
     let backoff = Backoff {
-        limit: limit.or(Backoff::default().limit),
+        limit,
         ..Backoff::default()
     };
     let mut attempt = 0;

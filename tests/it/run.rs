@@ -943,3 +943,58 @@ async fn an_account_without_the_permissions_is_told_all_that_is_missing_at_once(
         assert!(out.stderr.contains(missing), "{missing}: {}", out.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_keeps_failing_is_given_up_after_the_retry_count() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    set_config(
+        &cluster,
+        json!({"setup": "#!/bin/sh\necho no room >&2\nexit 3\n"}),
+    )
+    .await;
+    let runner = cluster.spawn_lpp(["run", "--provisioning-retry-count", "1"]);
+    create(
+        &cluster,
+        claim_on("doomed", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !runner.output().1.contains("giving up after 2 attempts") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never gave up: {}",
+            runner.output().1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events: Api<Event> = Api::namespaced(cluster.client(), "default");
+    let failures = |list: Vec<Event>| {
+        list.iter()
+            .filter(|e| e.reason.as_deref() == Some("ProvisioningFailed"))
+            .map(|e| e.count.unwrap_or(1))
+            .sum::<i32>()
+    };
+    let seen = ListParams::default().fields("involvedObject.name=doomed");
+    assert_eq!(
+        failures(events.list(&seen).await.unwrap().items),
+        2,
+        "one event per attempt"
+    );
+    // A third attempt would have come 1 s after the second (the backoff doubles from 0.5 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        failures(events.list(&seen).await.unwrap().items),
+        2,
+        "no attempt after giving up"
+    );
+    let bad = cluster
+        .lpp(["run", "--provisioning-retry-count", "many"])
+        .await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("--provisioning-retry-count"),
+        "{}",
+        bad.stderr
+    );
+}

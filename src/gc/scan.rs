@@ -263,13 +263,9 @@ pub async fn run_job(
     pods.create(&PostParams::default(), &pod)
         .await
         .map_err(|e| format!("cannot create helper pod {name}: {e}"))?;
-    let done = tokio::time::timeout(
-        timeout,
-        await_condition(pods.clone(), &name, |pod: Option<&Pod>| {
-            pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
-        }),
-    )
-    .await;
+    tracing::debug!(pod = %name, "helper pod created; waiting for it to finish");
+    let done = tokio::time::timeout(timeout, finished(&pods, &name)).await;
+    tracing::debug!(pod = %name, "helper pod finished; reading its output");
     let logs = pods.logs(&name, &LogParams::default()).await;
     let _ = pods.delete(&name, &DeleteParams::background()).await;
     let pod = match done {
@@ -289,6 +285,34 @@ pub async fn run_job(
         }
         HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => Err(why),
         HelperOutcome::Running => Err(format!("helper pod {name} is still running")),
+    }
+}
+
+/// The helper pod once it is no longer running (`None`: it is gone), seen on a watch; every few
+/// seconds it is also read directly, so a watch that drops an event costs seconds, not the
+/// whole timeout.
+async fn finished(pods: &Api<Pod>, name: &str) -> Result<Option<Pod>, kube::Error> {
+    let done = |pod: Option<&Pod>| {
+        pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
+    };
+    loop {
+        let watched = tokio::time::timeout(
+            Duration::from_secs(3),
+            await_condition(pods.clone(), name, |pod: Option<&Pod>| done(pod)),
+        )
+        .await;
+        match watched {
+            Ok(Ok(pod)) => return Ok(pod),
+            Ok(Err(e)) => {
+                tracing::debug!(pod = %name, "watch failed ({e}); reading it directly");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) => {}
+        }
+        let now = pods.get_opt(name).await?;
+        if done(now.as_ref()) {
+            return Ok(now);
+        }
     }
 }
 

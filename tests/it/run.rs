@@ -942,6 +942,24 @@ async fn an_account_without_the_permissions_is_told_all_that_is_missing_at_once(
     ] {
         assert!(out.stderr.contains(missing), "{missing}: {}", out.stderr);
     }
+
+    // The service account `lpp install` sets up has all it needs.
+    let installed = cluster.lpp(["install", "--yes"]).await;
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let account = cluster.kubeconfig_as(
+        "system:serviceaccount:local-path-storage:local-path-provisioner-service-account",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:local-path-storage",
+        ],
+    );
+    let _runner = cluster.spawn_lpp(["--kubeconfig", account.to_str().unwrap(), "run"]);
+    let volume = provisioned(
+        &cluster,
+        claim_on("as-sa", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    assert!(cluster.node_path("node-1", &volume_path(&volume)).is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,6 +200,10 @@ compatible with rancher/local-path-provisioner's ConfigMap, StorageClass and PVs
 that only one provisioner acts. Ctrl-C or SIGTERM lets the operations under way finish for up to
 20 seconds, releases the Lease and exits 0; a second Ctrl-C exits at once and the next run resumes.
 
+Before any work it checks --config and --helper-pod-file (exit 2) and the account's permissions
+(exit 1, naming every one missing). Failed helper pods (exit code, output, image pull, scheduling,
+admission) become ProvisioningFailed or VolumeFailedDelete events within seconds.
+
 --metrics-addr serves /metrics (OpenMetrics: lpp_provisions_total and lpp_deletions_total by
 result, lpp_provision_duration_seconds, lpp_deletion_duration_seconds and
 lpp_helper_pod_duration_seconds histograms, lpp_operations_in_flight, lpp_queue_depth), /healthz

@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             provisioner: "rancher.io/local-path",
             volume_exists: false,
             choice: i as u64,
+            volumes: &[],
         });
         match decision {
             ClaimDecision::Provision(plan) => plans.push(plan),

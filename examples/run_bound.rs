@@ -100,6 +100,7 @@ async fn provisioned(n: usize) -> anyhow::Result<Duration> {
         metrics_addr: None,
         log_format: LogFormat::Text,
         lease_name: None,
+        origin: String::new(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(lpp::controller::run(client.clone(), options, async {

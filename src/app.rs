@@ -35,8 +35,15 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::Install(options) => Ok(crate::install::install(&ui, &target, options).await?),
         Plan::Uninstall(options) => Ok(crate::install::uninstall(&ui, &target, options).await?),
         Plan::Status(options) => Ok(crate::install::status(&ui, &target, options).await?),
-        Plan::Run(options) => {
+        Plan::Run(mut options) => {
+            // Every request of the loop gets a deadline well inside the Lease's duration, so a
+            // stalled one cannot outlive the Lease (watches and exec are not bounded).
+            let target = cluster::Target {
+                request_timeout: target.request_timeout.or(Some(RUN_REQUEST_DEADLINE)),
+                ..target
+            };
             let cluster = cluster::connect(&target).await?;
+            options.origin = format!("context {} at {}", cluster.context, cluster.server);
             let shutdown = async {
                 shutdown_signal().await;
                 // A second Ctrl-C does not wait for the operations under way.
@@ -61,6 +68,9 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         }
     }
 }
+
+/// The deadline of each request `lpp run` makes when `--request-timeout` is not given.
+const RUN_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// `lpp version`: what kubectl version prints, for lpp.
 #[derive(Debug, Serialize)]

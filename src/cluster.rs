@@ -149,18 +149,124 @@ pub async fn connect(target: &Target) -> Result<Cluster, Error> {
     };
 
     if let Some(timeout) = target.request_timeout {
-        config.read_timeout = Some(timeout);
-        config.write_timeout = Some(timeout);
         config.connect_timeout = Some(timeout);
     }
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|source| Error::Client {
-        server: server.clone(),
-        source,
-    })?;
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|source| Error::Client {
+            server: server.clone(),
+            source,
+        })?;
+    let client = match target.request_timeout {
+        Some(timeout) => builder.with_layer(&deadline::Deadline(timeout)).build(),
+        None => builder.build(),
+    };
     Ok(Cluster {
         client,
         context,
         server,
     })
+}
+
+/// `--request-timeout`, as kubectl applies it: a deadline on each request, but not on the
+/// long-lived ones (watches, followed logs, exec), which would otherwise be cut every few seconds.
+mod deadline {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tower::{BoxError, Layer, Service};
+
+    /// The layer: requests that do not answer within the duration fail.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Deadline(pub Duration);
+
+    impl<S> Layer<S> for Deadline {
+        type Service = WithDeadline<S>;
+
+        fn layer(&self, inner: S) -> WithDeadline<S> {
+            WithDeadline {
+                inner,
+                timeout: self.0,
+            }
+        }
+    }
+
+    /// The service [`Deadline`] makes.
+    #[derive(Debug, Clone)]
+    pub struct WithDeadline<S> {
+        inner: S,
+        timeout: Duration,
+    }
+
+    /// A request answered too late.
+    #[derive(Debug, thiserror::Error)]
+    #[error("no answer within {}s (--request-timeout)", .0.as_secs_f64())]
+    pub struct TimedOut(Duration);
+
+    /// Whether a request stays open by design: a watch, followed logs, or an upgrade (exec).
+    pub fn long_running<B>(request: &http::Request<B>) -> bool {
+        let query = request.uri().query().unwrap_or("");
+        query
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1" || pair == "follow=true")
+            || request.headers().contains_key(http::header::UPGRADE)
+    }
+
+    impl<S, B> Service<http::Request<B>> for WithDeadline<S>
+    where
+        S: Service<http::Request<B>>,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.inner.poll_ready(cx).map_err(Into::into)
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let bounded = !long_running(&request);
+            let timeout = self.timeout;
+            let answer = self.inner.call(request);
+            Box::pin(async move {
+                if !bounded {
+                    return answer.await.map_err(Into::into);
+                }
+                match tokio::time::timeout(timeout, answer).await {
+                    Ok(answer) => answer.map_err(Into::into),
+                    Err(_) => Err(Box::new(TimedOut(timeout)) as BoxError),
+                }
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn watches_logs_and_exec_are_not_bounded() {
+            let get = |uri: &str| http::Request::get(uri).body(()).unwrap_or_default();
+            assert!(long_running(&get(
+                "/api/v1/pods?watch=true&resourceVersion=1"
+            )));
+            assert!(long_running(&get(
+                "/api/v1/namespaces/x/pods/p/log?follow=true"
+            )));
+            assert!(!long_running(&get(
+                "/api/v1/pods?labelSelector=watch%3Dtrue"
+            )));
+            assert!(!long_running(&get("/api/v1/pods")));
+            let mut exec = get("/api/v1/namespaces/x/pods/p/exec?command=sh");
+            exec.headers_mut().insert(
+                http::header::UPGRADE,
+                http::HeaderValue::from_static("websocket"),
+            );
+            assert!(long_running(&exec));
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod error;
+pub mod executor;
 pub mod gc;
 pub mod install;
 pub mod logging;

@@ -138,6 +138,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             deletion_retry_count: Some(args.deletion_retry_count).filter(|n| *n > 0),
             allow_unsafe_helper_pod_template: args.allow_unsafe_helper_pod_template,
             metrics_addr: args.metrics_addr,
+            origin: String::new(),
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,

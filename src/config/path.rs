@@ -56,6 +56,34 @@ pub fn is_local(path: &str) -> bool {
     !(cleaned == ".." || cleaned.starts_with("../"))
 }
 
+/// Whether two absolute paths name overlapping directories once cleaned: equal, or one inside the
+/// other. Removing either would remove (part of) the other's data.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let a = clean(a);
+    let b = clean(b);
+    a == b || is_inside(&a, &b) || is_inside(&b, &a)
+}
+
+/// Whether clean path `inner` lies strictly below clean path `outer`.
+pub fn is_inside(inner: &str, outer: &str) -> bool {
+    if outer == "/" {
+        return inner.starts_with('/') && inner != "/";
+    }
+    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'/'
+}
+
+/// Whether `path` has a `..` element, before any cleaning: such a path can climb and come back
+/// down (`ns/claim/../../other/claim`), which a prefix check on the text would not see.
+pub fn has_parent_element(path: &str) -> bool {
+    path.split('/').any(|e| e == "..")
+}
+
+/// The first character of `path` that has no place in a directory name lpp makes: a control
+/// character (newline, NUL, ...). Such names break scripts and listings.
+pub fn control_character(path: &str) -> Option<char> {
+    path.chars().find(|c| c.is_control())
+}
+
 /// The parent directory and last element of an absolute, clean path: `/a/b/c` → (`/a/b`, `c`).
 /// `None` for `/` and for relative paths.
 pub fn split_parent(path: &str) -> Option<(&str, &str)> {
@@ -116,7 +144,35 @@ mod tests {
         assert!(!is_local("a/../../b"));
     }
 
+    #[test]
+    fn overlapping_paths() {
+        assert!(overlaps("/a/b", "/a/b/"));
+        assert!(overlaps("/a/b", "/a/b/c"));
+        assert!(overlaps("/a/b/c", "/a/b"));
+        assert!(overlaps("/a/./b", "/a/b"));
+        assert!(!overlaps("/a/b", "/a/bc"));
+        assert!(!overlaps("/a/bc", "/a/b"));
+        assert!(!overlaps("/a/b", "/a/c"));
+        assert!(overlaps("/", "/x"));
+        assert!(is_inside("/x", "/"));
+        assert!(!is_inside("/", "/"));
+        assert!(has_parent_element("a/../b"));
+        assert!(has_parent_element(".."));
+        assert!(!has_parent_element("a/..b/c"));
+        assert_eq!(control_character("a\nb"), Some('\n'));
+        assert_eq!(control_character("a\0b"), Some('\0'));
+        assert_eq!(control_character("a b/ü"), None);
+    }
+
     proptest! {
+        /// Overlap is symmetric, and a path always overlaps what lies below it.
+        #[test]
+        fn overlap_is_symmetric(a in "/[ab/]{0,6}", b in "/[ab/]{0,6}") {
+            prop_assert_eq!(overlaps(&a, &b), overlaps(&b, &a));
+            let below = format!("{a}/x");
+            prop_assert!(overlaps(&a, &below));
+        }
+
         #[test]
         fn clean_is_idempotent(s in "[a./]{0,12}") {
             let once = clean(&s);

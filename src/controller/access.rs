@@ -32,23 +32,38 @@ const fn need(
     }
 }
 
-/// What the loop does, cluster-wide and in its namespace.
+/// What the loop does, cluster-wide and in its namespace: every verb of every request it makes,
+/// so that a role missing one is told at start, not found by a watch that retries forever.
 const NEEDS: &[Need] = &[
+    need("list", "", "persistentvolumeclaims", false),
     need("watch", "", "persistentvolumeclaims", false),
     need("get", "", "persistentvolumeclaims", false),
+    need("list", "", "persistentvolumes", false),
     need("watch", "", "persistentvolumes", false),
+    need("get", "", "persistentvolumes", false),
     need("create", "", "persistentvolumes", false),
     need("delete", "", "persistentvolumes", false),
+    need("list", "storage.k8s.io", "storageclasses", false),
+    need("watch", "storage.k8s.io", "storageclasses", false),
     need("get", "storage.k8s.io", "storageclasses", false),
     need("list", "", "nodes", false),
+    need("watch", "", "nodes", false),
+    need("get", "", "nodes", false),
     need("create", "", "events", false),
     need("create", "", "pods", true),
     need("delete", "", "pods", true),
+    need("get", "", "pods", true),
+    need("list", "", "pods", true),
     need("watch", "", "pods", true),
 ];
-const CONFIG_MAP: Need = need("watch", "", "configmaps", true);
-const LEASE: [Need; 2] = [
+const CONFIG_MAP: [Need; 3] = [
+    need("get", "", "configmaps", true),
+    need("list", "", "configmaps", true),
+    need("watch", "", "configmaps", true),
+];
+const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
+    need("create", "coordination.k8s.io", "leases", true),
     need("update", "coordination.k8s.io", "leases", true),
 ];
 
@@ -61,7 +76,7 @@ pub async fn check(
 ) -> Result<(), Error> {
     let mut needs: Vec<&Need> = NEEDS.iter().collect();
     if config_map {
-        needs.push(&CONFIG_MAP);
+        needs.extend(CONFIG_MAP.iter());
     }
     if options.lease_name.is_some() {
         needs.extend(LEASE.iter());

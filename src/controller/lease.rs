@@ -9,12 +9,18 @@ use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::Error;
 
-/// How long a holder that stopped renewing keeps the Lease.
+/// How long a holder that stopped renewing keeps the Lease (client-go's default).
 const DURATION: Duration = Duration::from_secs(15);
-/// How often the holder renews.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// How often a run waiting for the Lease looks again.
+/// How long the holder keeps trying to renew before it stops working: well inside
+/// [`DURATION`], so that it has stopped before anyone else may take the Lease.
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the holder renews, and retries a failed renewal; how often a run waiting for the
+/// Lease looks again.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// What a write answered with 404 means: the namespace is not there.
+const NO_NAMESPACE: &str = "its namespace does not exist";
+/// The deadline of one request about the Lease: a stalled request must not outlive it.
+const CALL_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Whether `lease` may be taken by `holder` at `now`: nobody holds it, it is ours, or its holder
 /// stopped renewing more than its duration ago.
@@ -32,9 +38,33 @@ pub fn may_take(lease: &LeaseSpec, holder: &str, now: jiff::Timestamp) -> bool {
     renewed.0 + jiff::SignedDuration::from_secs(duration) < now
 }
 
+/// A request's answer within [`CALL_DEADLINE`], or what went wrong, as one line.
+fn bounded<T>(
+    what: &str,
+    answer: Result<Result<T, kube::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, String> {
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            CALL_DEADLINE.as_secs()
+        )),
+    }
+}
+
+/// Who holds a Lease and when they last renewed it.
+fn holder_of(lease: &LeaseSpec) -> (String, Option<jiff::Timestamp>) {
+    (
+        lease.holder_identity.clone().unwrap_or_default(),
+        lease.renew_time.as_ref().map(|t| t.0),
+    )
+}
+
 /// A Lease this run holds or wants.
 pub struct Lease {
     api: Api<LeaseObject>,
+    namespace: String,
     name: String,
     holder: String,
 }
@@ -50,10 +80,19 @@ impl Lease {
                     .map(|h| h.trim().to_owned())
             })
             .unwrap_or_else(|| "localhost".into());
+        // In containers every run is pid 1 on a host named after its pod template: a random
+        // part keeps two runs apart, as client-go's identities do.
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(jiff::Timestamp::now().as_nanosecond().unsigned_abs());
+            h.finish() & 0xff_ffff
+        };
         Lease {
             api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
             name: name.to_owned(),
-            holder: format!("{host}/{}", std::process::id()),
+            holder: format!("{host}/{}-{random:06x}", std::process::id()),
         }
     }
 
@@ -80,9 +119,12 @@ impl Lease {
         }
     }
 
-    /// One attempt: true when this run holds the Lease afterwards.
-    async fn try_take(&self) -> Result<bool, kube::Error> {
-        match self.api.get_opt(&self.name).await? {
+    /// One attempt, bounded by [`CALL_DEADLINE`] per request: `Ok(None)` when this run holds
+    /// the Lease afterwards, else who does and when they last renewed.
+    async fn try_take(&self) -> Result<Option<(String, Option<jiff::Timestamp>)>, String> {
+        let current = tokio::time::timeout(CALL_DEADLINE, self.api.get_opt(&self.name)).await;
+        let current = bounded("cannot read it", current)?;
+        let write = match current {
             None => {
                 let lease = LeaseObject {
                     metadata: ObjectMeta {
@@ -91,69 +133,100 @@ impl Lease {
                     },
                     spec: Some(self.spec(true, None)),
                 };
-                match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e),
-                }
+                tokio::time::timeout(
+                    CALL_DEADLINE,
+                    self.api.create(&PostParams::default(), &lease),
+                )
+                .await
             }
             Some(mut lease) => {
                 let spec = lease.spec.clone().unwrap_or_default();
                 if !may_take(&spec, &self.holder, jiff::Timestamp::now()) {
-                    return Ok(false);
+                    return Ok(Some(holder_of(&spec)));
                 }
                 let ours = spec.holder_identity.as_deref() == Some(self.holder.as_str());
                 lease.spec = Some(self.spec(!ours, Some(&spec)));
-                match self
-                    .api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e),
-                }
+                tokio::time::timeout(
+                    CALL_DEADLINE,
+                    self.api.replace(&self.name, &PostParams::default(), &lease),
+                )
+                .await
             }
+        };
+        match write {
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => Err(NO_NAMESPACE.to_owned()),
+            Ok(Err(kube::Error::Api(e))) if e.code == 409 => {
+                // Someone wrote it since we read it: who, is seen on the next look.
+                Ok(Some(("another provisioner".into(), None)))
+            }
+            other => bounded("cannot write it", other).map(|_| None),
         }
     }
 
-    /// Waits until this run holds the Lease.
+    /// Waits until this run holds the Lease, saying who holds it meanwhile.
     pub async fn acquire(&self) -> Result<(), Error> {
-        let mut said = false;
+        let mut said: Option<String> = None;
         loop {
             match self.try_take().await {
-                Ok(true) => return Ok(()),
-                Ok(false) if !said => {
-                    tracing::info!(lease = %self.name, "another provisioner holds the Lease; standing by");
-                    said = true;
+                Ok(None) => return Ok(()),
+                Ok(Some((holder, renewed))) => {
+                    if said.as_deref() != Some(holder.as_str()) {
+                        let when = renewed
+                            .map(|t| {
+                                let ago = jiff::Timestamp::now().duration_since(t);
+                                format!(", last renewed {}s ago", ago.as_secs().max(0))
+                            })
+                            .unwrap_or_default();
+                        tracing::info!(
+                            "the Lease {} is held by {holder}{when}; standing by until it is free \
+                             or expires ({}s after its last renewal)",
+                            self.name,
+                            DURATION.as_secs()
+                        );
+                        said = Some(holder);
+                    }
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(lease = %self.name, "cannot take the Lease yet: {e}"),
+                Err(e) if e == NO_NAMESPACE => {
+                    return Err(Error::NoNamespace(self.namespace.clone()));
+                }
+                Err(e) => tracing::warn!("cannot take the Lease {} yet: {e}", self.name),
             }
             tokio::time::sleep(RETRY_EVERY).await;
         }
     }
 
-    /// Renews the Lease until it is lost; returns why.
+    /// Renews the Lease every [`RETRY_EVERY`] until it is lost to another holder, or cannot be
+    /// renewed for [`RENEW_DEADLINE`]; returns which.
     pub async fn keep(&self) -> Result<(), Error> {
-        let mut failing_since: Option<tokio::time::Instant> = None;
+        let mut renewed = tokio::time::Instant::now();
+        let mut failing = false;
         loop {
-            tokio::time::sleep(RENEW_EVERY).await;
+            tokio::time::sleep(RETRY_EVERY).await;
             match self.try_take().await {
-                Ok(true) => failing_since = None,
-                Ok(false) => {
+                Ok(None) => {
+                    if failing {
+                        tracing::info!("renewed the Lease {} again", self.name);
+                        failing = false;
+                    }
+                    renewed = tokio::time::Instant::now();
+                }
+                Ok(Some((holder, _))) => {
                     return Err(Error::LeaseLost {
                         lease: self.name.clone(),
-                        why: "someone else holds it".into(),
+                        holder,
                     });
                 }
-                Err(e) => {
-                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() + RENEW_EVERY >= DURATION {
-                        return Err(Error::LeaseLost {
+                Err(why) => {
+                    if renewed.elapsed() + RETRY_EVERY > RENEW_DEADLINE {
+                        return Err(Error::LeaseNotRenewed {
                             lease: self.name.clone(),
-                            why: format!("cannot renew it: {e}"),
+                            within: RENEW_DEADLINE,
+                            why,
                         });
+                    }
+                    if !failing {
+                        tracing::warn!("cannot renew the Lease {} ({why}); retrying", self.name);
+                        failing = true;
                     }
                 }
             }

@@ -1,37 +1,48 @@
 //! `lpp run`: the provisioning loop.
 //!
 //! Claims and volumes arrive on watches; each claim that needs a volume and each Released volume of
-//! ours becomes one operation, at most one per object at a time. An operation asks the pure
-//! [`crate::provision`] decisions what to do, runs the helper pod, observes its outcome on a watch
-//! (a waiting operation holds no worker permit), then creates or deletes the PV. Names are
-//! deterministic (`pvc-<uid>`, `helper-pod-create-<pv>`), so an operation that finds its helper
-//! pod or PV already there adopts it: a restart resumes where the last run stopped.
+//! ours becomes one operation, at most one per object at a time ([`queue`]). An operation asks the
+//! pure [`crate::provision`] decisions what to do, has the [`crate::executor`] run the setup or
+//! teardown script on the node (a waiting operation holds no worker permit), then creates or
+//! deletes the PV. Names are deterministic (`pvc-<uid>`, `helper-pod-create-<pv>`), so an
+//! operation that finds its helper pod or PV already there adopts it: a restart resumes where the
+//! last run stopped.
 //!
-//! The ConfigMap is read at the start of every operation, so a valid edit applies to the next
-//! volume and an invalid one fails that operation with an event naming the problem.
+//! StorageClasses, Nodes and PersistentVolumes are kept in reflector stores ([`Stores`]); the
+//! claim and the ConfigMap are read afresh by every operation, so the newest claim decides and a
+//! config edit applies to the very next volume (an invalid one keeps the last good). A claim that
+//! is refused is kept aside and looked at again when the config, a class, the nodes or the
+//! volumes change; a retry waiting for its delay is woken by a newer change to its object.
 //!
 //! Leader election: the Lease `<provisioner name with / as ->` in the provisioner namespace is
-//! taken before any work and renewed every few seconds; a run that loses it stops; Ctrl-C
-//! releases it.
+//! taken before any work and renewed every 2 s; a run that loses it, or cannot renew it within
+//! 10 s (well inside its 15 s), stops; Ctrl-C releases it.
 
 mod access;
 mod events;
-mod helpers;
 mod lease;
 mod metrics;
 mod operation;
+mod queue;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::Semaphore;
+
+use crate::executor::Executor;
 
 /// Log line format of `lpp run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +51,7 @@ pub enum LogFormat {
     Json,
 }
 
+/// What `lpp run` is asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub namespace: String,
@@ -58,6 +70,8 @@ pub struct RunOptions {
     pub log_format: LogFormat,
     /// The Lease to hold, or `None` with `--no-leader-election`.
     pub lease_name: Option<String>,
+    /// Where the run talks to, for its first line: `context x at https://…` (empty: not said).
+    pub origin: String,
 }
 
 /// The Lease name upstream-compatible tooling expects for a provisioner name:
@@ -71,32 +85,108 @@ pub fn lease_name_for(provisioner_name: &str) -> String {
 pub enum Error {
     #[error("{0}")]
     Options(String),
-    #[error("lost the Lease {lease}: {why}; another provisioner took over")]
-    LeaseLost { lease: String, why: String },
-    #[error("cannot take the Lease {lease}: {source}")]
-    Lease {
+    #[error("lost the Lease {lease} to {holder}: another provisioner took over")]
+    LeaseLost { lease: String, holder: String },
+    #[error(
+        "could not renew the Lease {lease} for {}s ({why}); stopped before it expires, so that two runs never provision at once",
+        .within.as_secs()
+    )]
+    LeaseNotRenewed {
         lease: String,
-        #[source]
-        source: kube::Error,
+        within: Duration,
+        why: String,
     },
     #[error("{0}")]
     Forbidden(String),
+    #[error(
+        "namespace {0} does not exist: install the provisioner first (`lpp install`), or name its namespace with -n"
+    )]
+    NoNamespace(String),
+    #[error("cannot start: {what}: {source}")]
+    Start {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("the watch of {what} ended: {why}")]
     Watch { what: &'static str, why: String },
+}
+
+/// What the watches keep: the objects operations read instead of asking the API server each
+/// time. The claim itself and the ConfigMap are still read afresh per operation: the newest
+/// claim decides, and a config edit made just before a claim must apply to it.
+pub(crate) struct Stores {
+    pub classes: Store<StorageClass>,
+    pub nodes: Store<Node>,
+    pub volumes: Store<PersistentVolume>,
+    /// True once all three hold their first list. (One waiter awaits the stores themselves:
+    /// kube's `wait_until_ready` wakes only the last of several concurrent waiters.)
+    listed: tokio::sync::watch::Receiver<bool>,
+}
+
+/// How long operations wait for the stores' first lists before giving up on an attempt.
+const STORES_READY: Duration = Duration::from_secs(30);
+
+impl Stores {
+    /// Stores fed by the given writers' watches, and the task that says when all have listed.
+    fn new(
+        classes: Store<StorageClass>,
+        nodes: Store<Node>,
+        volumes: Store<PersistentVolume>,
+    ) -> Stores {
+        let (tell, listed) = tokio::sync::watch::channel(false);
+        let (c, n, v) = (classes.clone(), nodes.clone(), volumes.clone());
+        tokio::spawn(async move {
+            let all = async {
+                c.wait_until_ready().await?;
+                n.wait_until_ready().await?;
+                v.wait_until_ready().await
+            };
+            if all.await.is_ok() {
+                let _ = tell.send(true);
+            }
+        });
+        Stores {
+            classes,
+            nodes,
+            volumes,
+            listed,
+        }
+    }
+
+    /// Waits until every store holds its first list.
+    pub async fn ready(&self) -> Result<(), String> {
+        let mut listed = self.listed.clone();
+        match tokio::time::timeout(STORES_READY, listed.wait_for(|l| *l)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(format!(
+                "the watches of StorageClasses, Nodes and PersistentVolumes have not listed them within {}s",
+                STORES_READY.as_secs()
+            )),
+        }
+    }
+
+    /// Every PV's data location.
+    pub fn volume_refs(&self) -> Vec<crate::provision::VolumeRef> {
+        self.volumes
+            .state()
+            .iter()
+            .filter_map(|v| crate::provision::VolumeRef::of(v))
+            .collect()
+    }
 }
 
 /// The shared state of one run.
 pub(crate) struct Context {
     pub client: kube::Client,
     pub options: RunOptions,
-    /// Objects with an operation under way (claim uids, volume names), each with the newest
-    /// state that arrived meanwhile: it is looked at again when the operation ends, so no change
-    /// is lost.
-    busy: Mutex<HashMap<String, Option<Work>>>,
+    /// Objects with an operation under way, and refused claims.
+    queue: queue::Queue<Work>,
     /// Where action lines also go, when the caller wants them.
     actions: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    /// The shared watch on helper pods.
-    pub helper_watch: helpers::HelperWatch,
+    /// Runs the setup and teardown scripts.
+    pub executor: Executor,
+    pub stores: Stores,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
     /// Bounds the operations that are talking to the API at once.
@@ -135,24 +225,6 @@ impl Context {
         }
     }
 
-    /// Marks `key` busy and hands back `work` to start; when an operation for it is already under
-    /// way, keeps `work` for afterwards and hands back nothing.
-    fn claim(&self, key: &str, work: Work) -> Option<Work> {
-        let Ok(mut busy) = self.busy.lock() else {
-            return None;
-        };
-        match busy.get_mut(key) {
-            Some(pending) => {
-                *pending = Some(work);
-                None
-            }
-            None => {
-                busy.insert(key.to_owned(), None);
-                Some(work)
-            }
-        }
-    }
-
     /// A `--workers` permit, counted in the queue depth while waited for.
     pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.metrics.queued.inc();
@@ -161,14 +233,9 @@ impl Context {
         permit
     }
 
-    /// The work that arrived while `key` was busy, or `None` (and `key` is free again).
-    fn next(&self, key: &str) -> Option<Work> {
-        let mut busy = self.busy.lock().ok()?;
-        let pending = busy.get_mut(key).and_then(Option::take);
-        if pending.is_none() {
-            busy.remove(key);
-        }
-        pending
+    /// Keeps a refused claim until something it may depend on changes.
+    pub fn refuse(&self, work: Work) {
+        self.queue.refuse(&work.key(), work);
     }
 }
 
@@ -198,23 +265,31 @@ pub async fn run_reporting(
             })
             .transpose()
     };
+    let config_file = read(&options.config_file, "--config")?;
+    let helper_pod_file = read(&options.helper_pod_file, "--helper-pod-file")?;
+    check_files(&options, config_file.as_deref(), helper_pod_file.as_deref())?;
+    let config_map = config_file.is_none() || helper_pod_file.is_none();
+    access::check(&client, &options, config_map).await?;
+    announce(&client, &options, config_map).await?;
+
+    let (classes, classes_writer) = reflector::store();
+    let (nodes, nodes_writer) = reflector::store();
+    let (volumes, volumes_writer) = reflector::store();
     let context = Arc::new(Context {
-        config_file: read(&options.config_file, "--config")?,
-        helper_pod_file: read(&options.helper_pod_file, "--helper-pod-file")?,
+        executor: Executor::start(client.clone(), &options.namespace, true),
+        stores: Stores::new(classes, nodes, volumes),
+        config_file,
+        helper_pod_file,
         workers: Semaphore::new(options.workers.max(1) as usize),
-        busy: Mutex::new(HashMap::new()),
+        queue: queue::Queue::default(),
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
-        helper_watch: helpers::HelperWatch::default(),
         stopping: tokio_util::sync::CancellationToken::new(),
         operations: tokio_util::task::TaskTracker::new(),
         actions,
         client,
         options,
     });
-    check_files(&context)?;
-    let config_map = context.config_file.is_none() || context.helper_pod_file.is_none();
-    access::check(&context.client, &context.options, config_map).await?;
     if let Some(addr) = &context.options.metrics_addr {
         metrics::serve(addr, Arc::clone(&context.metrics)).await?;
     }
@@ -231,30 +306,33 @@ pub async fn run_reporting(
         }
         None => None,
     };
-    warn_without_config_map(&context).await;
     context
         .metrics
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let outcome = {
-        // The helper pod watch and the Lease renewal also serve the operations that finish
-        // after shutdown was asked for.
+        // The stores, the config watch and the Lease renewal also serve the operations that
+        // finish after shutdown was asked for.
         let background = async {
             tokio::select! {
-                () = context.helper_watch.follow(context.client.clone(), &context.options.namespace) => Err(Error::Watch {
-                    what: "helper pods",
-                    why: "the stream ended".into(),
-                }),
                 lost = renew(lease.as_ref()) => lost,
                 () = follow_config(&context) => Err(Error::Watch {
                     what: "the ConfigMap",
+                    why: "the stream ended".into(),
+                }),
+                () = follow_classes(&context, classes_writer) => Err(Error::Watch {
+                    what: "StorageClasses",
+                    why: "the stream ended".into(),
+                }),
+                () = follow_nodes(&context, nodes_writer) => Err(Error::Watch {
+                    what: "Nodes",
                     why: "the stream ended".into(),
                 }),
             }
         };
         tokio::pin!(background);
         let outcome = tokio::select! {
-            outcome = watch(Arc::clone(&context)) => outcome,
+            outcome = watch(Arc::clone(&context), volumes_writer) => outcome,
             failed = &mut background => failed,
             () = &mut shutdown => Ok(()),
         };
@@ -273,7 +351,7 @@ pub async fn run_reporting(
 }
 
 /// How long a stopping run waits for the operations under way.
-const GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+const GRACE: Duration = Duration::from_secs(20);
 
 /// Lets the operations under way end (a retry waiting for its delay ends at once), for at most
 /// [`GRACE`]; what is still running then is handed back: the next run adopts its helper pod.
@@ -304,8 +382,11 @@ async fn finish(
 
 /// `--config` and `--helper-pod-file` are checked before any work: a file that cannot be used
 /// is a mistake on the command line, not something to report per volume.
-fn check_files(context: &Context) -> Result<(), Error> {
-    let options = &context.options;
+fn check_files(
+    options: &RunOptions,
+    config_file: Option<&str>,
+    helper_pod_file: Option<&str>,
+) -> Result<(), Error> {
     let named = |flag: &str, path: &Option<PathBuf>, why: String| {
         let path = path
             .as_ref()
@@ -313,7 +394,7 @@ fn check_files(context: &Context) -> Result<(), Error> {
             .unwrap_or_default();
         Error::Options(format!("{flag} {path}: {why}"))
     };
-    if let Some(text) = &context.config_file {
+    if let Some(text) = config_file {
         crate::config::Config::parse(text).map_err(|e| {
             named(
                 "--config",
@@ -322,7 +403,7 @@ fn check_files(context: &Context) -> Result<(), Error> {
             )
         })?;
     }
-    if let Some(text) = &context.helper_pod_file {
+    if let Some(text) = helper_pod_file {
         let template = crate::config::parse_helper_pod(text).map_err(|e| {
             named(
                 "--helper-pod-file",
@@ -330,48 +411,107 @@ fn check_files(context: &Context) -> Result<(), Error> {
                 format!("{e}; fix the file"),
             )
         })?;
-        crate::provision::HelperPods::new(
-            template,
-            options.allow_unsafe_helper_pod_template,
-            &options.namespace,
-            &options.service_account_name,
-            options.helper_image.as_deref(),
-            &options.config_map,
-        )
-        .map_err(|e| named("--helper-pod-file", &options.helper_pod_file, e.to_string()))?;
+        operation::helper_pods_of(options, template)
+            .map_err(|e| named("--helper-pod-file", &options.helper_pod_file, e))?;
     }
     Ok(())
 }
 
-/// Says at once when the ConfigMap the operations will read is not there, rather than on the
-/// first claim.
-async fn warn_without_config_map(context: &Context) {
-    let options = &context.options;
-    if context.config_file.is_some() && context.helper_pod_file.is_some() {
+/// The first line: where the run talks to and what it serves. A missing namespace stops it
+/// here, instead of retrying forever; no class naming the provisioner, or no ConfigMap, is said
+/// at once rather than on the first claim.
+async fn announce(
+    client: &kube::Client,
+    options: &RunOptions,
+    config_map: bool,
+) -> Result<(), Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // (The provisioner's ClusterRole, as upstream's, may not read namespaces: then the Lease's
+    // creation is what finds a missing one.)
+    match namespaces.get_opt(&options.namespace).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(Error::NoNamespace(options.namespace.clone())),
+        Err(kube::Error::Api(e)) if e.code == 403 => {}
+        Err(source) => {
+            return Err(Error::Start {
+                what: format!("cannot read namespace {}", options.namespace),
+                source,
+            });
+        }
+    }
+    let version = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_else(|_| "unknown version".into());
+    let classes: Vec<String> = Api::<StorageClass>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|c| c.provisioner == options.provisioner_name)
+                .map(|c| c.name_any())
+                .collect()
+        })
+        .unwrap_or_default();
+    let origin = if options.origin.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", options.origin)
+    };
+    let served = if classes.is_empty() {
+        "no StorageClass yet".to_owned()
+    } else {
+        format!("StorageClass {}", classes.join(", "))
+    };
+    tracing::info!(
+        "lpp run: {origin}(Kubernetes {version}), namespace {}, provisioner {} for {served}",
+        options.namespace,
+        options.provisioner_name
+    );
+    if classes.is_empty() {
+        tracing::warn!(
+            "no StorageClass names provisioner {}: claims wait until one does (`lpp install` creates local-path)",
+            options.provisioner_name
+        );
+    }
+    if config_map {
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &options.namespace);
+        if let Ok(None) = maps.get_opt(&options.config_map).await {
+            tracing::warn!(
+                "ConfigMap {}/{} does not exist: claims fail until it does (`lpp install` creates \
+                 it; or pass --config and --helper-pod-file)",
+                options.namespace,
+                options.config_map
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hands every refused claim back to be looked at again: something it may depend on changed.
+fn retry_refused(context: &Arc<Context>, why: &str) {
+    let refused = context.queue.refused();
+    if refused.is_empty() {
         return;
     }
-    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(context.client.clone(), &options.namespace);
-    if let Ok(None) = maps.get_opt(&options.config_map).await {
-        tracing::warn!(
-            "ConfigMap {}/{} does not exist: claims fail until it does (`lpp install` creates \
-             it; or pass --config and --helper-pod-file)",
-            options.namespace,
-            options.config_map
-        );
+    tracing::debug!("{why}: looking again at {} refused claims", refused.len());
+    for (key, work) in refused {
+        start(context, key, work);
     }
 }
 
 /// Watches the ConfigMap so that an edit is judged when it is made: an invalid one is reported
-/// at once, not when the next claim arrives. (Operations still read it afresh: an edit made just
-/// before a claim applies to that claim, which the order of two watches cannot promise.)
-async fn follow_config(context: &Context) {
+/// at once, and a valid one hands the claims it may fix back. (Operations still read it afresh:
+/// an edit made just before a claim applies to that claim, which the order of two watches cannot
+/// promise.)
+async fn follow_config(context: &Arc<Context>) {
     let options = &context.options;
     if context.config_file.is_some() && context.helper_pod_file.is_some() {
         return std::future::pending().await;
     }
-    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(context.client.clone(), &options.namespace);
+    let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
     let only = watcher::Config::default().fields(&format!("metadata.name={}", options.config_map));
     let mut events = std::pin::pin!(watcher::watcher(maps, only).default_backoff());
     while let Some(event) = events.next().await {
@@ -380,7 +520,9 @@ async fn follow_config(context: &Context) {
                 let _ = operation::judge(context, Some(&map), false).await;
             }
             Ok(Event::Apply(map)) => {
-                let _ = operation::judge(context, Some(&map), true).await;
+                if operation::judge(context, Some(&map), true).await.is_ok() {
+                    retry_refused(context, "the ConfigMap changed");
+                }
             }
             Ok(Event::Delete(_)) => tracing::warn!(
                 "ConfigMap {}/{} was deleted: new claims fail until it is back (`lpp install` \
@@ -394,6 +536,54 @@ async fn follow_config(context: &Context) {
     }
 }
 
+/// Keeps the StorageClass store; a changed or new class hands refused claims back.
+async fn follow_classes(context: &Arc<Context>, writer: reflector::store::Writer<StorageClass>) {
+    let classes = watcher::watcher(
+        Api::<StorageClass>::all(context.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer);
+    let mut classes = std::pin::pin!(classes);
+    while let Some(event) = classes.next().await {
+        match event {
+            Ok(Event::Apply(_)) => retry_refused(context, "a StorageClass changed"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("StorageClass watch error (retrying): {e}"),
+        }
+    }
+}
+
+/// Keeps the Node store; a node that appears (or comes back) hands refused claims back.
+async fn follow_nodes(context: &Arc<Context>, writer: reflector::store::Writer<Node>) {
+    let nodes = watcher::watcher(
+        Api::<Node>::all(context.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer);
+    let mut nodes = std::pin::pin!(nodes);
+    let mut known = std::collections::HashSet::new();
+    while let Some(event) = nodes.next().await {
+        match event {
+            Ok(Event::InitApply(node)) => {
+                known.insert(node.name_any());
+            }
+            Ok(Event::Apply(node)) => {
+                // Node status changes every few seconds on a real cluster: only a new node counts.
+                if known.insert(node.name_any()) {
+                    retry_refused(context, "a node appeared");
+                }
+            }
+            Ok(Event::Delete(node)) => {
+                known.remove(&node.name_any());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("Node watch error (retrying): {e}"),
+        }
+    }
+}
+
 async fn renew(lease: Option<&lease::Lease>) -> Result<(), Error> {
     match lease {
         Some(lease) => lease.keep().await,
@@ -401,54 +591,94 @@ async fn renew(lease: Option<&lease::Lease>) -> Result<(), Error> {
     }
 }
 
-async fn watch(context: Arc<Context>) -> Result<(), Error> {
+/// Starts (or queues behind the one under way) the operation for one object.
+fn start(context: &Arc<Context>, key: String, work: Work) {
+    let Some((work, newer)) = context.queue.claim(&key, work) else {
+        return;
+    };
+    let context = Arc::clone(context);
+    let operations = context.operations.clone();
+    operations.spawn(async move {
+        let in_flight = &context.metrics.in_flight;
+        in_flight.inc();
+        let mut item = Some(work);
+        while let Some(work) = item {
+            if context.stopping.is_cancelled() {
+                break;
+            }
+            operation::carry_out(&context, work, &newer).await;
+            item = context.queue.next(&key);
+        }
+        in_flight.dec();
+    });
+}
+
+async fn watch(
+    context: Arc<Context>,
+    volumes_writer: reflector::store::Writer<PersistentVolume>,
+) -> Result<(), Error> {
     let claims = watcher::watcher(
         Api::<PersistentVolumeClaim>::all(context.client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Work::from_claims));
+    .map(|e| e.map(|e| Change::Claim(Box::new(e))));
     let volumes = watcher::watcher(
         Api::<PersistentVolume>::all(context.client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Work::from_volumes));
+    .reflect(volumes_writer)
+    .map(|e| e.map(|e| Change::Volume(Box::new(e))));
     let mut events = std::pin::pin!(futures::stream::select(claims, volumes));
+    let mut failing = false;
     while let Some(event) = events.next().await {
-        let work = match event {
-            Ok(work) => work,
+        let change = match event {
+            Ok(change) => {
+                if failing {
+                    tracing::info!("the watches of claims and volumes are back");
+                    failing = false;
+                }
+                change
+            }
             Err(e) => {
-                tracing::warn!("watch error (retrying): {e}");
+                if !failing {
+                    tracing::warn!("the watch of claims or volumes failed (retrying): {e}");
+                    failing = true;
+                }
                 continue;
             }
         };
-        for item in work {
-            let key = item.key();
-            let Some(item) = context.claim(&key, item) else {
-                continue;
-            };
-            let context = Arc::clone(&context);
-            let operations = context.operations.clone();
-            operations.spawn(async move {
-                let in_flight = &context.metrics.in_flight;
-                in_flight.inc();
-                let mut item = Some(item);
-                while let Some(work) = item {
-                    if context.stopping.is_cancelled() {
-                        break;
+        match change {
+            Change::Claim(event) => match *event {
+                Event::Delete(claim) => context.queue.forget(&Work::claim_key(&claim)),
+                Event::Apply(c) | Event::InitApply(c) => {
+                    if let Some(work) = Work::from_claim(c) {
+                        start(&context, work.key(), work);
                     }
-                    operation::carry_out(&context, work).await;
-                    item = context.next(&key);
                 }
-                in_flight.dec();
-            });
+                _ => {}
+            },
+            Change::Volume(event) => match *event {
+                Event::Delete(_) => retry_refused(&context, "a volume was deleted"),
+                Event::Apply(v) | Event::InitApply(v) => {
+                    if let Some(work) = Work::from_volume(v) {
+                        start(&context, work.key(), work);
+                    }
+                }
+                _ => {}
+            },
         }
     }
     Err(Error::Watch {
         what: "claims and volumes",
         why: "the stream ended".into(),
     })
+}
+
+enum Change {
+    Claim(Box<Event<PersistentVolumeClaim>>),
+    Volume(Box<Event<PersistentVolume>>),
 }
 
 /// A finished action, logged as one line: what, which object, where, how long.
@@ -487,40 +717,27 @@ pub(crate) enum Work {
 }
 
 impl Work {
+    fn claim_key(claim: &PersistentVolumeClaim) -> String {
+        format!("claim/{}", claim.metadata.uid.as_deref().unwrap_or(""))
+    }
+
     fn key(&self) -> String {
         match self {
-            Work::Claim(c) => format!("claim/{}", c.metadata.uid.as_deref().unwrap_or("")),
+            Work::Claim(c) => Work::claim_key(c),
             Work::Volume(v) => format!("volume/{}", v.metadata.name.as_deref().unwrap_or("")),
         }
     }
 
-    fn from_claims(event: Event<PersistentVolumeClaim>) -> Vec<Work> {
-        match event {
-            Event::Apply(c) | Event::InitApply(c) => {
-                let unbound = c.spec.as_ref().is_none_or(|s| s.volume_name.is_none())
-                    && c.metadata.deletion_timestamp.is_none();
-                if unbound {
-                    vec![Work::Claim(Box::new(c))]
-                } else {
-                    Vec::new()
-                }
-            }
-            _ => Vec::new(),
-        }
+    /// A claim that may need a volume: not bound and not being deleted.
+    fn from_claim(c: PersistentVolumeClaim) -> Option<Work> {
+        let unbound = c.spec.as_ref().is_none_or(|s| s.volume_name.is_none())
+            && c.metadata.deletion_timestamp.is_none();
+        unbound.then(|| Work::Claim(Box::new(c)))
     }
 
-    fn from_volumes(event: Event<PersistentVolume>) -> Vec<Work> {
-        match event {
-            Event::Apply(v) | Event::InitApply(v) => {
-                let released =
-                    v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
-                if released {
-                    vec![Work::Volume(Box::new(v))]
-                } else {
-                    Vec::new()
-                }
-            }
-            _ => Vec::new(),
-        }
+    /// A volume that may need reclaiming: Released.
+    fn from_volume(v: PersistentVolume) -> Option<Work> {
+        let released = v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
+        released.then(|| Work::Volume(Box::new(v)))
     }
 }

@@ -1,21 +1,23 @@
 //! One operation: provision a claim or reclaim a volume, retried with backoff.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::wait::await_condition;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::Notify;
+use tracing::Instrument;
 
-use super::helpers::Seen;
 use super::metrics::{Action, Outcome};
-use super::{Context, Done, Work, events};
+use super::{Context, Done, RunOptions, Work, events};
 use crate::config::ConfigMapContents;
+use crate::executor::JobError;
 use crate::provision::events::{self as texts, Backoff};
 use crate::provision::{
-    ClaimDecision, ClaimInput, HelperOutcome, HelperPods, ReclaimDecision, decide_claim,
-    decide_reclaim, helper_outcome, selected_node,
+    ClaimDecision, ClaimInput, HelperPods, ReclaimDecision, decide_claim, decide_reclaim,
+    overlapping, selected_node,
 };
 
 /// Records a Warning event on `object`.
@@ -30,12 +32,17 @@ where
 /// What one attempt ended in.
 enum Attempt {
     Done,
+    /// Refused until something changes (the config, a class, a node, the volumes): kept aside
+    /// and looked at again then.
+    Refused,
     /// Worth retrying after a delay, with why.
     Retry(String),
 }
 
-/// Carries out `work` until it succeeds, is refused, or runs out of retries.
-pub async fn carry_out(context: &Context, work: Work) {
+/// Carries out `work` until it succeeds, is refused, or runs out of retries. A retry's delay is
+/// cut short when newer work for the object arrives (`newer`): the operation then ends and the
+/// newer work starts afresh.
+pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
     let (limit, what) = match &work {
         Work::Claim(c) => (
             context.options.provisioning_retry_count,
@@ -50,38 +57,55 @@ pub async fn carry_out(context: &Context, work: Work) {
             format!("volume {}", v.name_any()),
         ),
     };
-    let backoff = Backoff {
-        limit,
-        ..Backoff::default()
-    };
-    let mut attempt = 0;
-    loop {
-        let outcome = match &work {
-            Work::Claim(claim) => provision(context, claim).await,
-            Work::Volume(volume) => reclaim(context, volume).await,
+    let span = tracing::info_span!("operation", object = %what);
+    async {
+        let backoff = Backoff {
+            limit,
+            ..Backoff::default()
         };
-        let Attempt::Retry(why) = outcome else { return };
-        match &work {
-            Work::Claim(_) => context.metrics.provision(Outcome::Failure, None),
-            Work::Volume(_) => context.metrics.deletion(Outcome::Failure, None),
-        }
-        attempt += 1;
-        let jitter =
-            f64::from(jiff::Timestamp::now().subsec_nanosecond().rem_euclid(1000)) / 1000.0;
-        match backoff.delay(attempt, jitter) {
-            Some(delay) => {
-                tracing::warn!("{what}: {why}; retrying in {:.1}s", delay.as_secs_f64());
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = context.stopping.cancelled() => return,
+        let mut attempt = 0;
+        loop {
+            let outcome = match &work {
+                Work::Claim(claim) => provision(context, claim).await,
+                Work::Volume(volume) => reclaim(context, volume).await,
+            };
+            let why = match outcome {
+                Attempt::Done => return,
+                Attempt::Refused => {
+                    tracing::debug!("{what}: refused; looked at again when something changes");
+                    context.refuse(work);
+                    return;
                 }
+                Attempt::Retry(why) => why,
+            };
+            match &work {
+                Work::Claim(_) => context.metrics.provision(Outcome::Failure, None),
+                Work::Volume(_) => context.metrics.deletion(Outcome::Failure, None),
             }
-            None => {
-                tracing::error!("{what}: {why}; giving up after {attempt} attempts");
-                return;
+            attempt += 1;
+            let jitter =
+                f64::from(jiff::Timestamp::now().subsec_nanosecond().rem_euclid(1000)) / 1000.0;
+            match backoff.delay(attempt, jitter) {
+                Some(delay) => {
+                    tracing::warn!("{what}: {why}; retrying in {:.1}s", delay.as_secs_f64());
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = newer.notified() => {
+                            tracing::debug!("{what}: changed while waiting to retry; looking at it now");
+                            return;
+                        }
+                        () = context.stopping.cancelled() => return,
+                    }
+                }
+                None => {
+                    tracing::error!("{what}: {why}; giving up after {attempt} attempts");
+                    return;
+                }
             }
         }
     }
+    .instrument(span)
+    .await
 }
 
 /// The configuration for the next operation: the ConfigMap (or the `--config` files) as it is
@@ -117,6 +141,13 @@ pub(super) async fn judge(
         context.config_file.as_deref(),
         context.helper_pod_file.as_deref(),
     )
+    .map_err(|e| e.to_string())
+    .and_then(|contents| {
+        // A template the safety check refuses makes every claim fail: it is an invalid
+        // configuration, reported once, and the last good one stays.
+        helper_pods_of(options, contents.helper_pod.clone())?;
+        Ok(contents)
+    })
     .map_err(|e| {
         format!(
             "ConfigMap {}/{}: {e}",
@@ -172,17 +203,43 @@ pub(super) async fn judge(
     result
 }
 
-fn helper_pods(context: &Context, contents: &ConfigMapContents) -> Result<HelperPods, String> {
-    let o = &context.options;
+/// The helper pods of `template` under the run's settings, or why the template is refused.
+pub(super) fn helper_pods_of(options: &RunOptions, template: Pod) -> Result<HelperPods, String> {
     HelperPods::new(
-        contents.helper_pod.clone(),
-        o.allow_unsafe_helper_pod_template,
-        &o.namespace,
-        &o.service_account_name,
-        o.helper_image.as_deref(),
-        &o.config_map,
+        template,
+        options.allow_unsafe_helper_pod_template,
+        &options.namespace,
+        &options.service_account_name,
+        options.helper_image.as_deref(),
+        &options.config_map,
     )
     .map_err(|e| format!("the helper pod template cannot be used: {e}"))
+}
+
+/// The StorageClass from the store; one created a moment ago may not be there yet, so a miss
+/// asks the API server.
+async fn class_of(
+    context: &Context,
+    name: &str,
+) -> Result<Option<k8s_openapi::api::storage::v1::StorageClass>, String> {
+    if let Some(class) = context.stores.classes.get(&ObjectRef::new(name)) {
+        return Ok(Some((*class).clone()));
+    }
+    Api::all(context.client.clone())
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read StorageClass {name}: {e}"))
+}
+
+/// The Node from the store, asking the API server on a miss.
+async fn node_of(context: &Context, name: &str) -> Result<Option<Node>, String> {
+    if let Some(node) = context.stores.nodes.get(&ObjectRef::new(name)) {
+        return Ok(Some((*node).clone()));
+    }
+    Api::all(context.client.clone())
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read node {name}: {e}"))
 }
 
 async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
@@ -192,6 +249,9 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
     let permit = context.permit().await;
+    if let Err(why) = context.stores.ready().await {
+        return Attempt::Retry(why);
+    }
     // Decide on the latest state, not the one the watch delivered.
     let claim = match claims.get_opt(&seen.name_any()).await {
         Ok(Some(c)) if c.uid() == seen.uid() => c,
@@ -203,29 +263,27 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         .as_ref()
         .and_then(|s| s.storage_class_name.clone())
         .unwrap_or_default();
-    let class = match Api::<StorageClass>::all(client.clone())
-        .get_opt(&class_name)
-        .await
-    {
+    let class = match class_of(context, &class_name).await {
         Ok(c) => c,
-        Err(e) => return Attempt::Retry(format!("cannot read StorageClass {class_name}: {e}")),
+        Err(why) => return Attempt::Retry(why),
     };
     if class.as_ref().is_none_or(|c| c.provisioner != *provisioner) {
         return Attempt::Done;
     }
     let node = match selected_node(&claim) {
-        Some(name) => match Api::<Node>::all(client.clone()).get_opt(name).await {
+        Some(name) => match node_of(context, name).await {
             Ok(n) => n,
-            Err(e) => return Attempt::Retry(format!("cannot read node {name}: {e}")),
+            Err(why) => return Attempt::Retry(why),
         },
         None => None,
     };
     let pv_name = crate::provision::volume::volume_name(&claim.uid().unwrap_or_default());
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let volume_exists = match volumes.get_opt(&pv_name).await {
-        Ok(v) => v.is_some(),
-        Err(e) => return Attempt::Retry(format!("cannot read PV {pv_name}: {e}")),
-    };
+    let volume_exists = context
+        .stores
+        .volumes
+        .get(&ObjectRef::new(&pv_name))
+        .is_some();
     let contents = match contents(context).await {
         Ok(c) => c,
         Err(why) => {
@@ -239,6 +297,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         .unwrap_or_default()
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let known = context.stores.volume_refs();
     let decision = decide_claim(&ClaimInput {
         claim: &claim,
         class: class.as_ref(),
@@ -247,17 +306,26 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         provisioner,
         volume_exists,
         choice,
+        volumes: &known,
     });
     let plan = match decision {
-        ClaimDecision::Skip(_) => return Attempt::Done,
+        ClaimDecision::Skip(skip) => {
+            tracing::debug!("nothing to do: {skip:?}");
+            return Attempt::Done;
+        }
         ClaimDecision::Reject(message) => {
             tracing::warn!("claim {namespace}/{} refused: {message}", claim.name_any());
             warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
-            return Attempt::Done;
+            return Attempt::Refused;
         }
         ClaimDecision::Provision(plan) => plan,
     };
-    let helpers = match helper_pods(context, &contents) {
+    tracing::debug!(
+        "provisioning on {}:{}",
+        plan.node.as_deref().unwrap_or("shared"),
+        plan.path
+    );
+    let helpers = match helper_pods_of(&context.options, contents.helper_pod.clone()) {
         Ok(h) => h,
         Err(why) => {
             warn(context, &claim, texts::PROVISIONING_FAILED, &why).await;
@@ -273,23 +341,51 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         &texts::provisioning_message(provisioner, &namespace, &claim.name_any()),
     )
     .await;
-    let pod = match helpers.for_volume(&plan.helper) {
-        Ok(p) => p,
-        Err(e) => return Attempt::Retry(format!("cannot build the helper pod: {e}")),
-    };
     drop(permit);
-    if let Err(why) = run_helper(context, &pod, Action::Setup, contents.config.cmd_timeout).await {
+    let timeout = contents.config.cmd_timeout;
+    if let Err(e) = run_script(context, &helpers, &plan.helper, Action::Setup, timeout).await {
+        if matches!(e, JobError::Stopped(_)) {
+            return Attempt::Done;
+        }
+        let why = e.to_string();
         let message = texts::provisioning_failed_message(&class_name, &why);
         warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
         return Attempt::Retry(why);
     }
     let _permit = context.permit().await;
+    // The claim may have gone while the script ran: then its directory goes too, and no PV is
+    // made for nobody.
+    match claims.get_opt(&claim.name_any()).await {
+        Ok(Some(now)) if now.uid() == claim.uid() && now.metadata.deletion_timestamp.is_none() => {}
+        Ok(_) => {
+            tracing::info!(
+                "claim {namespace}/{} was deleted while its directory was made; removing {}",
+                claim.name_any(),
+                plan.path
+            );
+            let mut teardown = plan.helper.clone();
+            teardown.action = crate::provision::Action::Delete;
+            teardown.script = contents.teardown.clone();
+            context.executor.volume_done(&helpers, &plan.helper).await;
+            return match run_script(context, &helpers, &teardown, Action::Teardown, timeout).await {
+                Ok(()) => {
+                    context.executor.volume_done(&helpers, &teardown).await;
+                    Attempt::Done
+                }
+                Err(e) => Attempt::Retry(format!(
+                    "the claim is gone, but its directory {} could not be removed: {e}",
+                    plan.path
+                )),
+            };
+        }
+        Err(e) => return Attempt::Retry(format!("cannot read the claim again: {e}")),
+    }
     match volumes.create(&PostParams::default(), &plan.volume).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Attempt::Retry(format!("cannot create PV {pv_name}: {e}")),
     }
-    delete_pod(context, &pod.name_any()).await;
+    context.executor.volume_done(&helpers, &plan.helper).await;
     let took = started.elapsed();
     context.metrics.provision(Outcome::Success, Some(took));
     context.action(&Done {
@@ -317,6 +413,9 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let started = Instant::now();
     let permit = context.permit().await;
+    if let Err(why) = context.stores.ready().await {
+        return Attempt::Retry(why);
+    }
     let volume = match volumes.get_opt(&seen.name_any()).await {
         Ok(Some(v)) if v.uid() == seen.uid() => v,
         Ok(_) => return Attempt::Done,
@@ -326,17 +425,22 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
         Ok(c) => c,
         Err(why) => return Attempt::Retry(why),
     };
-    let nodes: Vec<String> = match Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(list) => list.items.iter().map(|n| n.name_any()).collect(),
-        Err(e) => return Attempt::Retry(format!("cannot list nodes: {e}")),
-    };
+    let nodes = context.stores.nodes.state();
     let name = volume.name_any();
-    match decide_reclaim(&volume, provisioner, &contents, |n| {
-        nodes.iter().any(|x| x == n)
-    }) {
+    let decision = decide_reclaim(
+        &volume,
+        provisioner,
+        &contents,
+        |n| nodes.iter().any(|node| node.name_any() == n),
+        |key, value| {
+            nodes
+                .iter()
+                .find(|node| node.labels().get(key).is_some_and(|v| v == value))
+                .map(|node| node.name_any())
+        },
+    );
+    tracing::debug!("reclaim decision: {decision:?}");
+    match decision {
         ReclaimDecision::NotOurs | ReclaimDecision::InUse | ReclaimDecision::Retain => {
             Attempt::Done
         }
@@ -350,25 +454,43 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             delete_volume(&volumes, &name).await
         }
         ReclaimDecision::Teardown { job, .. } => {
-            let helpers = match helper_pods(context, &contents) {
+            // Right before removing anything: a directory another PV uses, contains or lies
+            // inside is kept, whoever made that PV.
+            let known = context.stores.volume_refs();
+            let node = job.node.clone();
+            let labels = node
+                .as_deref()
+                .and_then(|n| nodes.iter().find(|x| x.name_any() == n))
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default();
+            let same_node = |n: &str| node.as_deref() == Some(n) || labels.values().any(|v| v == n);
+            if let Some(other) = overlapping(&known, &name, node.as_deref(), same_node, &job.path) {
+                let message = format!(
+                    "directory {} was kept: PersistentVolume {} uses {} on the same node, so removing it would remove that volume's data; the PV is deleted without its teardown",
+                    job.path, other.name, other.path
+                );
+                tracing::warn!("volume {name}: {message}");
+                warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
+                return delete_volume(&volumes, &name).await;
+            }
+            let helpers = match helper_pods_of(&context.options, contents.helper_pod.clone()) {
                 Ok(h) => h,
                 Err(why) => return Attempt::Retry(why),
             };
-            let pod = match helpers.for_volume(&job) {
-                Ok(p) => p,
-                Err(e) => return Attempt::Retry(format!("cannot build the helper pod: {e}")),
-            };
             drop(permit);
-            if let Err(why) =
-                run_helper(context, &pod, Action::Teardown, contents.config.cmd_timeout).await
-            {
+            let timeout = contents.config.cmd_timeout;
+            if let Err(e) = run_script(context, &helpers, &job, Action::Teardown, timeout).await {
+                if matches!(e, JobError::Stopped(_)) {
+                    return Attempt::Done;
+                }
+                let why = e.to_string();
                 let message = texts::volume_failed_delete_message(&name, &why);
                 warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
                 return Attempt::Retry(why);
             }
             let _permit = context.permit().await;
             let deleted = delete_volume(&volumes, &name).await;
-            delete_pod(context, &pod.name_any()).await;
+            context.executor.volume_done(&helpers, &job).await;
             if matches!(deleted, Attempt::Done) {
                 let took = started.elapsed();
                 context.metrics.deletion(Outcome::Success, Some(took));
@@ -385,20 +507,6 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
     }
 }
 
-/// Why the API server refused a request, in its own words (not the whole Status), with what to
-/// do when Pod Security is the cause.
-fn refusal(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if status.message.contains("violates PodSecurity") => format!(
-            "{}; helper pods mount host paths, so the provisioner namespace needs \
-             pod-security.kubernetes.io/enforce=privileged (lpp install sets it)",
-            status.message
-        ),
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
 async fn delete_volume(volumes: &Api<PersistentVolume>, name: &str) -> Attempt {
     match volumes.delete(name, &DeleteParams::default()).await {
         Ok(_) => Attempt::Done,
@@ -407,88 +515,21 @@ async fn delete_volume(volumes: &Api<PersistentVolume>, name: &str) -> Attempt {
     }
 }
 
-async fn delete_pod(context: &Context, name: &str) {
-    let pods: Api<Pod> = Api::namespaced(context.client.clone(), &context.options.namespace);
-    if let Err(e) = pods.delete(name, &DeleteParams::background()).await
-        && !matches!(&e, kube::Error::Api(a) if a.code == 404)
-    {
-        tracing::warn!("cannot delete helper pod {name}: {e}");
-    }
-}
-
-/// Creates the helper pod (adopting one left by an earlier run) and waits, woken by the shared
-/// helper pod watch, until it succeeds, fails or is stuck, at most `timeout`. A failed or stuck
-/// helper is deleted so the retry starts clean.
-async fn run_helper(
+/// Runs a volume's script through the executor, timing it for the metrics.
+async fn run_script(
     context: &Context,
-    pod: &Pod,
+    helpers: &HelperPods,
+    job: &crate::provision::VolumeJob,
     action: Action,
     timeout: Duration,
-) -> Result<(), String> {
-    let pods: Api<Pod> = Api::namespaced(context.client.clone(), &context.options.namespace);
-    let name = pod.name_any();
+) -> Result<(), JobError> {
     let started = Instant::now();
-    let mut seen = context.helper_watch.subscribe(&name);
-    let outcome = async {
-        match pods.create(&PostParams::default(), pod).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                // Adopted: it may have finished already, with no change left to see.
-                if let Ok(existing) = pods.get(&name).await {
-                    context
-                        .helper_watch
-                        .deliver(&name, Seen::Present(Box::new(existing)));
-                }
-                // (A leftover being deleted shows up as Deleted; the retry then starts fresh.)
-            }
-            Err(e) => return Err(format!("cannot create helper pod {name}: {}", refusal(&e))),
-        }
-        let finished = async {
-            loop {
-                let now = seen.borrow_and_update().clone();
-                match now {
-                    Seen::Present(p) => match helper_outcome(&p) {
-                        HelperOutcome::Succeeded => return Ok(()),
-                        HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => {
-                            return Err(why);
-                        }
-                        HelperOutcome::Running => {}
-                    },
-                    Seen::Deleted => {
-                        return Err(format!("helper pod {name} was deleted before it finished"));
-                    }
-                    Seen::Unknown => {}
-                }
-                if seen.changed().await.is_err() {
-                    return Err(format!("stopped watching helper pod {name}"));
-                }
-            }
-        };
-        tokio::time::timeout(timeout, finished)
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "helper pod {name} did not finish within {}s (cmdTimeoutSeconds)",
-                    timeout.as_secs()
-                ))
-            })
-    }
-    .await;
-    context.helper_watch.unsubscribe(&name);
+    let outcome = context.executor.volume(helpers, job, timeout).await;
     let result = if outcome.is_ok() {
         Outcome::Success
     } else {
         Outcome::Failure
     };
     context.metrics.helper(action, result, started.elapsed());
-    if outcome.is_err() {
-        delete_pod(context, &name).await;
-        // The next attempt creates the pod anew: wait until this one is gone.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(pods, &name, |pod: Option<&Pod>| pod.is_none()),
-        )
-        .await;
-    }
     outcome
 }

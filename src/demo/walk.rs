@@ -423,6 +423,7 @@ impl<'a> Walk<'a> {
             metrics_addr: None,
             log_format: crate::controller::LogFormat::Text,
             lease_name: Some(crate::controller::lease_name_for(provisioner)),
+            origin: String::new(),
         };
         let client = self.client.clone();
         let (lines, received) = tokio::sync::mpsc::unbounded_channel();

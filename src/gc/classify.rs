@@ -115,11 +115,7 @@ pub fn volume_claim_uid(name: &str) -> Option<&str> {
 
 /// Whether a PV path keeps `entry` in use: equal, inside it, or containing it.
 pub fn in_use(entry: &str, volume_path: &str) -> bool {
-    let entry = path::clean(entry);
-    let volume = path::clean(volume_path);
-    entry == volume
-        || volume.starts_with(&format!("{}/", entry.trim_end_matches('/')))
-        || entry.starts_with(&format!("{}/", volume.trim_end_matches('/')))
+    path::overlaps(entry, volume_path)
 }
 
 /// Compares the inventories with the PVs. `pending` holds the uids of claims not yet bound (being

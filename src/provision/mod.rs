@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod helper_pod;
+pub mod overlap;
 pub mod reclaim;
 pub mod template;
 pub mod volume;
@@ -18,6 +19,7 @@ pub use helper_pod::{
     Action, HelperOutcome, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob,
     helper_outcome,
 };
+pub use overlap::{VolumeRef, overlapping};
 pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim, volume_location};
 pub use volume::{
     ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim, selected_node,

@@ -46,12 +46,15 @@ pub enum ReclaimDecision {
     Fail(String),
 }
 
-/// Decides what to do with `pv`. `node_exists` answers from the controller's node cache.
+/// Decides what to do with `pv`. `node_exists` answers from the controller's node cache, and
+/// `node_labelled(key, value)` names the node carrying that label (for a PV without the
+/// `selected-node` annotation, whose affinity value is a label value, not a node name).
 pub fn decide_reclaim(
     pv: &PersistentVolume,
     provisioner: &str,
     contents: &ConfigMapContents,
     node_exists: impl Fn(&str) -> bool,
+    node_labelled: impl Fn(&str, &str) -> Option<String>,
 ) -> ReclaimDecision {
     let annotations = pv.metadata.annotations.as_ref();
     let ann = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
@@ -116,8 +119,14 @@ pub fn decide_reclaim(
     }
     let (node, node_source) = match ann(SELECTED_NODE).filter(|n| !n.is_empty()) {
         Some(n) => (n.to_string(), NodeSource::Annotation),
-        None => match affinity_node(pv) {
-            Ok(n) => (n, NodeSource::Affinity),
+        None => match affinity_term(pv) {
+            // Where the label value differs from the node name (clouds, a custom
+            // nodeAffinityKey), the node is the one carrying the label; a value no node carries
+            // may still be an old PV's node name.
+            Ok((key, value)) => (
+                node_labelled(&key, &value).unwrap_or(value),
+                NodeSource::Affinity,
+            ),
             Err(why) => {
                 return ReclaimDecision::Fail(format!("failed to delete volume {name}: {why}"));
             }
@@ -157,11 +166,12 @@ pub fn volume_location(pv: &PersistentVolume) -> Option<(Option<String>, String)
         .and_then(|a| a.get(SELECTED_NODE))
         .filter(|n| !n.is_empty())
         .cloned()
-        .or_else(|| affinity_node(pv).ok());
+        .or_else(|| affinity_term(pv).ok().map(|(_, value)| value));
     Some((node, path))
 }
 
-fn affinity_node(pv: &PersistentVolume) -> Result<String, String> {
+/// The key and single value of the PV's first required `In` node affinity term.
+fn affinity_term(pv: &PersistentVolume) -> Result<(String, String), String> {
     let required = pv
         .spec
         .as_ref()
@@ -177,7 +187,7 @@ fn affinity_node(pv: &PersistentVolume) -> Result<String, String> {
                 if values.len() != 1 {
                     return Err("multiple values for the node affinity".into());
                 }
-                return Ok(values[0].clone());
+                return Ok((expression.key.clone(), values[0].clone()));
             }
         }
     }

@@ -113,6 +113,7 @@ fn decide(
         provisioner: "rancher.io/local-path",
         volume_exists: false,
         choice: 0,
+        volumes: &[],
     })
 }
 
@@ -184,6 +185,7 @@ fn local_volume_with_custom_affinity_key() {
         provisioner: "rancher.io/local-path",
         volume_exists: false,
         choice: 0,
+        volumes: &[],
     });
     let plan = plan_of(d);
     assert_eq!(plan.volume_type, VolumeType::Local);
@@ -248,6 +250,7 @@ fn skips_claims_that_are_not_ours_or_done() {
         provisioner: "rancher.io/local-path",
         volume_exists: true,
         choice: 0,
+        volumes: &[],
     });
     assert_eq!(exists, ClaimDecision::Skip(Skip::VolumeExists));
 }
@@ -295,6 +298,41 @@ fn rejections_say_what_is_wrong() {
     let mut k = class();
     k.parameters = Some(BTreeMap::from([("nodePath".into(), "/elsewhere".into())]));
     assert!(reject_of(decide(&claim("d", "c"), &k, &contents)).contains("/elsewhere"));
+    // A nodeAffinityKey the node does not carry would pin the volume to no node.
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([(
+        "nodeAffinityKey".into(),
+        "topology.example.com/rack".into(),
+    )]));
+    let e = reject_of(decide(&claim("d", "c"), &k, &contents));
+    assert!(
+        e.contains("node-1") && e.contains("topology.example.com/rack"),
+        "{e}"
+    );
+    // A path another PV uses, contains or lies inside is never taken.
+    let others = [crate::provision::VolumeRef {
+        name: "pvc-other".into(),
+        node: Some("node-1".into()),
+        path: "/opt/local-path-provisioner/d/c".into(),
+    }];
+    let mut k = class();
+    k.parameters = Some(BTreeMap::from([(
+        "pathPattern".into(),
+        "{{ .PVC.Namespace }}/{{ .PVC.Name }}/data".into(),
+    )]));
+    let n = node("node-1");
+    let taken = decide_claim(&ClaimInput {
+        claim: &claim("d", "c"),
+        class: Some(&k),
+        node: Some(&n),
+        contents: &contents,
+        provisioner: "rancher.io/local-path",
+        volume_exists: false,
+        choice: 0,
+        volumes: &others,
+    });
+    let e = reject_of(taken);
+    assert!(e.contains("pvc-other") && e.contains("already used"), "{e}");
     let gone = decide_claim(&ClaimInput {
         claim: &claim("d", "c"),
         class: Some(&class()),
@@ -303,6 +341,7 @@ fn rejections_say_what_is_wrong() {
         provisioner: "rancher.io/local-path",
         volume_exists: false,
         choice: 0,
+        volumes: &[],
     });
     assert!(reject_of(gone).contains("does not exist"));
 }
@@ -326,6 +365,7 @@ fn base_path_choice_and_node_path() {
             provisioner: "rancher.io/local-path",
             volume_exists: false,
             choice,
+            volumes: &[],
         }))
         .base_path
     };
@@ -659,7 +699,29 @@ mod reclaim {
             "nodeAffinityKey".into(),
             "topology.example.com/host".into(),
         )]));
-        let mut pv = released(&contents, &claim("d", "c"), &k);
+        let n = {
+            let mut n = node("node-1");
+            n.metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert("topology.example.com/host".into(), "rack1-h0".into());
+            n
+        };
+        let mut pv = plan_of(decide_claim(&ClaimInput {
+            claim: &claim("d", "c"),
+            class: Some(&k),
+            node: Some(&n),
+            contents: &contents,
+            provisioner: P,
+            volume_exists: false,
+            choice: 0,
+            volumes: &[],
+        }))
+        .volume;
+        pv.status = Some(PersistentVolumeStatus {
+            phase: Some("Released".into()),
+            ..Default::default()
+        });
         // The affinity value is a label value, not the node name; the annotation wins.
         pv.spec
             .as_mut()
@@ -675,7 +737,7 @@ mod reclaim {
             .as_mut()
             .unwrap()[0]
             .values = Some(vec!["rack1-h1".into()]);
-        match decide_reclaim(&pv, P, &contents, |n| n == "node-1") {
+        match decide_reclaim(&pv, P, &contents, |n| n == "node-1", |_, _| None) {
             ReclaimDecision::Teardown { job, node_source } => {
                 assert_eq!(node_source, NodeSource::Annotation);
                 assert_eq!(job.node.as_deref(), Some("node-1"));
@@ -695,10 +757,21 @@ mod reclaim {
             .as_mut()
             .unwrap()
             .remove(crate::provision::volume::SELECTED_NODE);
-        match decide_reclaim(&pv, P, &contents, |_| true) {
+        match decide_reclaim(&pv, P, &contents, |_| true, |_, _| None) {
             ReclaimDecision::Teardown { job, node_source } => {
                 assert_eq!(node_source, NodeSource::Affinity);
                 assert_eq!(job.node.as_deref(), Some("rack1-h1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // ... a label value: the node is the one carrying that label, not one of that name.
+        let labelled = |key: &str, value: &str| {
+            (!key.is_empty() && value == "rack1-h1").then(|| "node-7".to_string())
+        };
+        match decide_reclaim(&pv, P, &contents, |n| n == "node-7", labelled) {
+            ReclaimDecision::Teardown { job, node_source } => {
+                assert_eq!(node_source, NodeSource::Affinity);
+                assert_eq!(job.node.as_deref(), Some("node-7"));
             }
             other => panic!("{other:?}"),
         }
@@ -709,13 +782,13 @@ mod reclaim {
         let contents = default_contents();
         let pv = released(&contents, &claim("d", "c"), &class());
         assert_eq!(
-            decide_reclaim(&pv, "other.io/x", &contents, |_| true),
+            decide_reclaim(&pv, "other.io/x", &contents, |_| true, |_, _| None),
             ReclaimDecision::NotOurs
         );
         let mut bound = pv.clone();
         bound.status.as_mut().unwrap().phase = Some("Bound".into());
         assert_eq!(
-            decide_reclaim(&bound, P, &contents, |_| true),
+            decide_reclaim(&bound, P, &contents, |_| true, |_, _| None),
             ReclaimDecision::InUse
         );
         let mut retain = pv.clone();
@@ -725,10 +798,10 @@ mod reclaim {
             .unwrap()
             .persistent_volume_reclaim_policy = Some("Retain".into());
         assert_eq!(
-            decide_reclaim(&retain, P, &contents, |_| true),
+            decide_reclaim(&retain, P, &contents, |_| true, |_, _| None),
             ReclaimDecision::Retain
         );
-        match decide_reclaim(&pv, P, &contents, |_| false) {
+        match decide_reclaim(&pv, P, &contents, |_| false, |_, _| None) {
             ReclaimDecision::NodeGone {
                 node,
                 path,
@@ -744,7 +817,7 @@ mod reclaim {
         }
         let mut no_path = pv.clone();
         no_path.spec.as_mut().unwrap().host_path = None;
-        match decide_reclaim(&no_path, P, &contents, |_| true) {
+        match decide_reclaim(&no_path, P, &contents, |_| true, |_, _| None) {
             ReclaimDecision::Fail(m) => assert!(m.contains("no path set"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -762,7 +835,7 @@ mod reclaim {
         let mut k = class();
         k.volume_binding_mode = Some("Immediate".into());
         let pv = released(&contents, &c, &k);
-        match decide_reclaim(&pv, P, &contents, |_| false) {
+        match decide_reclaim(&pv, P, &contents, |_| false, |_, _| None) {
             ReclaimDecision::Teardown { job, node_source } => {
                 assert_eq!(node_source, NodeSource::Shared);
                 assert_eq!(job.node, None);

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::helper_pod::{Action, VolumeJob};
+use super::overlap::{VolumeRef, overlapping};
 use super::template::{self, MissingKey, PatternData};
 use crate::config::{BasePaths, ConfigMapContents, path};
 
@@ -66,6 +67,9 @@ pub struct ClaimInput<'a> {
     pub volume_exists: bool,
     /// Picks the base path among several (`choice % count`): pass a random number.
     pub choice: u64,
+    /// Every PV's data location (any provisioner): a volume is never made on a path another
+    /// one uses, contains or lies inside.
+    pub volumes: &'a [VolumeRef],
 }
 
 /// Why a claim is left alone.
@@ -309,16 +313,10 @@ fn plan(
         claim: &claim.metadata,
     };
     let folder = folder_name(class, &pv_name, &claim_ns, &claim_name, data)?;
-    let volume_path = path::join(&base_path, &folder.0);
-    if volume_path == "/" || volume_path == base_path {
+    let volume_path = path::join(&base_path, &folder);
+    if !path::is_inside(&volume_path, &base_path) {
         return Err(format!(
-            "volume path {volume_path:?} would be the base path or the root: pathPattern must render a directory below {base_path}"
-        ));
-    }
-    if !folder.1 && !volume_path.starts_with(&format!("{}/", base_path.trim_end_matches('/'))) {
-        return Err(format!(
-            "folder path contains invalid references: {}",
-            folder.0
+            "volume path {volume_path:?} would be the base path or above it: pathPattern must render a directory below {base_path}"
         ));
     }
 
@@ -368,19 +366,36 @@ fn plan(
         .and_then(|p| p.get("nodeAffinityKey"))
         .filter(|k| !k.is_empty())
         .map_or(DEFAULT_NODE_AFFINITY_KEY, String::as_str);
-    let affinity = match (&node_name, input.node, shared) {
-        (Some(name), Some(node), false) => {
-            let value = node
-                .metadata
+    let affinity_value = match (&node_name, input.node, shared) {
+        (Some(name), Some(node), false) => Some(
+            node.metadata
                 .labels
                 .as_ref()
                 .and_then(|l| l.get(affinity_key))
                 .cloned()
-                .unwrap_or_else(|| name.clone());
-            Some(node_affinity(affinity_key, &value))
-        }
+                .ok_or_else(|| {
+                    format!(
+                        "node {name} has no label {affinity_key:?}, so the volume cannot be pinned to it: label the node, or fix the class's nodeAffinityKey"
+                    )
+                })?,
+        ),
         _ => None,
     };
+    let same_node =
+        |n: &str| node_name.as_deref() == Some(n) || affinity_value.as_deref() == Some(n);
+    if let Some(other) = overlapping(
+        input.volumes,
+        &pv_name,
+        node_name.as_deref(),
+        same_node,
+        &volume_path,
+    ) {
+        return Err(format!(
+            "volume path {volume_path} is already used by PersistentVolume {} ({}): a volume is never made on a path another volume uses, contains or lies inside",
+            other.name, other.path
+        ));
+    }
+    let affinity = affinity_value.map(|value| node_affinity(affinity_key, &value));
 
     let volume = PersistentVolume {
         metadata: ObjectMeta {
@@ -452,14 +467,16 @@ fn plan(
     })
 }
 
-/// The volume's directory below its base path, and whether the unsafe opt-out is on.
+/// The volume's directory below its base path: relative, clean, no `..` element and no control
+/// character; below `<namespace>/<name>/` unless the class opts out with
+/// `allowUnsafePathPattern`.
 fn folder_name(
     class: &StorageClass,
     pv_name: &str,
     namespace: &str,
     name: &str,
     data: PatternData<'_>,
-) -> Result<(String, bool), String> {
+) -> Result<String, String> {
     let Some(pattern) = class.parameters.as_ref().and_then(|p| p.get("pathPattern")) else {
         let folder = folder_name_of(pv_name, namespace, name);
         // Kubernetes names never hold `/`; refuse anything that would make several elements.
@@ -468,7 +485,7 @@ fn folder_name(
                 "claim name {namespace}/{name} cannot form a directory name"
             ));
         }
-        return Ok((folder, false));
+        return Ok(folder);
     };
     // Upstream: the parameter wins even when unparsable (then false); else the annotation.
     let allow_unsafe = match class
@@ -483,21 +500,30 @@ fn folder_name(
     };
     let rendered = template::render(pattern, data, MissingKey::NoValue)
         .map_err(|e| format!("failed to create path from pattern {pattern}: {e}"))?;
+    // Judged on the rendered text before any cleaning: a `..` that climbs and comes back down
+    // (`ns/claim/../../victim/claim`) would pass a prefix check on the cleaned or raw text alone,
+    // and take over another claim's directory.
+    if let Some(c) = path::control_character(&rendered) {
+        return Err(format!(
+            "failed to create path from pattern {pattern}: the rendered path {rendered:?} holds the control character {c:?}"
+        ));
+    }
+    if rendered.starts_with('/') || path::has_parent_element(&rendered) {
+        return Err(format!(
+            "folder path contains invalid references: {rendered:?} (a pathPattern must render a relative path with no `..` element)"
+        ));
+    }
+    let cleaned = path::clean(&rendered);
     if allow_unsafe {
-        return Ok((rendered, true));
+        return Ok(cleaned);
     }
     let prefix = format!("{}/", path::join(namespace, name));
-    if !rendered.starts_with(&prefix) {
+    if !cleaned.starts_with(&prefix) || path::has_parent_element(&prefix) {
         return Err(format!(
             "failed to create path from pattern {pattern}: pathPattern must start with {{{{ .PVC.Namespace }}}}/{{{{ .PVC.Name }}}}/: {rendered} (or set allowUnsafePathPattern: \"true\" on the class)"
         ));
     }
-    if !path::is_local(&rendered) || rendered.contains('\0') {
-        return Err(format!(
-            "folder path contains invalid references: {rendered}"
-        ));
-    }
-    Ok((rendered, false))
+    Ok(cleaned)
 }
 
 fn node_affinity(key: &str, value: &str) -> VolumeNodeAffinity {

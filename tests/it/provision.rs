@@ -122,6 +122,7 @@ async fn a_planned_volume_is_made_bound_and_torn_down_on_its_node() {
         provisioner: PROVISIONER,
         volume_exists: false,
         choice: 7,
+        volumes: &[],
     });
     let ClaimDecision::Provision(plan) = decision else {
         panic!("expected a plan: {decision:?}")
@@ -165,9 +166,13 @@ async fn a_planned_volume_is_made_bound_and_torn_down_on_its_node() {
     })
     .await;
     let nodes: BTreeMap<String, ()> = BTreeMap::from([(node_name.clone(), ())]);
-    let ReclaimDecision::Teardown { job, .. } =
-        provision::decide_reclaim(&released, PROVISIONER, &contents, |n| nodes.contains_key(n))
-    else {
+    let ReclaimDecision::Teardown { job, .. } = provision::decide_reclaim(
+        &released,
+        PROVISIONER,
+        &contents,
+        |n| nodes.contains_key(n),
+        |_, _| None,
+    ) else {
         panic!("expected a teardown");
     };
     let delete = helpers.for_volume(&job).unwrap();

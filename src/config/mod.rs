@@ -116,6 +116,16 @@ pub enum Error {
     )]
     Json(String),
 
+    #[error(
+        "{place}: path {path:?} on node {node:?} {why}: write the directory as a plain absolute path"
+    )]
+    UnsafePath {
+        place: String,
+        node: String,
+        path: String,
+        why: &'static str,
+    },
+
     #[error("{place}: path {path:?} on node {node:?} must be absolute (start with /)")]
     RelativePath {
         place: String,
@@ -386,6 +396,14 @@ fn storage_of(class: &ClassJson, place: &str) -> Result<Storage, Error> {
                     path: raw.clone(),
                 });
             }
+            if let Some(why) = unsafe_path(raw) {
+                return Err(Error::UnsafePath {
+                    place: place.into(),
+                    node: entry.node.clone(),
+                    path: raw.clone(),
+                    why,
+                });
+            }
             let cleaned = path::clean(raw);
             if cleaned == "/" {
                 return Err(Error::RootPath {
@@ -405,7 +423,9 @@ fn storage_of(class: &ClassJson, place: &str) -> Result<Storage, Error> {
         nodes.insert(entry.node.clone(), paths);
     }
     let shared = &class.shared_file_system_path;
-    if !shared.is_empty() && (!shared.starts_with('/') || path::clean(shared) == "/") {
+    if !shared.is_empty()
+        && (!shared.starts_with('/') || path::clean(shared) == "/" || unsafe_path(shared).is_some())
+    {
         return Err(Error::BadSharedPath {
             place: place.into(),
             path: shared.clone(),
@@ -421,6 +441,18 @@ fn storage_of(class: &ClassJson, place: &str) -> Result<Storage, Error> {
         (false, true) => Storage::Nodes(nodes),
         (true, false) => Storage::Shared(path::clean(shared)),
     })
+}
+
+/// Why a base path is refused although absolute: a `..` element (`/opt/../etc` is `/etc`, which
+/// nobody meant), or a control character (a newline or NUL breaks every script and listing).
+fn unsafe_path(raw: &str) -> Option<&'static str> {
+    if path::has_parent_element(raw) {
+        Some("has a `..` element")
+    } else if path::control_character(raw).is_some() {
+        Some("holds a control character (newline, NUL, ...)")
+    } else {
+        None
+    }
 }
 
 /// Where a helper pod's script comes from.
@@ -589,6 +621,19 @@ mod tests {
             "{e}"
         );
         let e = err(r#"{"nodePathMap":[{"node":"n1","paths":["/opt/.."]}]}"#);
+        assert!(e.contains("..") && e.contains("n1"), "{e}");
+        let e = err(r#"{"nodePathMap":[{"node":"n1","paths":["/opt/../etc"]}]}"#);
+        assert!(
+            e.contains("`..` element") && e.contains("/opt/../etc"),
+            "{e}"
+        );
+        let e = err(r#"{"nodePathMap":[{"node":"n1","paths":["/opt/a\nb"]}]}"#);
+        assert!(e.contains("control character"), "{e}");
+        let e = err(r#"{"nodePathMap":[{"node":"n1","paths":["/opt/a\u0000b"]}]}"#);
+        assert!(e.contains("control character"), "{e}");
+        let e = err(r#"{"sharedFileSystemPath":"/mnt/../etc"}"#);
+        assert!(e.contains("sharedFileSystemPath"), "{e}");
+        let e = err(r#"{"nodePathMap":[{"node":"n1","paths":["//"]}]}"#);
         assert!(e.contains("root") && e.contains("n1"), "{e}");
         let e =
             err(r#"{"nodePathMap":[{"node":"n1","paths":["/a"]},{"node":"n1","paths":["/b"]}]}"#);

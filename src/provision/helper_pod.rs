@@ -147,6 +147,81 @@ pub fn check_template(pod: &Pod, allow_unsafe: bool) -> Result<(), HelperPodErro
             format!("define env.valueFrom (env {:?})", env.name),
         ));
     }
+    for port in c.ports.iter().flatten() {
+        checks.push((
+            port.host_port.is_some_and(|p| p != 0),
+            format!("bind a hostPort (port {})", port.container_port),
+        ));
+    }
+    checks.push((
+        spec.runtime_class_name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty()),
+        "set spec.runtimeClassName".into(),
+    ));
+    // Profiles named in annotations (the older spelling, still honoured by kubelets).
+    for (key, value) in pod.metadata.annotations.iter().flatten() {
+        let seccomp = key.starts_with("seccomp.security.alpha.kubernetes.io/")
+            || key == "container.seccomp.security.alpha.kubernetes.io";
+        let apparmor = key.starts_with("container.apparmor.security.beta.kubernetes.io/");
+        checks.push((
+            (seccomp || apparmor) && value.eq_ignore_ascii_case("unconfined"),
+            format!("set annotation {key}: {value}"),
+        ));
+    }
+    let contexts = [
+        (
+            "pod",
+            spec.security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.clone()),
+            spec.security_context
+                .as_ref()
+                .and_then(|s| s.app_armor_profile.clone()),
+            spec.security_context
+                .as_ref()
+                .and_then(|s| s.se_linux_options.clone()),
+            spec.security_context
+                .as_ref()
+                .and_then(|s| s.windows_options.clone()),
+        ),
+        (
+            "container",
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.clone()),
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.app_armor_profile.clone()),
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.se_linux_options.clone()),
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.windows_options.clone()),
+        ),
+    ];
+    for (level, seccomp, apparmor, selinux, windows) in contexts {
+        checks.push((
+            seccomp.is_some_and(|p| p.type_ == "Unconfined"),
+            format!("set {level} seccompProfile type Unconfined"),
+        ));
+        checks.push((
+            apparmor.is_some_and(|p| p.type_ == "Unconfined"),
+            format!("set {level} appArmorProfile type Unconfined"),
+        ));
+        checks.push((
+            selinux
+                .as_ref()
+                .and_then(|o| o.type_.as_deref())
+                .is_some_and(|t| t == "spc_t" || t == "unconfined_t"),
+            format!("set {level} seLinuxOptions type to an unconfined SELinux type"),
+        ));
+        checks.push((
+            windows.and_then(|w| w.host_process).unwrap_or(false),
+            format!("set {level} windowsOptions.hostProcess"),
+        ));
+    }
     if let Some(psc) = &spec.security_context {
         checks.push((
             psc.run_as_user == Some(0),
@@ -175,6 +250,10 @@ pub fn check_template(pod: &Pod, allow_unsafe: bool) -> Result<(), HelperPodErro
         checks.push((
             yes(&sc.allow_privilege_escalation),
             "set allowPrivilegeEscalation: true".into(),
+        ));
+        checks.push((
+            sc.proc_mount.as_deref() == Some("Unmasked"),
+            "set procMount: Unmasked".into(),
         ));
     }
     match checks.into_iter().find(|(bad, _)| *bad) {

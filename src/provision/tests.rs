@@ -493,6 +493,37 @@ fn template_safety_names_the_field() {
     assert!(check_template(&parse("", ""), false).is_ok());
     assert!(check_template(&parse("", "    securityContext:\n      runAsNonRoot: true\n      readOnlyRootFilesystem: true\n"), false).is_ok());
     for (spec, container, want) in [
+        ("  runtimeClassName: kata\n", "", "runtimeClassName"),
+        (
+            "",
+            "    ports:\n    - containerPort: 80\n      hostPort: 8080\n",
+            "hostPort",
+        ),
+        (
+            "  securityContext:\n    seccompProfile:\n      type: Unconfined\n",
+            "",
+            "seccompProfile",
+        ),
+        (
+            "",
+            "    securityContext:\n      appArmorProfile:\n        type: Unconfined\n",
+            "appArmorProfile",
+        ),
+        (
+            "",
+            "    securityContext:\n      seLinuxOptions:\n        type: spc_t\n",
+            "seLinuxOptions",
+        ),
+        (
+            "",
+            "    securityContext:\n      procMount: Unmasked\n",
+            "procMount",
+        ),
+        (
+            "  securityContext:\n    windowsOptions:\n      hostProcess: true\n",
+            "",
+            "hostProcess",
+        ),
         ("  hostNetwork: true\n", "", "hostNetwork"),
         ("  hostPID: true\n", "", "hostPID"),
         ("  nodeName: n\n", "", "nodeName"),
@@ -559,6 +590,18 @@ fn template_safety_names_the_field() {
         );
         assert!(check_template(&pod, true).is_ok());
     }
+    let annotated = config::parse_helper_pod(
+        "metadata:\n  annotations:\n    container.apparmor.security.beta.kubernetes.io/helper-pod: unconfined\nspec:\n  containers:\n  - name: helper-pod\n    image: busybox\n",
+    )
+    .unwrap();
+    let e = check_template(&annotated, false).unwrap_err().to_string();
+    assert!(e.contains("apparmor"), "{e}");
+    // Confining settings stay allowed.
+    let confined = parse(
+        "  securityContext:\n    seccompProfile:\n      type: RuntimeDefault\n",
+        "    securityContext:\n      seLinuxOptions:\n        level: s0:c1\n",
+    );
+    assert!(check_template(&confined, false).is_ok());
     let two = config::parse_helper_pod("spec:\n  containers:\n  - name: a\n  - name: b\n").unwrap();
     assert!(
         check_template(&two, false)

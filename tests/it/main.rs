@@ -12,6 +12,7 @@ mod install;
 mod kubectl;
 mod provision;
 mod run;
+mod safety;
 mod sandbox;
 mod sandbox_node;
 mod support;

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::support::{TestCluster, install_basics, wait_for, wait_gone};
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-fn claim(name: &str) -> PersistentVolumeClaim {
+pub(crate) fn claim(name: &str) -> PersistentVolumeClaim {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
@@ -212,7 +212,7 @@ async fn a_config_edit_applies_to_the_next_volume_and_an_invalid_one_keeps_the_l
     );
 }
 
-fn is_bound(claim: &PersistentVolumeClaim) -> bool {
+pub(crate) fn is_bound(claim: &PersistentVolumeClaim) -> bool {
     claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
 }
 
@@ -232,7 +232,7 @@ async fn http_get(addr: &str, path: &str) -> String {
         .expect("the metrics server answers")
 }
 
-async fn class(cluster: &TestCluster, name: &str, extra: serde_json::Value) {
+pub(crate) async fn class(cluster: &TestCluster, name: &str, extra: serde_json::Value) {
     let mut object = json!({"metadata": {"name": name}, "provisioner": "rancher.io/local-path",
                             "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"});
     for (k, v) in extra.as_object().unwrap() {
@@ -250,7 +250,12 @@ async fn class(cluster: &TestCluster, name: &str, extra: serde_json::Value) {
         .unwrap();
 }
 
-fn claim_on(name: &str, class: &str, node: Option<&str>, mode: &str) -> PersistentVolumeClaim {
+pub(crate) fn claim_on(
+    name: &str,
+    class: &str,
+    node: Option<&str>,
+    mode: &str,
+) -> PersistentVolumeClaim {
     let mut c = claim(name);
     let spec = c.spec.as_mut().unwrap();
     spec.storage_class_name = Some(class.into());
@@ -346,7 +351,7 @@ async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_pe
 
 /// Creates claims `c0`..`c<count>` that already carry a selected node (as after scheduling, so
 /// they need no pods), alternating between the two nodes.
-async fn burst(cluster: &TestCluster, count: usize) {
+pub(crate) async fn burst(cluster: &TestCluster, count: usize) {
     for i in 0..count {
         let node = if i % 2 == 0 { "node-1" } else { "node-2" };
         let claim = claim_on(&format!("c{i}"), "local-path", Some(node), "ReadWriteOnce");
@@ -356,7 +361,7 @@ async fn burst(cluster: &TestCluster, count: usize) {
 
 /// Claims `c0`..`c<count>` all Bound, exactly `count` PVs, exactly `count` directories over both
 /// nodes' default base path, and no helper pod left.
-async fn assert_converged(cluster: &TestCluster, count: usize) {
+pub(crate) async fn assert_converged(cluster: &TestCluster, count: usize) {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
     for i in 0..count {
         wait_for(&claims, &format!("c{i}"), WAIT, is_bound).await;
@@ -377,7 +382,11 @@ async fn assert_converged(cluster: &TestCluster, count: usize) {
 }
 
 /// Waits until the helper pods in the provisioner namespace satisfy `cond`.
-async fn helper_pods_until(cluster: &TestCluster, what: &str, cond: fn(&Vec<Pod>) -> bool) {
+pub(crate) async fn helper_pods_until(
+    cluster: &TestCluster,
+    what: &str,
+    cond: fn(&Vec<Pod>) -> bool,
+) {
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond(&pods.list(&ListParams::default()).await.unwrap().items) {
@@ -390,7 +399,12 @@ async fn helper_pods_until(cluster: &TestCluster, what: &str, cond: fn(&Vec<Pod>
 }
 
 /// The message of the first `reason` event on `namespace/name`, waiting up to 30 s for it.
-async fn event_for(cluster: &TestCluster, namespace: &str, name: &str, reason: &str) -> String {
+pub(crate) async fn event_for(
+    cluster: &TestCluster,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> String {
     let events: Api<Event> = Api::namespaced(cluster.client(), namespace);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -413,7 +427,7 @@ async fn event_for(cluster: &TestCluster, namespace: &str, name: &str, reason: &
     }
 }
 
-async fn create(cluster: &TestCluster, claim: PersistentVolumeClaim) {
+pub(crate) async fn create(cluster: &TestCluster, claim: PersistentVolumeClaim) {
     Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
         .create(&PostParams::default(), &claim)
         .await
@@ -421,7 +435,10 @@ async fn create(cluster: &TestCluster, claim: PersistentVolumeClaim) {
 }
 
 /// Creates `claim` in `default`, waits until it is Bound and returns its PV.
-async fn provisioned(cluster: &TestCluster, claim: PersistentVolumeClaim) -> PersistentVolume {
+pub(crate) async fn provisioned(
+    cluster: &TestCluster,
+    claim: PersistentVolumeClaim,
+) -> PersistentVolume {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
     let name = claim.metadata.name.clone().unwrap();
     create(cluster, claim).await;
@@ -433,7 +450,7 @@ async fn provisioned(cluster: &TestCluster, claim: PersistentVolumeClaim) -> Per
 }
 
 /// The host path of a hostPath or local PV.
-fn volume_path(volume: &PersistentVolume) -> String {
+pub(crate) fn volume_path(volume: &PersistentVolume) -> String {
     let spec = volume.spec.as_ref().unwrap();
     match (&spec.host_path, &spec.local) {
         (Some(h), _) => h.path.clone(),
@@ -442,7 +459,7 @@ fn volume_path(volume: &PersistentVolume) -> String {
     }
 }
 
-async fn set_config(cluster: &TestCluster, data: serde_json::Value) {
+pub(crate) async fn set_config(cluster: &TestCluster, data: serde_json::Value) {
     Api::<ConfigMap>::namespaced(cluster.client(), "local-path-storage")
         .patch(
             "local-path-config",

@@ -319,6 +319,29 @@ impl LppChild {
         (read(&self.stdout), read(&self.stderr))
     }
 
+    /// Waits until its stderr holds `needle` (the positive signal that it looked and decided),
+    /// panicking with what it printed after `timeout`; returns the stderr so far.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (_, stderr) = self.output();
+            if stderr.contains(needle) {
+                return stderr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle:?} from lpp within {timeout:?}:\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `lpp run` holds its Lease and provisions.
+    pub async fn wait_provisioning(&self) {
+        self.wait_for_log("took the Lease; provisioning", Duration::from_secs(60))
+            .await;
+    }
+
     /// Sends it SIGTERM (what Ctrl-C and `kubectl delete pod` amount to), waits for it to exit
     /// (killing it and panicking after `timeout`) and returns what it printed.
     pub fn terminate(mut self, timeout: Duration) -> Finished {

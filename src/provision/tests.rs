@@ -670,14 +670,15 @@ fn script_jobs_mount_host_dirs() {
 }
 
 proptest! {
-    /// Whatever the claim's namespace, name, labels and annotations, a safe pattern's volume
-    /// stays strictly below its base path.
+    /// Whatever the claim's namespace, name, labels and annotations (`..`, `/`, unicode,
+    /// newlines), a volume stays strictly below its base path, below `<namespace>/<name>/` when
+    /// the prefix rule applies, and never on a path another PV uses, contains or lies inside.
     #[test]
-    fn volume_never_escapes_its_base(
-        ns in "[a-z./]{1,8}|\\.\\.|[a-z]{1,5}",
-        name in "[a-z./]{1,8}|\\.\\.|[a-z]{1,5}",
+    fn volume_never_escapes_its_prefix_or_meets_another(
+        ns in "[a-z]{1,5}|[a-z./]{1,8}|\\.\\.",
+        name in "[a-z]{1,5}|[a-z./]{1,8}|\\.\\.",
         label in "[a-z./\\\\]{0,12}",
-        annotation in "(\\.\\./)*[a-z/.]{0,10}",
+        annotation in "((\\.\\./)|/|é|\n|[a-z.]){0,12}",
         pattern in proptest::sample::select(vec![
             "",
             "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ .PVC.Labels.x }}",
@@ -686,21 +687,55 @@ proptest! {
             "{{ .PVC.Labels.x }}",
             "{{ .PVC.Namespace }}/{{ .PVC.Name }}/{{ .PVC.Labels.missing }}",
         ]),
+        unsafe_opt_out in any::<bool>(),
+        others in proptest::collection::vec("[a-z/.]{0,14}", 0..4),
     ) {
         let contents = default_contents();
         let mut c = claim(&ns, &name);
         c.metadata.labels = Some(BTreeMap::from([("x".to_string(), label)]));
         c.metadata.annotations.as_mut().unwrap().insert("a/b".into(), annotation);
         let mut k = class();
+        let mut params = BTreeMap::new();
         if !pattern.is_empty() {
-            k.parameters = Some(BTreeMap::from([("pathPattern".to_string(), pattern.to_string())]));
+            params.insert("pathPattern".to_string(), pattern.to_string());
         }
-        if let ClaimDecision::Provision(plan) = decide(&c, &k, &contents) {
-            let base = "/opt/local-path-provisioner/";
-            prop_assert!(plan.path.starts_with(base), "{}", plan.path);
-            prop_assert!(plan.path.len() > base.len());
+        if unsafe_opt_out {
+            params.insert("allowUnsafePathPattern".to_string(), "true".to_string());
+        }
+        k.parameters = Some(params);
+        let base = "/opt/local-path-provisioner";
+        let volumes: Vec<crate::provision::VolumeRef> = others
+            .iter()
+            .enumerate()
+            .map(|(i, p)| crate::provision::VolumeRef {
+                name: format!("other-{i}"),
+                node: Some("node-1".into()),
+                path: format!("{base}/{p}"),
+            })
+            .collect();
+        let n = node("node-1");
+        let decision = decide_claim(&ClaimInput {
+            claim: &c,
+            class: Some(&k),
+            node: Some(&n),
+            contents: &contents,
+            provisioner: "rancher.io/local-path",
+            volume_exists: false,
+            choice: 0,
+            volumes: &volumes,
+        });
+        if let ClaimDecision::Provision(plan) = decision {
+            prop_assert!(config::path::is_inside(&plan.path, base), "{}", plan.path);
             prop_assert!(!plan.path.split('/').any(|e| e == ".." || e == "."), "{}", plan.path);
+            prop_assert!(!plan.path.chars().any(char::is_control), "{:?}", plan.path);
             prop_assert_eq!(config::path::clean(&plan.path), plan.path.clone());
+            if !pattern.is_empty() && !unsafe_opt_out {
+                let prefix = config::path::join(base, &format!("{ns}/{name}"));
+                prop_assert!(config::path::is_inside(&plan.path, &prefix), "{} not below {}", plan.path, prefix);
+            }
+            for v in &volumes {
+                prop_assert!(!config::path::overlaps(&plan.path, &v.path), "{} meets {}", plan.path, v.path);
+            }
         }
     }
 

@@ -317,7 +317,20 @@ async fn get_watch_prints_changes_as_they_happen() {
             Duration::from_secs(20),
         )
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Created only once kubectl's watch has reached the server.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cluster
+        .sandbox()
+        .request_counts()
+        .keys()
+        .any(|k| k.starts_with("watch configmaps"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubectl never watched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let manifest = write(
         &cluster,
         "watched.yaml",

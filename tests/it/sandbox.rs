@@ -437,8 +437,21 @@ async fn watches_list_resume_filter_and_expire() {
     // kube's watcher (list, then watch from the list's resourceVersion) sees new objects.
     let watcher = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default());
     let creator = api.clone();
+    let watches = || -> u64 {
+        cluster
+            .sandbox()
+            .request_counts()
+            .iter()
+            .filter(|(k, _)| k.starts_with("watch configmaps"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let before = watches();
     let create = async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Created once the watcher's watch (after its list) has reached the server.
+        while watches() == before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         creator
             .create(&PostParams::default(), &cm("late", json!({})))
             .await

@@ -218,11 +218,14 @@ impl Lease {
                 }
                 Err(why) => {
                     if renewed.elapsed() + RETRY_EVERY > RENEW_DEADLINE {
-                        return Err(Error::LeaseNotRenewed {
+                        let stop = Error::LeaseNotRenewed {
                             lease: self.name.clone(),
                             within: RENEW_DEADLINE,
                             why,
-                        });
+                        };
+                        // Said now: giving the Lease back may take a while on a stalled server.
+                        tracing::error!("{stop}");
+                        return Err(stop);
                     }
                     if !failing {
                         tracing::warn!("cannot renew the Lease {} ({why}); retrying", self.name);
@@ -235,7 +238,9 @@ impl Lease {
 
     /// Gives the Lease back (clears the holder) if this run still holds it.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+        let current = tokio::time::timeout(CALL_DEADLINE, self.api.get_opt(&self.name)).await;
+        let Ok(Ok(Some(mut lease))) = current else {
+            tracing::warn!(lease = %self.name, "could not release the Lease; it expires in {}s", DURATION.as_secs());
             return;
         };
         let Some(spec) = lease.spec.as_mut() else {
@@ -247,7 +252,7 @@ impl Lease {
         spec.holder_identity = None;
         spec.renew_time = None;
         let released = tokio::time::timeout(
-            Duration::from_secs(5),
+            CALL_DEADLINE,
             self.api.replace(&self.name, &PostParams::default(), &lease),
         )
         .await;

@@ -11,6 +11,7 @@ mod gc;
 mod install;
 mod kubectl;
 mod provision;
+mod resilience;
 mod run;
 mod safety;
 mod sandbox;

@@ -3,6 +3,9 @@
 //! to the same sandbox's raw rate of creating N PVs directly. Both in-process, in a debug or
 //! release build as you run it.
 //!
+//! `lpp run` talks to the sandbox over HTTP here, through a layer that counts its requests, so
+//! the API calls (and writes) each claim costs are printed too.
+//!
 //! `cargo run --example run_bound -- [N]` (default 1000).
 
 use std::time::{Duration, Instant};
@@ -62,7 +65,36 @@ async fn raw_volumes(n: usize) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-async fn provisioned(n: usize) -> anyhow::Result<Duration> {
+/// Requests `lpp run` made: all of them, and the writes among them.
+#[derive(Debug, Default)]
+struct Counted {
+    all: std::sync::atomic::AtomicU64,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+/// A client for the sandbox served over HTTP at `addr`, counting every request into `counted`.
+async fn counting_client(
+    sandbox: &Sandbox,
+    addr: std::net::SocketAddr,
+    counted: std::sync::Arc<Counted>,
+) -> anyhow::Result<kube::Client> {
+    use std::sync::atomic::Ordering;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sandbox.kubeconfig(addr))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let count =
+        tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            counted.all.fetch_add(1, Ordering::Relaxed);
+            if request.method() != http::Method::GET {
+                counted.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
+}
+
+async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let sandbox = sandbox(dir.path()).await?;
     let client = sandbox.client();
@@ -102,8 +134,10 @@ async fn provisioned(n: usize) -> anyhow::Result<Duration> {
         lease_name: None,
         origin: String::new(),
     };
+    let addr = sandbox.serve(0).await?;
+    let counting = counting_client(&sandbox, addr, counted).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(lpp::controller::run(client.clone(), options, async {
+    let runner = tokio::spawn(lpp::controller::run(counting, options, async {
         let _ = stopped.await;
     }));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
@@ -154,7 +188,8 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(1000);
     let raw = raw_volumes(n).await?;
-    let run = provisioned(n).await?;
+    let counted = std::sync::Arc::new(Counted::default());
+    let run = provisioned(n, std::sync::Arc::clone(&counted)).await?;
     println!(
         "{n} PVs created directly:                     {:>8.2?}",
         raw
@@ -166,6 +201,12 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "ratio (provisioned / raw): {:.1}",
         run.as_secs_f64() / raw.as_secs_f64()
+    );
+    let per_claim = |n_calls: u64| n_calls as f64 / n as f64;
+    println!(
+        "lpp run's API calls per claim: {:.1} ({:.1} writes)",
+        per_claim(counted.all.load(std::sync::atomic::Ordering::Relaxed)),
+        per_claim(counted.writes.load(std::sync::atomic::Ordering::Relaxed))
     );
     Ok(())
 }

@@ -16,4 +16,5 @@ mod run;
 mod safety;
 mod sandbox;
 mod sandbox_node;
+mod soak;
 mod support;

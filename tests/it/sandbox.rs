@@ -1227,3 +1227,110 @@ async fn dependents_go_with_their_only_owner() {
         "a dependent with another owner stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_affinity_matches_a_hostname_label_that_differs_from_the_node_name() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .hostname("node-2", "ip-10-0-0-2")
+        .start()
+        .await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node2 = nodes.get("node-2").await.expect("node-2");
+    assert_eq!(
+        node2
+            .labels()
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("ip-10-0-0-2")
+    );
+    let node1 = nodes.get("node-1").await.expect("node-1");
+    assert_eq!(
+        node1
+            .labels()
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("node-1")
+    );
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = serde_json::from_value(json!({
+        "metadata": {"name": "pinned"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "manual", "hostPath": {"path": "/opt/pinned", "type": "DirectoryOrCreate"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["ip-10-0-0-2"]}]}]}}}
+    }))
+    .expect("pv");
+    volumes
+        .create(&PostParams::default(), &pv)
+        .await
+        .expect("create pv");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim = serde_json::from_value(json!({
+        "metadata": {"name": "pinned"},
+        "spec": {"storageClassName": "manual", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .expect("claim");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("create claim");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, extra: serde_json::Value| -> Pod {
+        let mut spec = json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "echo hi > /data/f"], "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "pinned"}}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
+    };
+    pods.create(&PostParams::default(), &pod("writer", json!({})))
+        .await
+        .expect("create pod");
+    let done = wait_for(&pods, "writer", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await;
+    assert_eq!(
+        done.spec.and_then(|s| s.node_name).as_deref(),
+        Some("node-2")
+    );
+    assert_eq!(
+        std::fs::read_to_string(cluster.node_path("node-2", "/opt/pinned/f")).expect("file"),
+        "hi\n"
+    );
+    // A selector naming the node by its name matches no hostname label.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "by-name",
+            json!({"nodeSelector": {"kubernetes.io/hostname": "node-2"}}),
+        ),
+    )
+    .await
+    .expect("create pod");
+    let pending = wait_for(&pods, "by-name", T, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    })
+    .await;
+    let message = pending
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled"))
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("node(s) didn't match Pod's node affinity/selector"),
+        "{message}"
+    );
+}

@@ -743,6 +743,34 @@ mod tests {
     }
 
     #[test]
+    fn volume_affinity_matches_the_hostname_label_not_the_node_name() {
+        let mut cloud = node("node-2", true);
+        cloud.metadata.labels = Some(
+            [(
+                "kubernetes.io/hostname".to_string(),
+                "ip-10-0-0-2".to_string(),
+            )]
+            .into(),
+        );
+        let nodes = [node("node-1", true), cloud];
+        let claims = [claim(json!({}), Some("pv"), "Bound")];
+        assert_eq!(
+            place_in(
+                &claim_pod(),
+                &nodes,
+                &claims,
+                &[pv_on("ip-10-0-0-2")],
+                &[wffc()]
+            ),
+            Placement::Bind("node-2".into())
+        );
+        assert!(matches!(
+            place_in(&claim_pod(), &nodes, &claims, &[pv_on("node-2")], &[wffc()]),
+            Placement::Unschedulable(m) if m.contains("2 node(s) had volume node affinity conflict")
+        ));
+    }
+
+    #[test]
     fn a_bound_volume_on_another_node_conflicts() {
         let nodes = [node("node-1", true)];
         let claims = [claim(json!({}), Some("pv"), "Bound")];

@@ -1170,7 +1170,7 @@ impl ApiServer {
         }
         m.insert("uid".into(), json!(objects::uid()));
         m.insert("creationTimestamp".into(), json!(objects::now()));
-        if resource.group == "apps" {
+        if matches!(resource.kind, "Deployment" | "DaemonSet") {
             m.insert("generation".into(), json!(1));
         } else {
             m.remove("generation");
@@ -1194,6 +1194,7 @@ impl ApiServer {
             return Err(ApiError::invalid(resource, &name, &causes));
         }
         objects::apply_defaults(resource, &mut object);
+        objects::prepare_create(resource, &mut object);
         Ok(object)
     }
 
@@ -1325,6 +1326,9 @@ impl ApiServer {
         }
         let mut new = decoded;
         objects::apply_defaults(resource, &mut new);
+        if sub != Some("status") {
+            objects::prepare_update(resource, current, &mut new);
+        }
         let mut causes = objects::validate(resource, &new);
         if sub != Some("status") {
             causes.extend(objects::update_violations(resource, current, &new));

@@ -22,8 +22,8 @@
 //! # The API server
 //!
 //! - [`resources`]: the served kinds (namespaces, nodes, pods, PVs, PVCs, configmaps, secrets,
-//!   serviceaccounts, events in both groups, storageclasses, leases, deployments, daemonsets and
-//!   the RBAC kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
+//!   serviceaccounts, events in both groups, storageclasses, leases, deployments, daemonsets,
+//!   controllerrevisions and the RBAC kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
 //!   `/apis/<group>/<version>`, `/version` reports [`api::GIT_VERSION`]).
 //! - [`store`]: objects as JSON, one global resourceVersion bumped by every write (a write that
 //!   changes nothing bumps nothing), a ring of the last 50,000 changes for watches that resume;
@@ -56,9 +56,14 @@
 //! - [`server`]: HTTP/1.1 on 127.0.0.1, and the same service in-process over in-memory pipes.
 //! - Garbage collection: when an object goes, objects whose only owner it was
 //!   (`ownerReferences`) are deleted too, at once (background propagation).
-//! - Not modelled: workload controllers (Deployments and DaemonSets are stored, never rolled
-//!   out), foreground/orphan propagation, admission webhooks, CRDs, and persistence (state
-//!   lives in memory; node directories stay on disk).
+//! - Workloads: DaemonSets are validated (selector required, matching the template, immutable;
+//!   template `restartPolicy: Always`), get `metadata.generation` bumped by spec changes and the
+//!   `deprecated.daemonset.template.generation` annotation bumped by template changes, and are
+//!   run by the DaemonSet controller (see [`node`]); `kubectl rollout status|history|undo`
+//!   work on them.
+//! - Not modelled: the Deployment controller (Deployments are stored, never rolled out),
+//!   foreground/orphan propagation, admission webhooks, CRDs, and persistence (state lives in
+//!   memory; node directories stay on disk).
 //! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>` (or the hostname
 //!   [`SandboxOptions::hostnames`] gives the node: on clouds the label often differs from the
 //!   node name, and node affinity matches the label, never the name), Ready, with capacity;

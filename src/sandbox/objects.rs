@@ -98,6 +98,7 @@ pub fn normalize(resource: &Resource, object: &Value) -> Result<Value, String> {
         ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(object),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(object),
         ("apps", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(object),
+        ("apps", "ControllerRevision") => roundtrip::<apps::v1::ControllerRevision>(object),
         (_, "Role") => roundtrip::<rbac::v1::Role>(object),
         (_, "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(object),
         (_, "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(object),
@@ -254,6 +255,7 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
                 causes.push(("spec.resources[storage]".into(), "Required value".into()));
             }
         }
+        ("apps", "DaemonSet") => causes.extend(daemon_set_causes(object)),
         ("storage.k8s.io", "StorageClass")
             if object
                 .get("provisioner")
@@ -265,6 +267,96 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
         _ => {}
     }
     causes
+}
+
+/// Go's `%#v` of a `map[string]string`, as validation messages print label maps.
+fn go_string_map(map: Option<&Value>) -> String {
+    let Some(m) = map.and_then(Value::as_object) else {
+        return "map[string]string(nil)".into();
+    };
+    let pairs: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+        .collect();
+    format!("map[string]string{{{}}}", pairs.join(", "))
+}
+
+/// `ValidateDaemonSetSpec` (pkg/apis/apps/validation/validation.go), the parts a user meets:
+/// a selector is required, not empty, and matches the template's labels; the template's
+/// restartPolicy is `Always`.
+fn daemon_set_causes(object: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let labels = object.pointer("/spec/template/metadata/labels");
+    match object.pointer("/spec/selector") {
+        None | Some(Value::Null) => {
+            causes.push(("spec.selector".into(), "Required value".into()));
+        }
+        Some(selector) => match super::selector::LabelSelector::from_spec(selector) {
+            Err(e) => causes.push(("spec.selector".into(), format!("Invalid value: {e}"))),
+            Ok(s) if s.is_empty() => causes.push((
+                "spec.selector".into(),
+                "Invalid value: \"null\": empty selector is invalid for daemonset".into(),
+            )),
+            Ok(s) if !s.matches_labels(labels) => causes.push((
+                "spec.template.metadata.labels".into(),
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    go_string_map(labels)
+                ),
+            )),
+            Ok(_) => {}
+        },
+    }
+    let restart = object
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    if restart != "Always" {
+        causes.push((
+            "spec.template.spec.restartPolicy".into(),
+            format!("Unsupported value: {restart:?}: supported values: \"Always\""),
+        ));
+    }
+    causes
+}
+
+/// The annotation an apps/v1 DaemonSet carries its template generation in: the internal
+/// `spec.templateGeneration` that `pkg/apis/apps/v1/conversion.go` maps to it. Pods carry the
+/// same number in their `pod-template-generation` label.
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(object: &Value) -> Option<i64> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|g| g.parse().ok())
+}
+
+fn set_template_generation(object: &mut Value, generation: i64) {
+    if let Some(obj) = object.as_object_mut() {
+        entry(entry(obj, "metadata"), "annotations")
+            .insert(TEMPLATE_GENERATION.into(), json!(generation.to_string()));
+    }
+}
+
+/// What the registry strategy sets on a new object beyond defaults: a DaemonSet's template
+/// generation starts at 1 (`PrepareForCreate` in pkg/registry/apps/daemonset/strategy.go).
+pub fn prepare_create(resource: &Resource, object: &mut Value) {
+    if (resource.group, resource.kind) == ("apps", "DaemonSet") {
+        let generation = template_generation(object).unwrap_or(0).max(1);
+        set_template_generation(object, generation);
+    }
+}
+
+/// What the registry strategy sets on an update: a DaemonSet's template generation is the
+/// server's, one more when `spec.template` changed (`PrepareForUpdate`, same file).
+pub fn prepare_update(resource: &Resource, current: &Value, new: &mut Value) {
+    if (resource.group, resource.kind) == ("apps", "DaemonSet") {
+        let old = template_generation(current).unwrap_or(1);
+        let changed = current.pointer("/spec/template") != new.pointer("/spec/template");
+        set_template_generation(new, if changed { old + 1 } else { old });
+    }
 }
 
 /// What an update may not change, as (field, message) causes for a 422.
@@ -320,6 +412,22 @@ pub fn update_violations(
                     ),
                 ));
             }
+        }
+        ("apps", "DaemonSet")
+            if current.pointer("/spec/selector") != new.pointer("/spec/selector") =>
+        {
+            let selector = new.pointer("/spec/selector");
+            let expressions = match selector.and_then(|s| s.get("matchExpressions")) {
+                Some(e) if !e.is_null() => format!("[]v1.LabelSelectorRequirement{e}"),
+                _ => "[]v1.LabelSelectorRequirement(nil)".into(),
+            };
+            causes.push((
+                "spec.selector".into(),
+                format!(
+                    "Invalid value: v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}: field is immutable",
+                    go_string_map(selector.and_then(|s| s.get("matchLabels")))
+                ),
+            ));
         }
         ("", "PersistentVolumeClaim") => {
             // volumeName may be set once, when the claim binds.

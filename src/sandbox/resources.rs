@@ -238,6 +238,17 @@ pub static RESOURCES: &[Resource] = &[
         &["all"]
     ),
     resource!(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        true,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
         "rbac.authorization.k8s.io",
         "v1",
         "roles",

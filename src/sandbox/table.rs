@@ -548,6 +548,37 @@ fn columns_and_cells(resource: &Resource, o: &Value) -> (Vec<Column>, Vec<Value>
                 ],
             )
         }
+        ("apps", "ControllerRevision") => {
+            // The printer names the controller as `<kind>.<group>/<name>`.
+            let controller = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| {
+                    refs.iter()
+                        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+                })
+                .map(|r| {
+                    let group = s(r, "/apiVersion").split('/').rev().nth(1).unwrap_or("");
+                    let kind = s(r, "/kind").to_lowercase();
+                    let kind = if group.is_empty() {
+                        kind
+                    } else {
+                        format!("{kind}.{group}")
+                    };
+                    format!("{kind}/{}", s(r, "/name"))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            let revision = o.get("revision").and_then(Value::as_i64).unwrap_or(0);
+            (
+                vec![
+                    ("Name", "string", 0),
+                    ("Controller", "string", 0),
+                    ("Revision", "integer", 0),
+                    ("Age", "string", 0),
+                ],
+                vec![name, json!(controller), json!(revision), json!(age(o))],
+            )
+        }
         ("coordination.k8s.io", _) => (
             vec![
                 ("Name", "string", 0),

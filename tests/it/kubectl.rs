@@ -486,3 +486,187 @@ spec:
     ok("logs -f", &followed);
     assert_eq!(followed.stdout, "tick 1\ntick 2\ntick 3\n");
 }
+
+const AGENT: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: registry.k8s.io/pause:3.10
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_rolls_out_updates_and_back_under_kubectl_rollout() {
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "agent.yaml", AGENT);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let status = cluster
+        .kubectl(["rollout", "status", "daemonset/agent", "--timeout=30s"])
+        .await;
+    ok("rollout status", &status);
+    assert!(
+        status
+            .stdout
+            .contains("daemon set \"agent\" successfully rolled out"),
+        "{}",
+        status.stdout
+    );
+    let table = cluster.kubectl(["get", "ds", "agent"]).await;
+    ok("get ds", &table);
+    let rows: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(rows[1][..7], ["agent", "2", "2", "2", "2", "2", "<none>"]);
+
+    ok(
+        "set image",
+        &cluster
+            .kubectl([
+                "set",
+                "image",
+                "daemonset/agent",
+                "c=registry.k8s.io/pause:3.9",
+            ])
+            .await,
+    );
+    ok(
+        "rollout status after the update",
+        &cluster
+            .kubectl(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            .await,
+    );
+    let images = cluster
+        .kubectl([
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {.spec.containers[0].image} {.metadata.labels.pod-template-generation}{\"\\n\"}{end}",
+        ])
+        .await;
+    ok("get pods", &images);
+    let mut lines: Vec<&str> = images.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "node-1 registry.k8s.io/pause:3.9 2",
+            "node-2 registry.k8s.io/pause:3.9 2"
+        ],
+        "every old pod was replaced"
+    );
+    let history = cluster
+        .kubectl(["rollout", "history", "daemonset/agent"])
+        .await;
+    ok("rollout history", &history);
+    let revisions: Vec<&str> = history
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{}", history.stdout);
+
+    ok(
+        "rollout undo",
+        &cluster
+            .kubectl(["rollout", "undo", "daemonset/agent"])
+            .await,
+    );
+    ok(
+        "rollout status after the undo",
+        &cluster
+            .kubectl(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            .await,
+    );
+    let images = cluster
+        .kubectl([
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(
+        images.stdout,
+        "registry.k8s.io/pause:3.10 registry.k8s.io/pause:3.10"
+    );
+    let history = cluster
+        .kubectl(["rollout", "history", "daemonset/agent"])
+        .await;
+    let revisions: Vec<&str> = history
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(
+        revisions,
+        ["2", "3"],
+        "the undone revision is renumbered: {}",
+        history.stdout
+    );
+
+    ok(
+        "delete",
+        &cluster
+            .kubectl([
+                "delete",
+                "-f",
+                manifest.to_str().expect("utf-8"),
+                "--wait=true",
+                "--timeout=30s",
+            ])
+            .await,
+    );
+    // The pods end gracefully (one second), the revisions go at once.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let left = cluster
+            .kubectl(["get", "pods,controllerrevisions", "-o", "name"])
+            .await;
+        ok("get after delete", &left);
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there after the DaemonSet went:\n{}",
+            left.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1334,3 +1334,279 @@ async fn node_affinity_matches_a_hostname_label_that_differs_from_the_node_name(
         "{message}"
     );
 }
+
+/// The DaemonSet's pods by the node they run on (names of live pods only).
+async fn daemon_pods(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let list = pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .expect("list pods");
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for p in list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        out.entry(node).or_default().push(p.name_any());
+    }
+    out
+}
+
+async fn wait_daemon_pods_on(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    nodes: &[&str],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = daemon_pods(pods).await;
+        let on: Vec<&str> = now.keys().map(String::as_str).collect();
+        if on == nodes && now.values().all(|v| v.len() == 1) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "daemon pods are on {now:?}, not one on each of {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_runs_one_pod_per_eligible_node_and_follows_the_nodes() {
+    use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = TestCluster::with_nodes(3).await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    // node-3 is reserved: its taint keeps the DaemonSet off.
+    nodes
+        .patch(
+            "node-3",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": [{"key": "reserved", "value": "db", "effect": "NoSchedule"}]}})),
+        )
+        .await
+        .expect("taint node-3");
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))
+    .expect("daemonset");
+    let created = sets
+        .create(&PostParams::default(), &ds)
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(
+        created
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let placed = wait_daemon_pods_on(&pods, &["node-1", "node-2"]).await;
+    let one = pods.get(&placed["node-1"][0]).await.expect("pod");
+    let owner = &one.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("DaemonSet", "agent", Some(true))
+    );
+    assert_eq!(
+        one.labels()
+            .get("pod-template-generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let hash = one
+        .labels()
+        .get("controller-revision-hash")
+        .cloned()
+        .expect("hash label");
+    let pinned = serde_json::to_value(&one.spec.as_ref().expect("spec").affinity).expect("json");
+    assert_eq!(
+        pinned["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"],
+        json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}])
+    );
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    let revision = revisions
+        .get(&format!("agent-{hash}"))
+        .await
+        .expect("the revision");
+    assert_eq!(revision.revision, 1);
+    let done = wait_for(&sets, "agent", T, |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.desired_number_scheduled == 2
+                && s.number_ready == 2
+                && s.number_available == Some(2)
+                && s.updated_number_scheduled == Some(2)
+                && s.observed_generation == Some(1)
+        })
+    })
+    .await;
+    let status = done.status.expect("status");
+    assert_eq!(
+        (
+            status.current_number_scheduled,
+            status.number_misscheduled,
+            status.number_unavailable
+        ),
+        (2, 0, Some(0))
+    );
+
+    // A NoExecute taint the pod does not tolerate takes it off node-2.
+    nodes
+        .patch(
+            "node-2",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"taints": [{"key": "maintenance", "effect": "NoExecute"}]}}),
+            ),
+        )
+        .await
+        .expect("taint node-2");
+    wait_daemon_pods_on(&pods, &["node-1"]).await;
+    // Lifting node-3's reservation brings a pod there; so does a new node.
+    nodes
+        .patch(
+            "node-3",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": null}})),
+        )
+        .await
+        .expect("untaint node-3");
+    let node4: Node = serde_json::from_value(json!({
+        "metadata": {"name": "node-4", "labels": {"kubernetes.io/hostname": "node-4"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .expect("node");
+    nodes
+        .create(&PostParams::default(), &node4)
+        .await
+        .expect("create node-4");
+    wait_daemon_pods_on(&pods, &["node-1", "node-3", "node-4"]).await;
+    wait_for(&sets, "agent", T, |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.desired_number_scheduled == 3 && s.number_available == Some(3))
+    })
+    .await;
+
+    // Deleting the DaemonSet takes its pods and history.
+    sets.delete("agent", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .expect("list")
+        .items
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "daemon pods stay");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_gone(&revisions, &format!("agent-{hash}"), T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_sets_are_validated_as_the_apiserver_does() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let cluster = TestCluster::start().await;
+    let sets: Api<DaemonSet> = Api::namespaced(cluster.client(), "default");
+    let ds = |selector: serde_json::Value, restart: &str| -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": selector,
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"restartPolicy": restart,
+                                           "containers": [{"name": "c", "image": "busybox"}]}}}
+        }))
+        .expect("daemonset")
+    };
+    let err = sets
+        .create(
+            &PostParams::default(),
+            &ds(json!({"matchLabels": {"app": "other"}}), "Never"),
+        )
+        .await
+        .expect_err("refused");
+    let (code, reason, message) = status_code(err);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(
+        message.contains("spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"agent\"}: `selector` does not match template `labels`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""),
+        "{message}"
+    );
+    sets.create(
+        &PostParams::default(),
+        &ds(json!({"matchLabels": {"app": "agent"}}), "Always"),
+    )
+    .await
+    .expect("valid");
+    let err = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"selector": {"matchLabels": {"app": "agent", "x": "y"}},
+                                           "template": {"metadata": {"labels": {"x": "y"}}}}}),
+            ),
+        )
+        .await
+        .expect_err("immutable");
+    let (code, _, message) = status_code(err);
+    assert_eq!(code, 422);
+    assert!(message.contains("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"agent\", \"x\":\"y\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"), "{message}");
+    // A template change bumps generation and the template generation; other spec changes only
+    // the generation.
+    let changed = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"minReadySeconds": 1}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(changed.metadata.generation, Some(2));
+    assert_eq!(
+        changed
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let changed = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"deprecated.daemonset.template.generation": "7"}},
+                                  "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}}}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(changed.metadata.generation, Some(3));
+    assert_eq!(
+        changed
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("2"),
+        "the server owns the template generation"
+    );
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::{self, Store};
@@ -28,6 +29,10 @@ pub struct Cache {
     pub volumes: Store<PersistentVolume>,
     /// Every class.
     pub classes: Store<StorageClass>,
+    /// Every DaemonSet (read in place by the DaemonSet controller, not part of snapshots).
+    pub daemon_sets: Store<DaemonSet>,
+    /// Every ControllerRevision (the DaemonSet controller's history).
+    pub revisions: Store<ControllerRevision>,
     changed: watch::Sender<u64>,
     ready: watch::Receiver<bool>,
 }
@@ -42,6 +47,8 @@ impl Cache {
         let claims = reflect(Api::all(client.clone()), &changed, stop);
         let volumes = reflect(Api::all(client.clone()), &changed, stop);
         let classes = reflect(Api::all(client.clone()), &changed, stop);
+        let daemon_sets = reflect(Api::all(client.clone()), &changed, stop);
+        let revisions = reflect(Api::all(client.clone()), &changed, stop);
         // One waiter per store: kube-runtime's readiness wakes only one of several waiters.
         {
             let (n, p, c, v, k) = (
@@ -51,6 +58,7 @@ impl Cache {
                 volumes.clone(),
                 classes.clone(),
             );
+            let (d, r) = (daemon_sets.clone(), revisions.clone());
             let stop = stop.clone();
             tokio::spawn(async move {
                 let all = async {
@@ -59,6 +67,8 @@ impl Cache {
                     let _ = c.wait_until_ready().await;
                     let _ = v.wait_until_ready().await;
                     let _ = k.wait_until_ready().await;
+                    let _ = d.wait_until_ready().await;
+                    let _ = r.wait_until_ready().await;
                 };
                 tokio::select! {
                     _ = all => { let _ = ready_tx.send(true); }
@@ -72,6 +82,8 @@ impl Cache {
             claims,
             volumes,
             classes,
+            daemon_sets,
+            revisions,
             changed,
             ready,
         }

@@ -1,9 +1,10 @@
-//! The sandbox's nodes: the PV controller, the scheduler and a kubelet per Node object, all
-//! talking to the sandbox's API server through a `kube::Client` as real controllers do (they
-//! never touch the store directly, so they see what any client sees: watches, conflicts,
-//! faults).
+//! The sandbox's nodes: the PV controller, the scheduler, the DaemonSet controller and a
+//! kubelet per Node object, all talking to the sandbox's API server through a `kube::Client`
+//! as real controllers do (they never touch the store directly, so they see what any client
+//! sees: watches, conflicts, faults).
 //!
-//! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`], the path mapping
+//! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`],
+//! [`daemon::reconcile`], the path mapping
 //! in [`mounts`] and [`volumes`], the pod phase and status in [`kubelet`], the termination
 //! message in [`termination`]); thin async loops ([`controllers`], [`kubelet::supervise`]) carry
 //! them out, woken by the watch cache ([`cache`]) and at least every second.
@@ -52,10 +53,29 @@
 //!   ConfigMap or key, a `Directory` hostPath not there yet) is retried every 0.5 s
 //!   (`FailedMount` event, or the container waiting with `CreateContainerConfigError`). A
 //!   deleted pod's directory is removed once its processes are gone.
+//! - DaemonSet controller ([`daemon`]): one pod per node that should run it — the template's
+//!   nodeName, nodeSelector and required node affinity, and the node's NoSchedule/NoExecute
+//!   taints against the template's tolerations plus those the real controller adds
+//!   (not-ready and unreachable NoExecute; disk-, memory-, pid-pressure and unschedulable
+//!   NoSchedule; network-unavailable for hostNetwork). A node whose Ready condition is not True
+//!   counts as tainted not-ready, as the node lifecycle controller would taint it: its pod
+//!   stays, no new one comes. Pods are made with `generateName: <ds>-`, a controller owner
+//!   reference, the `controller-revision-hash` and `pod-template-generation` labels and node
+//!   affinity `matchFields metadata.name In [node]` (the scheduler binds them); surplus, failed,
+//!   succeeded and misplaced pods are deleted, as are unbound pods of nodes that are gone.
+//!   Each template is a ControllerRevision (history trimmed to `revisionHistoryLimit`; a
+//!   rollback renumbers the old revision). RollingUpdate deletes old pods while fewer than
+//!   `maxUnavailable` (default 1) nodes lack an available pod, and the replacement comes once the
+//!   old pod is gone; OnDelete replaces a pod only when someone deletes it. The status counts
+//!   as the real controller's (`desiredNumberScheduled` … `numberUnavailable`,
+//!   `observedGeneration`), with `minReadySeconds`. Not modelled: adoption of matching
+//!   orphan pods, `maxSurge` (rolled as 0), revision hash collisions.
 //! - Events, as the real components word them: `Scheduled` and `FailedScheduling`
 //!   (default-scheduler); `WaitForFirstConsumer` and `ExternalProvisioning` on claims, each
 //!   once per claim (persistentvolume-controller); `Started`, `Pulling`, `Failed`, `BackOff`,
-//!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host).
+//!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host);
+//!   `SuccessfulCreate`, `SuccessfulDelete`, `FailedCreate`, `FailedDaemonPod`,
+//!   `SucceededDaemonPod` on DaemonSets (daemonset-controller).
 //! - Pods naming another `schedulerName` are left alone. Not modelled: preferred affinities,
 //!   pod (anti-)affinity, resource fit, preemption.
 //!
@@ -110,6 +130,7 @@
 pub mod binding;
 pub mod cache;
 pub mod controllers;
+pub mod daemon;
 pub mod events;
 pub mod kubelet;
 pub mod mounts;
@@ -212,6 +233,11 @@ impl NodeAgents {
                 stop.clone(),
             )),
             tokio::spawn(controllers::volume_controller(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::daemon_set_controller(
                 client.clone(),
                 cache.clone(),
                 stop.clone(),

@@ -22,8 +22,10 @@
 //! # The API server
 //!
 //! - [`resources`]: the served kinds (namespaces, nodes, pods, PVs, PVCs, configmaps, secrets,
-//!   serviceaccounts, events in both groups, storageclasses, leases, deployments, daemonsets,
-//!   controllerrevisions and the RBAC kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
+//!   serviceaccounts, events in both groups, storageclasses, csidrivers (defaulted as v1.33
+//!   does; the name a DNS-1123 subdomain, so `rancher.io/local-path` cannot have one),
+//!   csistoragecapacities, leases, deployments, daemonsets, controllerrevisions and the RBAC
+//!   kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
 //!   `/apis/<group>/<version>`, `/version` reports [`api::GIT_VERSION`]).
 //! - [`store`]: objects as JSON, one global resourceVersion bumped by every write (a write that
 //!   changes nothing bumps nothing), a ring of the last 50,000 changes for watches that resume;

@@ -94,6 +94,10 @@ pub fn normalize(resource: &Resource, object: &Value) -> Result<Value, String> {
         ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(object),
         ("", "Event") => roundtrip::<core::v1::Event>(object),
         ("events.k8s.io", _) => roundtrip::<events::v1::Event>(object),
+        ("storage.k8s.io", "CSIDriver") => roundtrip::<storage::v1::CSIDriver>(object),
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            roundtrip::<storage::v1::CSIStorageCapacity>(object)
+        }
         ("storage.k8s.io", _) => roundtrip::<storage::v1::StorageClass>(object),
         ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(object),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(object),
@@ -256,6 +260,7 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
             }
         }
         ("apps", "DaemonSet") => causes.extend(daemon_set_causes(object)),
+        ("storage.k8s.io", "CSIStorageCapacity") => causes.extend(capacity_causes(object)),
         ("storage.k8s.io", "StorageClass")
             if object
                 .get("provisioner")
@@ -316,6 +321,41 @@ fn daemon_set_causes(object: &Value) -> Vec<(String, String)> {
             "spec.template.spec.restartPolicy".into(),
             format!("Unsupported value: {restart:?}: supported values: \"Always\""),
         ));
+    }
+    causes
+}
+
+/// `ValidateCSIStorageCapacity` (pkg/apis/storage/validation/validation.go): the class name is
+/// a DNS-1123 subdomain, the node topology a valid selector, the sizes not negative.
+fn capacity_causes(object: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let class = object
+        .get("storageClassName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !is_dns_subdomain(class) {
+        causes.push((
+            "storageClassName".into(),
+            format!("Invalid value: \"{class}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+        ));
+    }
+    if let Some(topology) = object.get("nodeTopology").filter(|t| !t.is_null())
+        && let Err(e) = super::selector::LabelSelector::from_spec(topology)
+    {
+        causes.push((
+            "nodeTopology.matchExpressions".into(),
+            format!("Invalid value: {e}"),
+        ));
+    }
+    for field in ["capacity", "maximumVolumeSize"] {
+        if let Some(q) = object.get(field).and_then(Value::as_str)
+            && q.trim_start().starts_with('-')
+        {
+            causes.push((
+                field.into(),
+                format!("Invalid value: \"{q}\": must be greater than or equal to 0"),
+            ));
+        }
     }
     causes
 }
@@ -428,6 +468,55 @@ pub fn update_violations(
                     go_string_map(selector.and_then(|s| s.get("matchLabels")))
                 ),
             ));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            // ValidateCSIDriverUpdate: these two stay as created (the source names the first
+            // `attachedRequired`, and so does the message).
+            for (field, path) in [
+                ("attachRequired", "spec.attachedRequired"),
+                ("volumeLifecycleModes", "spec.volumeLifecycleModes"),
+            ] {
+                let (old, new) = (
+                    current.pointer(&format!("/spec/{field}")),
+                    new.pointer(&format!("/spec/{field}")),
+                );
+                if old != new {
+                    let shown = match new {
+                        Some(Value::Array(modes)) => format!(
+                            "[]storage.VolumeLifecycleMode{{{}}}",
+                            modes
+                                .iter()
+                                .map(|m| format!("{:?}", m.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Some(v) => v.to_string(),
+                        None => "null".into(),
+                    };
+                    causes.push((
+                        path.into(),
+                        format!("Invalid value: {shown}: field is immutable"),
+                    ));
+                }
+            }
+        }
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            // ValidateCSIStorageCapacityUpdate: only the sizes may change.
+            if current.get("storageClassName") != new.get("storageClassName") {
+                causes.push((
+                    "storageClassName".into(),
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        new.get("storageClassName").cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+            if current.get("nodeTopology") != new.get("nodeTopology") {
+                causes.push((
+                    "nodeTopology".into(),
+                    "Invalid value: the node topology: field is immutable".into(),
+                ));
+            }
         }
         ("", "PersistentVolumeClaim") => {
             // volumeName may be set once, when the claim binds.
@@ -564,6 +653,24 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
         ("storage.k8s.io", "StorageClass") => {
             default(obj, "reclaimPolicy", json!("Delete"));
             default(obj, "volumeBindingMode", json!("Immediate"));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            // SetDefaults_CSIDriver (pkg/apis/storage/v1/defaults.go), with the SELinux mount
+            // feature on as in v1.33.
+            let spec = entry(obj, "spec");
+            default(spec, "attachRequired", json!(true));
+            default(spec, "podInfoOnMount", json!(false));
+            default(spec, "storageCapacity", json!(false));
+            default(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+            default(spec, "requiresRepublish", json!(false));
+            default(spec, "seLinuxMount", json!(false));
+            if spec
+                .get("volumeLifecycleModes")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+            }
         }
         ("apps", "Deployment" | "DaemonSet") => {
             let spec = entry(obj, "spec");

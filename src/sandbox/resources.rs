@@ -205,6 +205,28 @@ pub static RESOURCES: &[Resource] = &[
         NONE
     ),
     resource!(
+        "storage.k8s.io",
+        "v1",
+        "csidrivers",
+        "csidriver",
+        "CSIDriver",
+        false,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
+        "storage.k8s.io",
+        "v1",
+        "csistoragecapacities",
+        "csistoragecapacity",
+        "CSIStorageCapacity",
+        true,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
         "coordination.k8s.io",
         "v1",
         "leases",

@@ -670,3 +670,128 @@ async fn a_daemon_set_rolls_out_updates_and_back_under_kubectl_rollout() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csi_drivers_and_storage_capacities_print_and_validate_as_real_ones() {
+    let cluster = TestCluster::start().await;
+    let refused = write(
+        &cluster,
+        "refused.yaml",
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: rancher.io/local-path\nspec:\n  storageCapacity: true\n",
+    );
+    let got = cluster
+        .kubectl(["create", "-f", refused.to_str().expect("utf-8")])
+        .await;
+    assert_eq!(got.code, 1, "{}", got.stdout);
+    assert!(
+        got.stderr.contains("The CSIDriver \"rancher.io/local-path\" is invalid: metadata.name: Invalid value: \"rancher.io/local-path\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+        "{}",
+        got.stderr
+    );
+    let objects = write(
+        &cluster,
+        "csi.yaml",
+        "apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata:
+  name: local.csi.example.com
+spec:
+  storageCapacity: true
+---
+apiVersion: storage.k8s.io/v1
+kind: CSIStorageCapacity
+metadata:
+  name: node-1-local
+  namespace: default
+storageClassName: local-path
+nodeTopology:
+  matchLabels: {kubernetes.io/hostname: node-1}
+capacity: 5Gi
+",
+    );
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", objects.to_str().expect("utf-8")])
+            .await,
+    );
+    let drivers = cluster.kubectl(["get", "csidrivers"]).await;
+    ok("get csidrivers", &drivers);
+    let rows: Vec<Vec<&str>> = drivers
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "ATTACHREQUIRED",
+            "PODINFOONMOUNT",
+            "STORAGECAPACITY",
+            "TOKENREQUESTS",
+            "REQUIRESREPUBLISH",
+            "MODES",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        rows[1][..7],
+        [
+            "local.csi.example.com",
+            "true",
+            "false",
+            "true",
+            "<unset>",
+            "false",
+            "Persistent"
+        ]
+    );
+    let capacities = cluster.kubectl(["get", "csistoragecapacities"]).await;
+    ok("get csistoragecapacities", &capacities);
+    let rows: Vec<Vec<&str>> = capacities
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAME", "STORAGECLASSNAME", "CAPACITY"],
+            vec!["node-1-local", "local-path", "5Gi"]
+        ]
+    );
+    let moved = cluster
+        .kubectl([
+            "patch",
+            "csistoragecapacity",
+            "node-1-local",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"capacity":"4Gi","storageClassName":"other"}"#,
+        ])
+        .await;
+    assert_eq!(moved.code, 1);
+    assert!(
+        moved
+            .stderr
+            .contains("storageClassName: Invalid value: \"other\": field is immutable"),
+        "{}",
+        moved.stderr
+    );
+    ok(
+        "resize",
+        &cluster
+            .kubectl([
+                "patch",
+                "csistoragecapacity",
+                "node-1-local",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"capacity":"4Gi"}"#,
+            ])
+            .await,
+    );
+}

@@ -1610,3 +1610,130 @@ async fn daemon_sets_are_validated_as_the_apiserver_does() {
         "the server owns the template generation"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csi_storage_capacity_decides_where_a_waiting_claim_is_provisioned() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+    use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let drivers: Api<CSIDriver> = Api::all(client.clone());
+    let driver: CSIDriver = serde_json::from_value(json!({
+        "metadata": {"name": "local.csi.example.com"}, "spec": {"storageCapacity": true}}))
+    .expect("driver");
+    let created = drivers
+        .create(&PostParams::default(), &driver)
+        .await
+        .expect("create driver");
+    assert_eq!(created.spec.attach_required, Some(true), "defaulted");
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "measured"}, "provisioner": "local.csi.example.com",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .expect("class");
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("create class");
+    let capacities: Api<CSIStorageCapacity> = Api::namespaced(client.clone(), "kube-system");
+    let capacity: CSIStorageCapacity = serde_json::from_value(json!({
+        "metadata": {"name": "node-2-measured"}, "storageClassName": "measured",
+        "nodeTopology": {"matchLabels": {"kubernetes.io/hostname": "node-2"}},
+        "capacity": "10Gi"}))
+    .expect("capacity");
+    capacities
+        .create(&PostParams::default(), &capacity)
+        .await
+        .expect("create capacity");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let claim_and_pod = |name: &str, size: &str| -> (PersistentVolumeClaim, Pod) {
+        (
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"storageClassName": "measured", "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": size}}}}))
+            .expect("claim"),
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                         "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": name}}]}}))
+            .expect("pod"),
+        )
+    };
+    let (claim, pod) = claim_and_pod("fits", "1Gi");
+    let claim = claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("claim");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let selected = wait_for(&claims, "fits", T, |c| {
+        c.annotations()
+            .contains_key("volume.kubernetes.io/selected-node")
+    })
+    .await;
+    assert_eq!(
+        selected.annotations()["volume.kubernetes.io/selected-node"],
+        "node-2",
+        "the only node with published room"
+    );
+    // Play the provisioner: a volume on node-2 for the claim; the pod follows it there.
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-fits"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "measured",
+                 "hostPath": {"path": "/opt/measured/fits", "type": "DirectoryOrCreate"},
+                 "claimRef": {"namespace": "default", "name": "fits", "uid": claim.uid()},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-2"]}]}]}}}
+    }))
+    .expect("pv");
+    volumes
+        .create(&PostParams::default(), &pv)
+        .await
+        .expect("pv");
+    let running = wait_for(&pods, "fits", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    assert_eq!(
+        running.spec.and_then(|s| s.node_name).as_deref(),
+        Some("node-2")
+    );
+
+    let (claim, pod) = claim_and_pod("too-big", "20Gi");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("claim");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let pending = wait_for(&pods, "too-big", T, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    })
+    .await;
+    let condition = pending
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled"))
+        .expect("condition");
+    assert_eq!(condition.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(
+        condition.message.as_deref(),
+        Some("0/2 nodes are available: 2 node(s) did not have enough free storage.")
+    );
+    let waiting = claims.get("too-big").await.expect("claim");
+    assert!(
+        !waiting
+            .annotations()
+            .contains_key("volume.kubernetes.io/selected-node"),
+        "no node is chosen for a claim that fits nowhere"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -33,6 +33,10 @@ pub struct Cache {
     pub daemon_sets: Store<DaemonSet>,
     /// Every ControllerRevision (the DaemonSet controller's history).
     pub revisions: Store<ControllerRevision>,
+    /// Every CSIDriver (read in place by the scheduler for its capacity check).
+    pub drivers: Store<CSIDriver>,
+    /// Every CSIStorageCapacity.
+    pub capacities: Store<CSIStorageCapacity>,
     changed: watch::Sender<u64>,
     ready: watch::Receiver<bool>,
 }
@@ -49,6 +53,8 @@ impl Cache {
         let classes = reflect(Api::all(client.clone()), &changed, stop);
         let daemon_sets = reflect(Api::all(client.clone()), &changed, stop);
         let revisions = reflect(Api::all(client.clone()), &changed, stop);
+        let drivers = reflect(Api::all(client.clone()), &changed, stop);
+        let capacities = reflect(Api::all(client.clone()), &changed, stop);
         // One waiter per store: kube-runtime's readiness wakes only one of several waiters.
         {
             let (n, p, c, v, k) = (
@@ -59,6 +65,7 @@ impl Cache {
                 classes.clone(),
             );
             let (d, r) = (daemon_sets.clone(), revisions.clone());
+            let (dr, ca) = (drivers.clone(), capacities.clone());
             let stop = stop.clone();
             tokio::spawn(async move {
                 let all = async {
@@ -69,6 +76,8 @@ impl Cache {
                     let _ = k.wait_until_ready().await;
                     let _ = d.wait_until_ready().await;
                     let _ = r.wait_until_ready().await;
+                    let _ = dr.wait_until_ready().await;
+                    let _ = ca.wait_until_ready().await;
                 };
                 tokio::select! {
                     _ = all => { let _ = ready_tx.send(true); }
@@ -84,6 +93,8 @@ impl Cache {
             classes,
             daemon_sets,
             revisions,
+            drivers,
+            capacities,
             changed,
             ready,
         }

@@ -73,7 +73,11 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
                 .is_some_and(|s| s.node_name.as_deref().is_none_or(str::is_empty))
         })
     };
+    let driver_store = cache.drivers.clone();
+    let capacity_store = cache.capacities.clone();
     run_loop_when(cache, Need::ALL, stop, Duration::from_secs(1), unscheduled, |snap: Snapshot| {
+        let drivers = driver_store.state();
+        let capacities = capacity_store.state();
         let client = client.clone();
         let recorder = recorder.clone();
         let no_binding = Arc::clone(&no_binding);
@@ -86,6 +90,8 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
                 claims: &snap.claims,
                 volumes: &snap.volumes,
                 classes: &snap.classes,
+                drivers: &drivers,
+                capacities: &capacities,
             };
             let placement = schedule::place(pod, world);
             let uid = pod.metadata.uid.clone().unwrap_or_default();

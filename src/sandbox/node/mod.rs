@@ -35,7 +35,11 @@
 //!   `spec.unschedulable`, the node affinity of bound volumes; the node with the fewest live
 //!   pods wins (ties by name). An unbound WaitForFirstConsumer claim takes the smallest
 //!   Available volume on the chosen node that fits it (class, size, modes, node affinity: the
-//!   scheduler sets its `claimRef`), or else gets `selected-node` for its provisioner; the pod
+//!   scheduler sets its `claimRef`), or else gets `selected-node` for its provisioner — on a
+//!   node the class's `allowedTopologies` allow and, when a CSIDriver named like the
+//!   provisioner has `storageCapacity: true`, where a CSIStorageCapacity of the class selects
+//!   the node with `maximumVolumeSize` (or else `capacity`) at least the request (the volume
+//!   binder's `hasEnoughCapacity`; "node(s) did not have enough free storage"); the pod
 //!   stays unscheduled until its claims are Bound. Unschedulable pods get a `PodScheduled`
 //!   False condition with the real scheduler's message shape.
 //! - Kubelet: runs pods bound to Ready nodes; a pod whose node does not exist is deleted after

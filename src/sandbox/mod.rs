@@ -50,6 +50,14 @@
 //!   Roles, ClusterRoles and bindings (403 in the apiserver's words), also through
 //!   `selfsubjectaccessreviews`/`subjectaccessreviews`; pods in namespaces labelled
 //!   `pod-security.kubernetes.io/enforce: baseline|restricted` are admitted by Pod Security.
+//! - [`admission`]: after validation, `PersistentVolumeClaimResize` refuses (403) growing a
+//!   claim that is not Bound or whose class lacks `allowVolumeExpansion: true`. Claim updates
+//!   are validated as v1.33 does with RecoverVolumeExpansionFailure on: the spec is immutable
+//!   except `volumeName` (once), `volumeAttributesClassName` and, when Bound, the storage
+//!   request, which may come down only while it stays above `status.capacity`; the resize
+//!   status fields (`allocatedResources`, `allocatedResourceStatuses`, conditions such as
+//!   `Resizing`/`FileSystemResizePending`/`ControllerResizeError`/`NodeResizeError`) are
+//!   written through `/status` and their keys and states validated.
 //! - [`events`]: `events.k8s.io/v1` Events are stored as core Events and converted both ways.
 //! - [`openapi`], [`table`], [`exec`], [`protobuf`]: what kubectl needs: `/openapi/v3` with
 //!   server-side field validation, Tables for `get`/`get -w`, exec over WebSocket
@@ -73,6 +81,7 @@
 //! - Faults ([`Faults`]): a rate of 500 and 429 answers on `/api*` paths, watch streams dropped
 //!   at random, latency added to every request.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod events;

@@ -399,6 +399,134 @@ pub fn prepare_update(resource: &Resource, current: &Value, new: &mut Value) {
     }
 }
 
+/// `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) as v1.33
+/// runs it, with RecoverVolumeExpansionFailure on (beta, default on): the spec is immutable
+/// except `volumeName` (set once), `volumeAttributesClassName`, and — for a Bound claim —
+/// `resources.requests.storage`; a lowered request must stay above `status.capacity` (it may
+/// come back down from a failed expansion, never shrink the volume).
+fn claim_update_causes(current: &Value, new: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let unnamed = current
+        .pointer("/spec/volumeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    // An update through the main resource keeps the stored status, so this is the phase the
+    // validation sees on the new object too.
+    let bound = current.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+    let comparable = |v: &Value| {
+        let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("volumeAttributesClassName");
+            if unnamed {
+                m.remove("volumeName");
+            }
+            if bound
+                && let Some(requests) = m
+                    .get_mut("resources")
+                    .and_then(|r| r.get_mut("requests"))
+                    .and_then(Value::as_object_mut)
+            {
+                requests.remove("storage");
+            }
+        }
+        spec
+    };
+    if comparable(current) != comparable(new) {
+        causes.push((
+            "spec".into(),
+            "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+        ));
+    }
+    let bytes = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .and_then(super::node::binding::quantity_bytes)
+            .unwrap_or(0)
+    };
+    let (old, asked) = (
+        bytes(current, "/spec/resources/requests/storage"),
+        bytes(new, "/spec/resources/requests/storage"),
+    );
+    if asked < old && asked <= bytes(current, "/status/capacity/storage") {
+        causes.push((
+            "spec.resources.requests.storage".into(),
+            "Forbidden: field can not be less than status.capacity".into(),
+        ));
+    }
+    causes
+}
+
+/// The resize states `allocatedResourceStatuses` may hold (`resizeStatusSet`, sorted as the
+/// apiserver lists them).
+const RESIZE_STATUSES: &[&str] = &[
+    "ControllerResizeFailed",
+    "ControllerResizeInProgress",
+    "NodeResizeFailed",
+    "NodeResizeInProgress",
+    "NodeResizePending",
+];
+
+/// `validatePersistentVolumeClaimResourceKey`: a key without a prefix (or under
+/// `kubernetes.io/`) names a native resource, and the only one a claim has is `storage`.
+fn claim_resource_key_causes(key: &str, path: &str) -> Option<(String, String)> {
+    let native = !key.contains('/') || key.contains("kubernetes.io/");
+    (native && key != "storage").then(|| {
+        (
+            path.to_string(),
+            format!("Unsupported value: {key:?}: supported values: \"storage\""),
+        )
+    })
+}
+
+/// `ValidatePersistentVolumeClaimStatusUpdate` (same file), the parts the resize fields need:
+/// `allocatedResourceStatuses` keys and states, `allocatedResources` keys and sizes.
+fn claim_status_causes(new: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let statuses = new
+        .pointer("/status/allocatedResourceStatuses")
+        .and_then(Value::as_object);
+    for (key, state) in statuses.into_iter().flatten() {
+        let path = "status.allocatedResourceStatus";
+        causes.extend(claim_resource_key_causes(key, path));
+        if !RESIZE_STATUSES.contains(&state.as_str().unwrap_or_default()) {
+            // The apiserver names the key, not the state, as the unsupported value.
+            let supported: Vec<String> = RESIZE_STATUSES.iter().map(|s| format!("{s:?}")).collect();
+            causes.push((
+                path.into(),
+                format!(
+                    "Unsupported value: {key:?}: supported values: {}",
+                    supported.join(", ")
+                ),
+            ));
+        }
+    }
+    let allocated = new
+        .pointer("/status/allocatedResources")
+        .and_then(Value::as_object);
+    for (key, quantity) in allocated.into_iter().flatten() {
+        if let Some(cause) = claim_resource_key_causes(key, "status.allocatedResources") {
+            causes.push(cause);
+            continue;
+        }
+        let q = quantity.as_str().unwrap_or_default();
+        if q.trim_start().starts_with('-') {
+            causes.push((
+                format!("status.allocatedResources[{key}]"),
+                format!("Invalid value: \"{q}\": must be greater than or equal to 0"),
+            ));
+        }
+    }
+    causes
+}
+
+/// What a `/status` update may not set, as (field, message) causes for a 422.
+pub fn status_violations(resource: &Resource, new: &Value) -> Vec<(String, String)> {
+    match (resource.group, resource.kind) {
+        ("", "PersistentVolumeClaim") => claim_status_causes(new),
+        _ => Vec::new(),
+    }
+}
+
 /// What an update may not change, as (field, message) causes for a 422.
 pub fn update_violations(
     resource: &Resource,
@@ -518,30 +646,7 @@ pub fn update_violations(
                 ));
             }
         }
-        ("", "PersistentVolumeClaim") => {
-            // volumeName may be set once, when the claim binds.
-            let unbound = current
-                .pointer("/spec/volumeName")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty);
-            let comparable = |v: &Value| {
-                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
-                if let Some(m) = spec.as_object_mut() {
-                    m.remove("resources");
-                    m.remove("volumeAttributesClassName");
-                    if unbound {
-                        m.remove("volumeName");
-                    }
-                }
-                spec
-            };
-            if comparable(current) != comparable(new) {
-                causes.push((
-                    "spec".into(),
-                    "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
-                ));
-            }
-        }
+        ("", "PersistentVolumeClaim") => causes.extend(claim_update_causes(current, new)),
         ("", "PersistentVolume") => {
             let source = |v: &Value| {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
@@ -831,6 +936,39 @@ mod tests {
         let fewer =
             json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": []}});
         assert!(update_violations(cm, &deleting, &fewer).is_empty());
+    }
+
+    #[test]
+    fn bound_claims_may_grow_and_come_back_down_above_their_capacity() {
+        let pvc = find("", "v1", "persistentvolumeclaims").expect("pvc");
+        let claim = |size: &str, phase: &str| {
+            json!({"spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pv",
+                            "resources": {"requests": {"storage": size}}},
+                   "status": {"phase": phase, "capacity": {"storage": "1Gi"}}})
+        };
+        let fields = |old: &Value, new: &Value| -> Vec<String> {
+            update_violations(pvc, old, new)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert!(fields(&claim("1Gi", "Bound"), &claim("2Gi", "Bound")).is_empty());
+        assert!(fields(&claim("2Gi", "Bound"), &claim("1536Mi", "Bound")).is_empty());
+        assert_eq!(
+            fields(&claim("2Gi", "Bound"), &claim("1Gi", "Bound")),
+            ["spec.resources.requests.storage"]
+        );
+        assert_eq!(
+            fields(&claim("1Gi", "Pending"), &claim("2Gi", "Pending")),
+            ["spec"]
+        );
+        let mut limited = claim("1Gi", "Bound");
+        limited["spec"]["resources"]["limits"] = json!({"storage": "5Gi"});
+        assert_eq!(fields(&claim("1Gi", "Bound"), &limited), ["spec"]);
+        let statuses =
+            |state: &str| json!({"status": {"allocatedResourceStatuses": {"storage": state}}});
+        assert!(status_violations(pvc, &statuses("NodeResizeFailed")).is_empty());
+        assert_eq!(status_violations(pvc, &statuses("Done")).len(), 1);
     }
 
     #[test]

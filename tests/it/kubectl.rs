@@ -795,3 +795,201 @@ capacity: 5Gi
             .await,
     );
 }
+
+const EXPANSION: &str = "apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: grows}
+provisioner: kubernetes.io/no-provisioner
+allowVolumeExpansion: true
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fixed}
+provisioner: kubernetes.io/no-provisioner
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-grows}
+spec:
+  storageClassName: grows
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /opt/grows}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-fixed}
+spec:
+  storageClassName: fixed
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /opt/fixed}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: grows}
+spec:
+  storageClassName: grows
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: fixed}
+spec:
+  storageClassName: fixed
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: waiting}
+spec:
+  storageClassName: grows
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 5Gi}}
+";
+
+fn storage_request(size: &str) -> String {
+    format!(r#"{{"spec":{{"resources":{{"requests":{{"storage":"{size}"}}}}}}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_grow_only_when_bound_and_their_class_allows_and_never_shrink() {
+    use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "expansion.yaml", EXPANSION);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    for name in ["grows", "fixed"] {
+        wait_for(&claims, name, T, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let patch = |name: &'static str, size: &str| {
+        let body = storage_request(size);
+        let cluster = &cluster;
+        async move {
+            cluster
+                .kubectl(["patch", "pvc", name, "--type", "merge", "-p", &body])
+                .await
+        }
+    };
+    ok("grow", &patch("grows", "2Gi").await);
+    let refused = patch("fixed", "2Gi").await;
+    assert_eq!(refused.code, 1);
+    assert_eq!(
+        refused.stderr.trim(),
+        "Error from server (Forbidden): persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+    // An unbound claim's spec is immutable: validation refuses before admission is asked.
+    let unbound = patch("waiting", "6Gi").await;
+    assert_eq!(unbound.code, 1);
+    assert!(
+        unbound.stderr.contains("The PersistentVolumeClaim \"waiting\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
+        "{}",
+        unbound.stderr
+    );
+    // Back down to the capacity is a shrink; above it is a recovery from the expansion.
+    let shrink = patch("grows", "1Gi").await;
+    assert_eq!(shrink.code, 1);
+    assert!(
+        shrink.stderr.contains("The PersistentVolumeClaim \"grows\" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"),
+        "{}",
+        shrink.stderr
+    );
+    ok("lower the request", &patch("grows", "1536Mi").await);
+
+    // The expand controller has no plugin for a hostPath volume: it says so and does nothing.
+    let events: Api<Event> = Api::namespaced(cluster.client(), "default");
+    let deadline = std::time::Instant::now() + T;
+    let said = loop {
+        let list = events
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("events");
+        let found: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some("grows")
+                    && e.reason.as_deref() == Some("ExternalExpanding")
+            })
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ExternalExpanding event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(said[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        said[0].message.as_deref(),
+        Some("waiting for an external controller to expand this PVC")
+    );
+    assert_eq!(
+        said[0].source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("volume_expand")
+    );
+    let grows = claims.get("grows").await.expect("claim");
+    let status = grows.status.expect("status");
+    assert_eq!(status.capacity.expect("capacity")["storage"].0, "1Gi");
+    assert!(status.conditions.is_none() && status.allocated_resources.is_none());
+
+    // What an external resizer writes goes through /status.
+    ok(
+        "status",
+        &cluster
+            .kubectl([
+                "patch",
+                "pvc",
+                "grows",
+                "--subresource",
+                "status",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"status":{"allocatedResources":{"storage":"1536Mi"},"allocatedResourceStatuses":{"storage":"ControllerResizeInProgress"},"conditions":[{"type":"Resizing","status":"True"}]}}"#,
+            ])
+            .await,
+    );
+    let shown = cluster
+        .kubectl([
+            "get",
+            "pvc",
+            "grows",
+            "-o",
+            "jsonpath={.status.allocatedResources.storage} {.status.allocatedResourceStatuses.storage} {.status.conditions[0].type}",
+        ])
+        .await;
+    ok("get status", &shown);
+    assert_eq!(shown.stdout, "1536Mi ControllerResizeInProgress Resizing");
+    let bogus = cluster
+        .kubectl([
+            "patch",
+            "pvc",
+            "grows",
+            "--subresource",
+            "status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"allocatedResourceStatuses":{"storage":"Shrinking"}}}"#,
+        ])
+        .await;
+    assert_eq!(bogus.code, 1);
+    assert!(
+        bogus.stderr.contains("status.allocatedResourceStatus: Unsupported value: \"storage\": supported values: \"ControllerResizeFailed\", \"ControllerResizeInProgress\", \"NodeResizeFailed\", \"NodeResizeInProgress\", \"NodeResizePending\""),
+        "{}",
+        bogus.stderr
+    );
+}

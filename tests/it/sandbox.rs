@@ -1737,3 +1737,164 @@ async fn csi_storage_capacity_decides_where_a_waiting_claim_is_provisioned() {
         "no node is chosen for a claim that fits nowhere"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_expansion_is_admitted_validated_and_reported_as_the_apiserver_does() {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    for (name, expands) in [("grows", true), ("fixed", false)] {
+        let class: StorageClass = serde_json::from_value(json!({"metadata": {"name": name},
+            "provisioner": "kubernetes.io/no-provisioner", "allowVolumeExpansion": expands}))
+        .expect("class");
+        classes
+            .create(&PostParams::default(), &class)
+            .await
+            .expect("class");
+        let pv: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": format!("pv-{name}")},
+            "spec": {"storageClassName": name, "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "local": {"path": format!("/opt/{name}")},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}]}]}}}}))
+        .expect("pv");
+        volumes
+            .create(&PostParams::default(), &pv)
+            .await
+            .expect("pv");
+        let claim: PersistentVolumeClaim =
+            serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"storageClassName": name, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+            .expect("claim");
+        claims
+            .create(&PostParams::default(), &claim)
+            .await
+            .expect("claim");
+        wait_for(&claims, name, T, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let resize = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    let pp = PatchParams::default();
+    let err = claims
+        .patch("fixed", &pp, &Patch::Merge(&resize("2Gi")))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        status_code(err),
+        (
+            403,
+            "Forbidden".to_string(),
+            "persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize".to_string()
+        )
+    );
+    // A dry run is judged by admission too.
+    let dry = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    assert_eq!(
+        status_code(
+            claims
+                .patch("fixed", &dry, &Patch::Merge(&resize("2Gi")))
+                .await
+                .expect_err("refused")
+        )
+        .0,
+        403
+    );
+    let grown = claims
+        .patch("grows", &pp, &Patch::Merge(&resize("3Gi")))
+        .await
+        .expect("grow");
+    assert_eq!(
+        grown
+            .spec
+            .expect("spec")
+            .resources
+            .expect("resources")
+            .requests
+            .expect("requests")["storage"]
+            .0,
+        "3Gi"
+    );
+    let (code, reason, message) = status_code(
+        claims
+            .patch("grows", &pp, &Patch::Merge(&resize("512Mi")))
+            .await
+            .expect_err("shrink"),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        message,
+        "PersistentVolumeClaim \"grows\" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+    );
+    claims
+        .patch("grows", &pp, &Patch::Merge(&resize("2Gi")))
+        .await
+        .expect("back down from a failed expansion, above the capacity");
+    // The resize fields of v1.33 round-trip through /status, and only there.
+    let status = json!({"status": {
+        "allocatedResources": {"storage": "2Gi"},
+        "allocatedResourceStatuses": {"storage": "NodeResizePending"},
+        "conditions": [{"type": "FileSystemResizePending", "status": "True",
+                        "message": "Waiting for user to (re-)start a pod to finish file system resize of volume on node."}]}});
+    claims
+        .patch_status("grows", &pp, &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let read = claims.get("grows").await.expect("get");
+    let s = read.status.expect("status");
+    assert_eq!(
+        s.allocated_resources.expect("allocated")["storage"].0,
+        "2Gi"
+    );
+    assert_eq!(
+        s.allocated_resource_statuses.expect("statuses")["storage"],
+        "NodeResizePending"
+    );
+    assert_eq!(
+        s.conditions.expect("conditions")[0].type_,
+        "FileSystemResizePending"
+    );
+    let ignored = claims
+        .patch(
+            "grows",
+            &pp,
+            &Patch::Merge(&json!({"status": {"allocatedResources": {"storage": "9Gi"}}})),
+        )
+        .await
+        .expect("main resource update");
+    assert_eq!(
+        ignored
+            .status
+            .expect("status")
+            .allocated_resources
+            .expect("allocated")["storage"]
+            .0,
+        "2Gi",
+        "status is not written through the main resource"
+    );
+    let (code, _, message) = status_code(
+        claims
+            .patch_status(
+                "grows",
+                &pp,
+                &Patch::Merge(&json!({"status": {"allocatedResources": {"cpu": "1"}}})),
+            )
+            .await
+            .expect_err("cpu"),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        message.contains(
+            "status.allocatedResources: Unsupported value: \"cpu\": supported values: \"storage\""
+        ),
+        "{message}"
+    );
+}

@@ -23,6 +23,7 @@ use super::binding::{
 use super::cache::{Cache, Need, Snapshot, run_loop, run_loop_when};
 use super::daemon::{self, DaemonAction};
 use super::events::{Recorder, Regarding};
+use super::expand;
 use super::schedule::{self, Placement, SELECTED_NODE};
 
 /// Writes in flight at once per pass (a real controller has several workers too).
@@ -555,4 +556,50 @@ async fn carry_out_daemon(
         }
     }
     Ok(())
+}
+
+/// The expand controller: for a Bound claim asking for more than its volume has, the
+/// `ExternalExpanding` event of [`expand::waiting`], once per request and capacity seen.
+pub async fn expand_controller(client: Client, cache: Cache, stop: CancellationToken) {
+    let recorder = Recorder::new(client, "volume_expand", None);
+    let mut told: HashSet<String> = HashSet::new();
+    let need = Need {
+        nodes: false,
+        pods: false,
+        claims: true,
+        volumes: true,
+        classes: false,
+    };
+    run_loop(
+        cache,
+        need,
+        stop,
+        Duration::from_secs(1),
+        |snap: Snapshot| {
+            let live: HashSet<&str> = snap
+                .claims
+                .iter()
+                .filter_map(|c| c.metadata.uid.as_deref())
+                .collect();
+            told.retain(|k| k.split('/').next().is_some_and(|uid| live.contains(uid)));
+            for w in expand::waiting(&snap.claims, &snap.volumes) {
+                if told.insert(format!("{}/{}", w.uid, w.seen)) {
+                    let regarding = Regarding {
+                        kind: "PersistentVolumeClaim".into(),
+                        namespace: w.namespace,
+                        name: w.name,
+                        uid: w.uid,
+                    };
+                    recorder.record(
+                        &regarding,
+                        "Warning",
+                        expand::EXTERNAL_EXPANDING,
+                        expand::WAITING_MESSAGE,
+                    );
+                }
+            }
+            async {}
+        },
+    )
+    .await;
 }

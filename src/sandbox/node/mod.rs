@@ -1,7 +1,7 @@
-//! The sandbox's nodes: the PV controller, the scheduler, the DaemonSet controller and a
-//! kubelet per Node object, all talking to the sandbox's API server through a `kube::Client`
-//! as real controllers do (they never touch the store directly, so they see what any client
-//! sees: watches, conflicts, faults).
+//! The sandbox's nodes: the PV controller, the scheduler, the expand and DaemonSet
+//! controllers and a kubelet per Node object, all talking to the sandbox's API server through
+//! a `kube::Client` as real controllers do (they never touch the store directly, so they see
+//! what any client sees: watches, conflicts, faults).
 //!
 //! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`],
 //! [`daemon::reconcile`], the path mapping
@@ -57,6 +57,10 @@
 //!   ConfigMap or key, a `Directory` hostPath not there yet) is retried every 0.5 s
 //!   (`FailedMount` event, or the container waiting with `CreateContainerConfigError`). A
 //!   deleted pod's directory is removed once its processes are gone.
+//! - Expand controller ([`expand`]): a Bound claim asking for more than its `status.capacity`
+//!   gets the Warning event `ExternalExpanding` "waiting for an external controller to expand
+//!   this PVC" (from `volume_expand`), once per request and capacity — and nothing else, as
+//!   kube-controller-manager has no expandable plugin for hostPath, local or CSI volumes.
 //! - DaemonSet controller ([`daemon`]): one pod per node that should run it — the template's
 //!   nodeName, nodeSelector and required node affinity, and the node's NoSchedule/NoExecute
 //!   taints against the template's tolerations plus those the real controller adds
@@ -136,6 +140,7 @@ pub mod cache;
 pub mod controllers;
 pub mod daemon;
 pub mod events;
+pub mod expand;
 pub mod kubelet;
 pub mod mounts;
 pub mod runtime;
@@ -237,6 +242,11 @@ impl NodeAgents {
                 stop.clone(),
             )),
             tokio::spawn(controllers::volume_controller(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::expand_controller(
                 client.clone(),
                 cache.clone(),
                 stop.clone(),

@@ -74,6 +74,12 @@
 //! - Not modelled: the Deployment controller (Deployments are stored, never rolled out),
 //!   foreground/orphan propagation, admission webhooks, CRDs, and persistence (state lives in
 //!   memory; node directories stay on disk).
+//! - Disks ([`SandboxOptions::disks`], `lpp sandbox up --disk`): node paths declared as
+//!   filesystems of a given size, their directories made at start; a container's `df`/`stat
+//!   -f` there will answer from the declaration once the container start installs
+//!   [`node::disks`]' stand-ins (not yet: the hook and where it plugs in are described
+//!   there). The Node objects' `status.capacity` stays as a kubelet reports it
+//!   (`ephemeral-storage` is the kubelet's root filesystem, not these).
 //! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>` (or the hostname
 //!   [`SandboxOptions::hostnames`] gives the node: on clouds the label often differs from the
 //!   node name, and node affinity matches the label, never the name), Ready, with capacity;
@@ -129,6 +135,8 @@ pub struct UpOptions {
     pub port: u16,
     pub write_kubeconfig: Option<PathBuf>,
     pub faults: Faults,
+    /// Declared disks (`--disk`).
+    pub disks: Vec<node::disks::Disk>,
 }
 
 /// How to start a [`Sandbox`]. `SandboxOptions { dir, ..SandboxOptions::default() }` gives
@@ -145,6 +153,9 @@ pub struct SandboxOptions {
     /// for nodes whose hostname differs from their name, as on clouds where a node
     /// `ip-10-0-0-2.ec2.internal` is labelled `ip-10-0-0-2`. Nodes not named keep their name.
     pub hostnames: BTreeMap<String, String>,
+    /// Node paths that stand for filesystems of a given size (see [`node::disks`]); their
+    /// directories are made at start.
+    pub disks: Vec<node::disks::Disk>,
 }
 
 impl Default for SandboxOptions {
@@ -154,6 +165,7 @@ impl Default for SandboxOptions {
             nodes: 2,
             faults: Faults::default(),
             hostnames: BTreeMap::new(),
+            disks: Vec::new(),
         }
     }
 }
@@ -274,6 +286,7 @@ impl Sandbox {
         }
         let names: Vec<String> = (1..=opts.nodes).map(|i| format!("node-{i}")).collect();
         check_hostnames(&opts.hostnames, &names).map_err(Error::Options)?;
+        node::disks::check(&opts.disks, &names).map_err(Error::Options)?;
         let dir = absolute(&opts.dir).map_err(|source| Error::Dir {
             path: opts.dir.clone(),
             source,
@@ -304,10 +317,24 @@ impl Sandbox {
             let hostname = opts.hostnames.get(name).unwrap_or(name);
             seed("Node", node_object(name, hostname))?;
         }
+        for disk in &opts.disks {
+            let root = dir
+                .join("nodes")
+                .join(&disk.node)
+                .join(disk.path.trim_start_matches('/'));
+            std::fs::create_dir_all(&root).map_err(|source| Error::Dir {
+                path: root.clone(),
+                source,
+            })?;
+        }
         let sandbox = Sandbox {
             inner: Arc::new(Inner { api, dir }),
         };
-        let agents = node::NodeAgents::start(sandbox.client(), sandbox.inner.dir.clone());
+        let agents = node::NodeAgents::start_with_disks(
+            sandbox.client(),
+            sandbox.inner.dir.clone(),
+            opts.disks,
+        );
         let _ = sandbox.inner.api.agents.set(agents);
         Ok(sandbox)
     }
@@ -345,6 +372,11 @@ impl Sandbox {
     /// Node `node`'s filesystem root, `<dir>/nodes/<node>`.
     pub fn node_root(&self, node: &str) -> PathBuf {
         self.inner.dir.join("nodes").join(node)
+    }
+
+    /// The declared disks (see [`node::disks`]).
+    pub fn disks(&self) -> &[node::disks::Disk] {
+        self.node_agents().map_or(&[], node::NodeAgents::disks)
     }
 
     /// The PV controller, scheduler and kubelets of this sandbox (for in-process logs and exec,
@@ -433,6 +465,7 @@ pub async fn up(opts: UpOptions) -> Result<(), Error> {
         dir: opts.dir.clone(),
         nodes: opts.nodes,
         faults: opts.faults.clone(),
+        disks: opts.disks.clone(),
         ..SandboxOptions::default()
     })
     .await?;

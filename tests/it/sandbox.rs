@@ -1898,3 +1898,166 @@ async fn claim_expansion_is_admitted_validated_and_reported_as_the_apiserver_doe
         "{message}"
     );
 }
+
+/// Runs `sh -c script` with `bin` first on PATH; returns stdout, panicking on failure.
+fn run_with_stand_ins(bin: &std::path::Path, script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_disks_report_their_size_and_what_is_stored_through_df_and_stat() {
+    use lpp::sandbox::node::disks::{self, ContainerMount, Programs, Side};
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .disk("node-1:/opt/local-path-provisioner=1Gi")
+        .disk("node-1:/var/lib/data=2Gi,fs=xfs,mountpoint=false")
+        .start()
+        .await;
+    let declared = cluster.sandbox().disks().to_vec();
+    assert_eq!(declared.len(), 2);
+    let base = cluster.node_path("node-1", "/opt/local-path-provisioner");
+    assert!(base.is_dir(), "the declared directory is made");
+    let volume = base.join("pvc-1_default_data");
+    std::fs::create_dir_all(&volume).expect("volume dir");
+    std::fs::write(volume.join("blob"), vec![7u8; 300 * 1024]).expect("write");
+    // A helper pod with the base path mounted where the node has it, and the node's / at
+    // /host, as the kubelet would hand them to the hook (host-path side: the programs see
+    // host directories).
+    let root = cluster.sandbox().node_root("node-1");
+    let mounts = [
+        ContainerMount {
+            container_path: "/opt/local-path-provisioner".into(),
+            host_dir: base.clone(),
+        },
+        ContainerMount {
+            container_path: "/host".into(),
+            host_dir: root.clone(),
+        },
+    ];
+    let entries = disks::view(&declared, "node-1", &root, &mounts);
+    let bin = cluster.dir().join("stand-ins");
+    disks::install(&bin, &entries, Side::Host, &Programs::find()).expect("install");
+
+    let used = disks::used_bytes(&base).expect("measure");
+    let (total, used_k, avail, pct) = disks::df_row(1 << 30, used);
+    let df = run_with_stand_ins(&bin, &format!("df -P -k {}", volume.display()));
+    let lines: Vec<Vec<&str>> = df.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines[0],
+        [
+            "Filesystem",
+            "1024-blocks",
+            "Used",
+            "Available",
+            "Capacity",
+            "Mounted",
+            "on"
+        ]
+    );
+    assert_eq!(
+        lines[1][1..],
+        [
+            total.to_string().as_str(),
+            used_k.to_string().as_str(),
+            avail.to_string().as_str(),
+            pct.as_str(),
+            base.to_str().expect("utf-8")
+        ],
+        "{df}"
+    );
+    assert_eq!(total, 1_048_576);
+    assert!(used_k >= 300, "what is stored counts: {df}");
+    let s = disks::statfs(1 << 30, used);
+    let stat = run_with_stand_ins(
+        &bin,
+        &format!("stat -f -c '%S %b %f %a %T' {}", base.display()),
+    );
+    assert_eq!(
+        stat,
+        format!("4096 {} {} {} ext2/ext3\n", s.blocks, s.free, s.available)
+    );
+    // The plain directory on a disk mounted higher up: its size, mounted on the /host mount.
+    let data = cluster.node_path("node-1", "/var/lib/data");
+    let df = run_with_stand_ins(&bin, &format!("df -P -T {}", data.display()));
+    let row: Vec<&str> = df.lines().nth(1).expect("row").split_whitespace().collect();
+    assert_eq!(
+        (row[1], row[2], row[6]),
+        ("xfs", "2097152", root.to_str().expect("utf-8"))
+    );
+    // du measures the real directory; a path on no declared disk gets this machine's df;
+    // stat without -f is this machine's stat.
+    let du = run_with_stand_ins(&bin, &format!("du -sk {}", base.display()));
+    assert_eq!(
+        du.split_whitespace().next(),
+        Some(used_k.to_string().as_str())
+    );
+    let elsewhere = run_with_stand_ins(&bin, &format!("df -P -k {}", cluster.dir().display()));
+    assert!(
+        !elsewhere.contains("sandbox:") && elsewhere.starts_with("Filesystem"),
+        "{elsewhere}"
+    );
+    let plain = run_with_stand_ins(&bin, &format!("stat -c %F {}", base.display()));
+    assert_eq!(plain, "directory\n");
+    // Filling past the size leaves nothing available (the size is not enforced).
+    std::fs::write(volume.join("big"), vec![1u8; 3 << 20]).expect("write");
+    let tiny = cluster.sandbox().dir().join("tiny-bin");
+    let mut small = declared[0].clone();
+    small.capacity = 1 << 20;
+    disks::install(
+        &tiny,
+        &disks::view(&[small], "node-1", &root, &mounts),
+        Side::Host,
+        &Programs::find(),
+    )
+    .expect("install");
+    let full = run_with_stand_ins(&tiny, &format!("df -P -k {}", base.display()));
+    let row: Vec<&str> = full
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!((row[1], row[3], row[4]), ("1024", "0", "100%"), "{full}");
+}
+
+#[test]
+fn sandbox_up_refuses_a_disk_it_cannot_declare() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_str().expect("utf-8");
+    let got = crate::support::lpp(["sandbox", "up", "--dir", dir, "--disk", "node-1:/opt"]);
+    assert_eq!(got.code, 2, "{}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("write NODE:PATH=SIZE[,fs=TYPE][,mountpoint=false]"),
+        "{}",
+        got.stderr
+    );
+    let got = crate::support::lpp([
+        "sandbox",
+        "up",
+        "--dir",
+        dir,
+        "--nodes",
+        "1",
+        "--disk",
+        "node-2:/opt/local-path-provisioner=1Gi",
+    ]);
+    assert_eq!(got.code, 2, "a usage error: {}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("a disk is declared on node-2, but the sandbox's nodes are node-1 … node-1"),
+        "{}",
+        got.stderr
+    );
+}

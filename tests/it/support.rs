@@ -325,6 +325,15 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Declares a disk, as `lpp sandbox up --disk` takes it
+    /// (`node-1:/opt/local-path-provisioner=1Gi[,fs=xfs][,mountpoint=false]`).
+    pub fn disk(mut self, declaration: &str) -> Self {
+        self.options
+            .disks
+            .push(declaration.parse().expect("a disk declaration"));
+        self
+    }
+
     /// Starts the cluster (in a fresh temporary directory), served over HTTP.
     pub async fn start(self) -> TestCluster {
         TestCluster::from_options(self.options).await

@@ -127,6 +127,11 @@
 //!   stopped with SIGTERM, the grace period, then SIGKILL of the whole group (also when the main
 //!   process ends, as when a container's PID namespace goes away).
 //!
+//! Declared disks ([`disks`]): node paths that stand for filesystems of a given size. Their
+//! `df`/`stat -f` stand-ins and the hook that computes a container's view of them are here;
+//! the container start does not install them yet (that module says where it plugs in), so
+//! until then a container's `df` reports this machine's filesystem.
+//!
 //! Limits: the rewrite is textual. A path assembled at run time (`d=/da; rm -r ${d}ta`), a
 //! relative climb out of a mount (`cd /data && rm -r ../..`) or a symlink planted inside a
 //! mount is not caught; processes run as the user running the sandbox, with no mount
@@ -139,6 +144,7 @@ pub mod binding;
 pub mod cache;
 pub mod controllers;
 pub mod daemon;
+pub mod disks;
 pub mod events;
 pub mod expand;
 pub mod kubelet;
@@ -216,6 +222,7 @@ impl NodeError {
 #[derive(Clone)]
 pub struct NodeAgents {
     cache: cache::Cache,
+    disks: Arc<[disks::Disk]>,
     pods: kubelet::Pods,
     stop: CancellationToken,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -232,6 +239,16 @@ impl NodeAgents {
     /// talking to the API through `client` (the sandbox's in-process client). Node roots are
     /// `<dir>/nodes/<node>`. Must be called inside a tokio runtime.
     pub fn start(client: kube::Client, dir: PathBuf) -> NodeAgents {
+        NodeAgents::start_with_disks(client, dir, Vec::new())
+    }
+
+    /// [`NodeAgents::start`] with declared disks (see [`disks`]), for the kubelet to show
+    /// containers.
+    pub fn start_with_disks(
+        client: kube::Client,
+        dir: PathBuf,
+        declared: Vec<disks::Disk>,
+    ) -> NodeAgents {
         let stop = CancellationToken::new();
         let cache = cache::Cache::start(&client, &stop);
         let pods: kubelet::Pods = Arc::default();
@@ -266,10 +283,16 @@ impl NodeAgents {
         ];
         NodeAgents {
             cache,
+            disks: declared.into(),
             pods,
             stop,
             tasks: Arc::new(Mutex::new(tasks)),
         }
+    }
+
+    /// The declared disks.
+    pub fn disks(&self) -> &[disks::Disk] {
+        &self.disks
     }
 
     /// The pod from the watch cache.

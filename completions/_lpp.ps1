@@ -330,6 +330,7 @@ Register-ArgumentCompleter -Native -CommandName 'lpp' -ScriptBlock {
             [CompletionResult]::new('--nodes', '--nodes', [CompletionResultType]::ParameterName, 'Number of nodes')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port on 127.0.0.1; 0 picks a free one')
             [CompletionResult]::new('--write-kubeconfig', '--write-kubeconfig', [CompletionResultType]::ParameterName, 'Write a kubeconfig (context lpp-sandbox) here once the API is ready')
+            [CompletionResult]::new('--disk', '--disk', [CompletionResultType]::ParameterName, 'Declare a node path a disk of SIZE, e.g. node-1:/opt/local-path-provisioner=10Gi; options ,fs=TYPE (default ext4) and ,mountpoint=false (a directory on a disk mounted higher up); repeatable. The directory is made on the node; used is what is stored under it, available the rest of SIZE')
             [CompletionResult]::new('--fault-error-rate', '--fault-error-rate', [CompletionResultType]::ParameterName, 'Fault injection: fraction of requests answered 500 Internal Server Error (0..1)')
             [CompletionResult]::new('--fault-throttle-rate', '--fault-throttle-rate', [CompletionResultType]::ParameterName, 'Fault injection: fraction of requests answered 429 Too Many Requests (0..1)')
             [CompletionResult]::new('--fault-watch-drop-rate', '--fault-watch-drop-rate', [CompletionResultType]::ParameterName, 'Fault injection: chance per event that a watch stream is dropped (0..1)')

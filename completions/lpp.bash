@@ -1075,7 +1075,7 @@ _lpp() {
             return 0
             ;;
         lpp__subcmd__sandbox__subcmd__up)
-            opts="-n -o -y -v -q -h -V --dir --nodes --port --write-kubeconfig --fault-error-rate --fault-throttle-rate --fault-watch-drop-rate --fault-latency --kubeconfig --context --namespace --request-timeout --output --yes --color --verbose --quiet --help --version"
+            opts="-n -o -y -v -q -h -V --dir --nodes --port --write-kubeconfig --disk --fault-error-rate --fault-throttle-rate --fault-watch-drop-rate --fault-latency --kubeconfig --context --namespace --request-timeout --output --yes --color --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1094,6 +1094,10 @@ _lpp() {
                     return 0
                     ;;
                 --write-kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

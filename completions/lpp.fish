@@ -292,6 +292,7 @@ complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcomm
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l nodes -d 'Number of nodes' -r
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l port -d 'Port on 127.0.0.1; 0 picks a free one' -r
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l write-kubeconfig -d 'Write a kubeconfig (context lpp-sandbox) here once the API is ready' -r -F
+complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l disk -d 'Declare a node path a disk of SIZE, e.g. node-1:/opt/local-path-provisioner=10Gi; options ,fs=TYPE (default ext4) and ,mountpoint=false (a directory on a disk mounted higher up); repeatable. The directory is made on the node; used is what is stored under it, available the rest of SIZE' -r
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l fault-error-rate -d 'Fault injection: fraction of requests answered 500 Internal Server Error (0..1)' -r
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l fault-throttle-rate -d 'Fault injection: fraction of requests answered 429 Too Many Requests (0..1)' -r
 complete -c lpp -n "__fish_lpp_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l fault-watch-drop-rate -d 'Fault injection: chance per event that a watch stream is dropped (0..1)' -r

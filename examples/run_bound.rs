@@ -25,6 +25,7 @@ async fn sandbox(dir: &std::path::Path) -> anyhow::Result<Sandbox> {
         dir: dir.to_path_buf(),
         nodes: 2,
         faults: Faults::default(),
+        ..SandboxOptions::default()
     })
     .await?)
 }

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         dir: tmp.clone(),
         nodes: 2,
         faults: lpp::sandbox::Faults::default(),
+        ..Default::default()
     })
     .await?;
     let client = sandbox.client();

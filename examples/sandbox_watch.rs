@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             dir: dir.path().to_path_buf(),
             nodes: 1,
             faults: Default::default(),
+            ..Default::default()
         })
         .await?;
         let client = if transport == "HTTP" {

@@ -579,6 +579,13 @@ pub struct SandboxUpArgs {
     #[arg(long, value_name = "FILE")]
     pub write_kubeconfig: Option<PathBuf>,
 
+    /// Declare a node path a disk of SIZE, e.g. node-1:/opt/local-path-provisioner=10Gi;
+    /// options ,fs=TYPE (default ext4) and ,mountpoint=false (a directory on a disk mounted
+    /// higher up); repeatable. The directory is made on the node; used is what is stored
+    /// under it, available the rest of SIZE
+    #[arg(long = "disk", value_name = "NODE:PATH=SIZE")]
+    pub disks: Vec<crate::sandbox::node::disks::Disk>,
+
     /// Fault injection: fraction of requests answered 500 Internal Server Error (0..1)
     #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate, help_heading = "Fault injection")]
     pub fault_error_rate: f64,

@@ -175,6 +175,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
                 watch_drop_rate: args.fault_watch_drop_rate,
                 latency: args.fault_latency,
             },
+            disks: args.disks,
         }),
         Command::Completion(args) => Plan::Completion(args.shell),
         Command::Version => Plan::Version,

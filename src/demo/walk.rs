@@ -92,6 +92,7 @@ impl Backend {
             dir: dir.path().to_path_buf(),
             nodes: 2,
             faults: Faults::default(),
+            ..SandboxOptions::default()
         })
         .await
         .map_err(|e| Error::Setup(e.to_string()))?;

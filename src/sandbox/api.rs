@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Faults;
+use super::admission;
 use super::auth::{self, Attributes};
 use super::node::NodeAgents;
 use super::objects;
@@ -1112,6 +1113,17 @@ impl ApiServer {
         }
     }
 
+    /// What validating admission an update of `resource` (or its `sub`resource) goes
+    /// through, with what it reads taken now: the store is locked while an update decides.
+    fn admit(&self, resource: &Resource, sub: Option<&str>) -> Admit {
+        let resize = (resource.group, resource.kind, sub) == ("", "PersistentVolumeClaim", None);
+        let classes = resize
+            .then(|| resources::find("storage.k8s.io", "v1", "storageclasses"))
+            .flatten()
+            .map(|sc| self.store.list(sc.id(), None).0);
+        Admit { classes }
+    }
+
     /// Turns a request body into the object to create: kind, namespace, name, defaults,
     /// server metadata, strict decoding and validation.
     fn prepare_new(
@@ -1170,7 +1182,7 @@ impl ApiServer {
         }
         m.insert("uid".into(), json!(objects::uid()));
         m.insert("creationTimestamp".into(), json!(objects::now()));
-        if resource.group == "apps" {
+        if matches!(resource.kind, "Deployment" | "DaemonSet") {
             m.insert("generation".into(), json!(1));
         } else {
             m.remove("generation");
@@ -1194,6 +1206,7 @@ impl ApiServer {
             return Err(ApiError::invalid(resource, &name, &causes));
         }
         objects::apply_defaults(resource, &mut object);
+        objects::prepare_create(resource, &mut object);
         Ok(object)
     }
 
@@ -1267,6 +1280,7 @@ impl ApiServer {
         sub: Option<&str>,
         dry: bool,
         strict: bool,
+        admit: &Admit,
     ) -> Result<Write, ApiError> {
         let name = meta(current, "name").unwrap_or_default();
         if let Some(n) = meta(&new, "name")
@@ -1325,8 +1339,13 @@ impl ApiServer {
         }
         let mut new = decoded;
         objects::apply_defaults(resource, &mut new);
-        let mut causes = objects::validate(resource, &new);
         if sub != Some("status") {
+            objects::prepare_update(resource, current, &mut new);
+        }
+        let mut causes = objects::validate(resource, &new);
+        if sub == Some("status") {
+            causes.extend(objects::status_violations(resource, &new));
+        } else {
             causes.extend(objects::update_violations(resource, current, &new));
         }
         if !causes.is_empty() {
@@ -1339,6 +1358,8 @@ impl ApiServer {
                 .unwrap_or(1);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
+        // Validating admission comes after validation, as in kube-apiserver.
+        admit.check(resource, &name, current, &new)?;
         if new.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers(&new) == 0
             && resource.kind != "Pod"
@@ -1376,9 +1397,10 @@ impl ApiServer {
         let strict = query.strict();
         let manager = query.get("fieldManager");
         let mut removed = false;
+        let admit = self.admit(resource, sub);
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict, &admit)?;
             if let (Write::Put(v), Some(m)) = (&mut d, manager) {
                 record_update(resource, cur, v, m, sub);
             }
@@ -1430,6 +1452,7 @@ impl ApiServer {
         let patch_doc = patch_doc.clone();
         let manager = query.get("fieldManager");
         let mut removed = false;
+        let admit = self.admit(resource, sub);
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
             let mut new = match convert {
@@ -1459,7 +1482,7 @@ impl ApiServer {
             if let Some((_, back)) = convert {
                 new = back(&new);
             }
-            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict, &admit)?;
             if let (Write::Put(v), Some(m)) = (&mut d, manager) {
                 record_update(resource, cur, v, m, sub);
             }
@@ -1555,6 +1578,7 @@ impl ApiServer {
             return Ok(json_response(201, &created));
         }
         let mut removed = false;
+        let admit = self.admit(resource, sub);
         let out = self.store.write(resource.id(), ns, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(resource, name))?;
             let managed: Vec<Value> = cur
@@ -1617,7 +1641,7 @@ impl ApiServer {
             let at = my_index.unwrap_or(entries.len()).min(entries.len());
             entries.insert(at, entry(old_time.unwrap_or_else(objects::now)));
             meta_mut(&mut new).insert("managedFields".into(), Value::Array(entries));
-            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict)?;
+            let mut d = Self::decide_update(resource, cur, new, sub, dry, strict, &admit)?;
             if let Write::Put(v) = &mut d {
                 // A changed object records when this manager last applied.
                 if let Some(Value::Array(mf)) = v.pointer_mut("/metadata/managedFields")
@@ -1856,6 +1880,33 @@ impl ApiServer {
 
 /// A conversion between an API's view of an object and its stored shape.
 type Convert = fn(&Value) -> Value;
+
+/// The validating admission of one update (see [`ApiServer::admit`]).
+struct Admit {
+    /// The StorageClasses, for `PersistentVolumeClaimResize` (claims only).
+    classes: Option<Vec<Value>>,
+}
+
+impl Admit {
+    /// 403 in the admission plugin's words when the update is refused.
+    fn check(
+        &self,
+        resource: &Resource,
+        name: &str,
+        current: &Value,
+        new: &Value,
+    ) -> Result<(), ApiError> {
+        if let Some(classes) = &self.classes {
+            admission::claim_resize(current, new, classes).map_err(|why| {
+                ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: {why}",
+                    resource.qualified()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
 
 fn identity(v: &Value) -> Value {
     v.clone()

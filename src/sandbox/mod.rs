@@ -5,7 +5,7 @@
 //! # Library API
 //!
 //! ```text
-//! let sandbox = Sandbox::start(SandboxOptions { dir, nodes: 2, faults: Faults::default() }).await?;
+//! let sandbox = Sandbox::start(SandboxOptions { dir, nodes: 2, ..SandboxOptions::default() }).await?;
 //! let client = sandbox.client();                 // in-process kube::Client, no socket
 //! let addr = sandbox.serve(0).await?;            // HTTP on 127.0.0.1:<free port>
 //! std::fs::write(path, sandbox.kubeconfig(addr))?;
@@ -22,8 +22,10 @@
 //! # The API server
 //!
 //! - [`resources`]: the served kinds (namespaces, nodes, pods, PVs, PVCs, configmaps, secrets,
-//!   serviceaccounts, events in both groups, storageclasses, leases, deployments, daemonsets and
-//!   the RBAC kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
+//!   serviceaccounts, events in both groups, storageclasses, csidrivers (defaulted as v1.33
+//!   does; the name a DNS-1123 subdomain, so `rancher.io/local-path` cannot have one),
+//!   csistoragecapacities, leases, deployments, daemonsets, controllerrevisions and the RBAC
+//!   kinds) drive routing and discovery (`/api`, `/apis`, `/api/v1`,
 //!   `/apis/<group>/<version>`, `/version` reports [`api::GIT_VERSION`]).
 //! - [`store`]: objects as JSON, one global resourceVersion bumped by every write (a write that
 //!   changes nothing bumps nothing), a ring of the last 50,000 changes for watches that resume;
@@ -48,6 +50,14 @@
 //!   Roles, ClusterRoles and bindings (403 in the apiserver's words), also through
 //!   `selfsubjectaccessreviews`/`subjectaccessreviews`; pods in namespaces labelled
 //!   `pod-security.kubernetes.io/enforce: baseline|restricted` are admitted by Pod Security.
+//! - [`admission`]: after validation, `PersistentVolumeClaimResize` refuses (403) growing a
+//!   claim that is not Bound or whose class lacks `allowVolumeExpansion: true`. Claim updates
+//!   are validated as v1.33 does with RecoverVolumeExpansionFailure on: the spec is immutable
+//!   except `volumeName` (once), `volumeAttributesClassName` and, when Bound, the storage
+//!   request, which may come down only while it stays above `status.capacity`; the resize
+//!   status fields (`allocatedResources`, `allocatedResourceStatuses`, conditions such as
+//!   `Resizing`/`FileSystemResizePending`/`ControllerResizeError`/`NodeResizeError`) are
+//!   written through `/status` and their keys and states validated.
 //! - [`events`]: `events.k8s.io/v1` Events are stored as core Events and converted both ways.
 //! - [`openapi`], [`table`], [`exec`], [`protobuf`]: what kubectl needs: `/openapi/v3` with
 //!   server-side field validation, Tables for `get`/`get -w`, exec over WebSocket
@@ -56,14 +66,28 @@
 //! - [`server`]: HTTP/1.1 on 127.0.0.1, and the same service in-process over in-memory pipes.
 //! - Garbage collection: when an object goes, objects whose only owner it was
 //!   (`ownerReferences`) are deleted too, at once (background propagation).
-//! - Not modelled: workload controllers (Deployments and DaemonSets are stored, never rolled
-//!   out), foreground/orphan propagation, admission webhooks, CRDs, and persistence (state
-//!   lives in memory; node directories stay on disk).
-//! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>`, Ready, with capacity;
+//! - Workloads: DaemonSets are validated (selector required, matching the template, immutable;
+//!   template `restartPolicy: Always`), get `metadata.generation` bumped by spec changes and the
+//!   `deprecated.daemonset.template.generation` annotation bumped by template changes, and are
+//!   run by the DaemonSet controller (see [`node`]); `kubectl rollout status|history|undo`
+//!   work on them.
+//! - Not modelled: the Deployment controller (Deployments are stored, never rolled out),
+//!   foreground/orphan propagation, admission webhooks, CRDs, and persistence (state lives in
+//!   memory; node directories stay on disk).
+//! - Disks ([`SandboxOptions::disks`], `lpp sandbox up --disk`): node paths declared as
+//!   filesystems of a given size, their directories made at start; a container's `df`/`stat
+//!   -f` there will answer from the declaration once the container start installs
+//!   [`node::disks`]' stand-ins (not yet: the hook and where it plugs in are described
+//!   there). The Node objects' `status.capacity` stays as a kubelet reports it
+//!   (`ephemeral-storage` is the kubelet's root filesystem, not these).
+//! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>` (or the hostname
+//!   [`SandboxOptions::hostnames`] gives the node: on clouds the label often differs from the
+//!   node name, and node affinity matches the label, never the name), Ready, with capacity;
 //!   node `N`'s filesystem root is `<dir>/nodes/N` (see [`node`] for how container paths map).
 //! - Faults ([`Faults`]): a rate of 500 and 429 answers on `/api*` paths, watch streams dropped
 //!   at random, latency added to every request.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod events;
@@ -80,6 +104,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,9 +135,12 @@ pub struct UpOptions {
     pub port: u16,
     pub write_kubeconfig: Option<PathBuf>,
     pub faults: Faults,
+    /// Declared disks (`--disk`).
+    pub disks: Vec<node::disks::Disk>,
 }
 
-/// How to start a [`Sandbox`].
+/// How to start a [`Sandbox`]. `SandboxOptions { dir, ..SandboxOptions::default() }` gives
+/// two nodes, no faults, and every node's hostname label equal to its name.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// The sandbox directory; node roots are `<dir>/nodes/<node>`.
@@ -121,6 +149,25 @@ pub struct SandboxOptions {
     pub nodes: u32,
     /// Fault injection.
     pub faults: Faults,
+    /// Node name → the value of its `kubernetes.io/hostname` label (and `Hostname` address),
+    /// for nodes whose hostname differs from their name, as on clouds where a node
+    /// `ip-10-0-0-2.ec2.internal` is labelled `ip-10-0-0-2`. Nodes not named keep their name.
+    pub hostnames: BTreeMap<String, String>,
+    /// Node paths that stand for filesystems of a given size (see [`node::disks`]); their
+    /// directories are made at start.
+    pub disks: Vec<node::disks::Disk>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> SandboxOptions {
+        SandboxOptions {
+            dir: PathBuf::new(),
+            nodes: 2,
+            faults: Faults::default(),
+            hostnames: BTreeMap::new(),
+            disks: Vec::new(),
+        }
+    }
 }
 
 /// Why the sandbox cannot start or serve.
@@ -204,12 +251,12 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// The Node object of sandbox node `name`.
-fn node_object(name: &str) -> serde_json::Value {
+/// The Node object of sandbox node `name`, whose hostname (label and address) is `hostname`.
+fn node_object(name: &str, hostname: &str) -> serde_json::Value {
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+            "kubernetes.io/hostname": hostname, "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": "amd64"}},
         "spec": {},
@@ -219,7 +266,7 @@ fn node_object(name: &str) -> serde_json::Value {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status",
                             "lastHeartbeatTime": objects::now(), "lastTransitionTime": objects::now()}],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": hostname}],
             "nodeInfo": {"kubeletVersion": api::GIT_VERSION, "kubeProxyVersion": api::GIT_VERSION,
                          "containerRuntimeVersion": "lpp-sandbox://1", "operatingSystem": "linux",
                          "architecture": "amd64", "osImage": "lpp sandbox", "kernelVersion": "",
@@ -237,6 +284,9 @@ impl Sandbox {
                 "a sandbox needs at least one node; pass --nodes 1 or more".into(),
             ));
         }
+        let names: Vec<String> = (1..=opts.nodes).map(|i| format!("node-{i}")).collect();
+        check_hostnames(&opts.hostnames, &names).map_err(Error::Options)?;
+        node::disks::check(&opts.disks, &names).map_err(Error::Options)?;
         let dir = absolute(&opts.dir).map_err(|source| Error::Dir {
             path: opts.dir.clone(),
             source,
@@ -258,19 +308,33 @@ impl Sandbox {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             seed("Namespace", json!({"metadata": {"name": ns}}))?;
         }
-        for i in 1..=opts.nodes {
-            let name = format!("node-{i}");
-            let root = dir.join("nodes").join(&name);
+        for name in &names {
+            let root = dir.join("nodes").join(name);
             std::fs::create_dir_all(&root).map_err(|source| Error::Dir {
                 path: root.clone(),
                 source,
             })?;
-            seed("Node", node_object(&name))?;
+            let hostname = opts.hostnames.get(name).unwrap_or(name);
+            seed("Node", node_object(name, hostname))?;
+        }
+        for disk in &opts.disks {
+            let root = dir
+                .join("nodes")
+                .join(&disk.node)
+                .join(disk.path.trim_start_matches('/'));
+            std::fs::create_dir_all(&root).map_err(|source| Error::Dir {
+                path: root.clone(),
+                source,
+            })?;
         }
         let sandbox = Sandbox {
             inner: Arc::new(Inner { api, dir }),
         };
-        let agents = node::NodeAgents::start(sandbox.client(), sandbox.inner.dir.clone());
+        let agents = node::NodeAgents::start_with_disks(
+            sandbox.client(),
+            sandbox.inner.dir.clone(),
+            opts.disks,
+        );
         let _ = sandbox.inner.api.agents.set(agents);
         Ok(sandbox)
     }
@@ -308,6 +372,11 @@ impl Sandbox {
     /// Node `node`'s filesystem root, `<dir>/nodes/<node>`.
     pub fn node_root(&self, node: &str) -> PathBuf {
         self.inner.dir.join("nodes").join(node)
+    }
+
+    /// The declared disks (see [`node::disks`]).
+    pub fn disks(&self) -> &[node::disks::Disk] {
+        self.node_agents().map_or(&[], node::NodeAgents::disks)
     }
 
     /// The PV controller, scheduler and kubelets of this sandbox (for in-process logs and exec,
@@ -352,6 +421,34 @@ impl Sandbox {
     }
 }
 
+/// Refuses hostnames for nodes that do not exist and values a label may not hold (the
+/// apiserver's label value rule: at most 63 characters, alphanumerics with `-`, `_` and `.`
+/// inside), so that a typo is said at start instead of leaving a node unreachable by affinity.
+fn check_hostnames(hostnames: &BTreeMap<String, String>, nodes: &[String]) -> Result<(), String> {
+    for (node, hostname) in hostnames {
+        if !nodes.contains(node) {
+            return Err(format!(
+                "a hostname is given for {node}, but the sandbox's nodes are node-1 … node-{}",
+                nodes.len()
+            ));
+        }
+        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let valid = !hostname.is_empty()
+            && hostname.len() <= 63
+            && hostname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && edge_ok(hostname.chars().next())
+            && edge_ok(hostname.chars().last());
+        if !valid {
+            return Err(format!(
+                "the hostname {hostname:?} of {node} is not a valid label value: at most 63 characters, alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn absolute(dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let dir = std::fs::canonicalize(dir)?;
@@ -368,6 +465,8 @@ pub async fn up(opts: UpOptions) -> Result<(), Error> {
         dir: opts.dir.clone(),
         nodes: opts.nodes,
         faults: opts.faults.clone(),
+        disks: opts.disks.clone(),
+        ..SandboxOptions::default()
     })
     .await?;
     let addr = sandbox.serve(opts.port).await?;
@@ -402,5 +501,47 @@ async fn wait_for_signal() -> Result<(), Error> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.map_err(Error::Signal),
         _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_name_existing_nodes_and_valid_label_values() {
+        let nodes = vec!["node-1".to_string(), "node-2".to_string()];
+        let given =
+            |node: &str, hostname: &str| BTreeMap::from([(node.to_string(), hostname.to_string())]);
+        assert_eq!(
+            check_hostnames(&given("node-2", "ip-10-0-0-2"), &nodes),
+            Ok(())
+        );
+        assert_eq!(
+            check_hostnames(&given("node-2", "ip-10-0-0-2.ec2.internal"), &nodes),
+            Ok(())
+        );
+        let err = check_hostnames(&given("node-3", "x"), &nodes).expect_err("no node-3");
+        assert!(err.contains("node-1 … node-2"), "{err}");
+        for bad in ["", "-x", "x_", "a/b", &"a".repeat(64)] {
+            assert!(
+                check_hostnames(&given("node-1", bad), &nodes).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_object_carries_its_hostname_in_label_and_address() {
+        let node = node_object("node-2", "ip-10-0-0-2");
+        assert_eq!(node["metadata"]["name"], "node-2");
+        assert_eq!(
+            node["metadata"]["labels"]["kubernetes.io/hostname"],
+            "ip-10-0-0-2"
+        );
+        assert_eq!(
+            node["status"]["addresses"][1],
+            json!({"type": "Hostname", "address": "ip-10-0-0-2"})
+        );
     }
 }

@@ -94,10 +94,15 @@ pub fn normalize(resource: &Resource, object: &Value) -> Result<Value, String> {
         ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(object),
         ("", "Event") => roundtrip::<core::v1::Event>(object),
         ("events.k8s.io", _) => roundtrip::<events::v1::Event>(object),
+        ("storage.k8s.io", "CSIDriver") => roundtrip::<storage::v1::CSIDriver>(object),
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            roundtrip::<storage::v1::CSIStorageCapacity>(object)
+        }
         ("storage.k8s.io", _) => roundtrip::<storage::v1::StorageClass>(object),
         ("coordination.k8s.io", _) => roundtrip::<coordination::v1::Lease>(object),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(object),
         ("apps", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(object),
+        ("apps", "ControllerRevision") => roundtrip::<apps::v1::ControllerRevision>(object),
         (_, "Role") => roundtrip::<rbac::v1::Role>(object),
         (_, "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(object),
         (_, "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(object),
@@ -254,6 +259,8 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
                 causes.push(("spec.resources[storage]".into(), "Required value".into()));
             }
         }
+        ("apps", "DaemonSet") => causes.extend(daemon_set_causes(object)),
+        ("storage.k8s.io", "CSIStorageCapacity") => causes.extend(capacity_causes(object)),
         ("storage.k8s.io", "StorageClass")
             if object
                 .get("provisioner")
@@ -265,6 +272,259 @@ pub fn validate(resource: &Resource, object: &Value) -> Vec<(String, String)> {
         _ => {}
     }
     causes
+}
+
+/// Go's `%#v` of a `map[string]string`, as validation messages print label maps.
+fn go_string_map(map: Option<&Value>) -> String {
+    let Some(m) = map.and_then(Value::as_object) else {
+        return "map[string]string(nil)".into();
+    };
+    let pairs: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+        .collect();
+    format!("map[string]string{{{}}}", pairs.join(", "))
+}
+
+/// `ValidateDaemonSetSpec` (pkg/apis/apps/validation/validation.go), the parts a user meets:
+/// a selector is required, not empty, and matches the template's labels; the template's
+/// restartPolicy is `Always`.
+fn daemon_set_causes(object: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let labels = object.pointer("/spec/template/metadata/labels");
+    match object.pointer("/spec/selector") {
+        None | Some(Value::Null) => {
+            causes.push(("spec.selector".into(), "Required value".into()));
+        }
+        Some(selector) => match super::selector::LabelSelector::from_spec(selector) {
+            Err(e) => causes.push(("spec.selector".into(), format!("Invalid value: {e}"))),
+            Ok(s) if s.is_empty() => causes.push((
+                "spec.selector".into(),
+                "Invalid value: \"null\": empty selector is invalid for daemonset".into(),
+            )),
+            Ok(s) if !s.matches_labels(labels) => causes.push((
+                "spec.template.metadata.labels".into(),
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    go_string_map(labels)
+                ),
+            )),
+            Ok(_) => {}
+        },
+    }
+    let restart = object
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    if restart != "Always" {
+        causes.push((
+            "spec.template.spec.restartPolicy".into(),
+            format!("Unsupported value: {restart:?}: supported values: \"Always\""),
+        ));
+    }
+    causes
+}
+
+/// `ValidateCSIStorageCapacity` (pkg/apis/storage/validation/validation.go): the class name is
+/// a DNS-1123 subdomain, the node topology a valid selector, the sizes not negative.
+fn capacity_causes(object: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let class = object
+        .get("storageClassName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !is_dns_subdomain(class) {
+        causes.push((
+            "storageClassName".into(),
+            format!("Invalid value: \"{class}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+        ));
+    }
+    if let Some(topology) = object.get("nodeTopology").filter(|t| !t.is_null())
+        && let Err(e) = super::selector::LabelSelector::from_spec(topology)
+    {
+        causes.push((
+            "nodeTopology.matchExpressions".into(),
+            format!("Invalid value: {e}"),
+        ));
+    }
+    for field in ["capacity", "maximumVolumeSize"] {
+        if let Some(q) = object.get(field).and_then(Value::as_str)
+            && q.trim_start().starts_with('-')
+        {
+            causes.push((
+                field.into(),
+                format!("Invalid value: \"{q}\": must be greater than or equal to 0"),
+            ));
+        }
+    }
+    causes
+}
+
+/// The annotation an apps/v1 DaemonSet carries its template generation in: the internal
+/// `spec.templateGeneration` that `pkg/apis/apps/v1/conversion.go` maps to it. Pods carry the
+/// same number in their `pod-template-generation` label.
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(object: &Value) -> Option<i64> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|g| g.parse().ok())
+}
+
+fn set_template_generation(object: &mut Value, generation: i64) {
+    if let Some(obj) = object.as_object_mut() {
+        entry(entry(obj, "metadata"), "annotations")
+            .insert(TEMPLATE_GENERATION.into(), json!(generation.to_string()));
+    }
+}
+
+/// What the registry strategy sets on a new object beyond defaults: a DaemonSet's template
+/// generation starts at 1 (`PrepareForCreate` in pkg/registry/apps/daemonset/strategy.go).
+pub fn prepare_create(resource: &Resource, object: &mut Value) {
+    if (resource.group, resource.kind) == ("apps", "DaemonSet") {
+        let generation = template_generation(object).unwrap_or(0).max(1);
+        set_template_generation(object, generation);
+    }
+}
+
+/// What the registry strategy sets on an update: a DaemonSet's template generation is the
+/// server's, one more when `spec.template` changed (`PrepareForUpdate`, same file).
+pub fn prepare_update(resource: &Resource, current: &Value, new: &mut Value) {
+    if (resource.group, resource.kind) == ("apps", "DaemonSet") {
+        let old = template_generation(current).unwrap_or(1);
+        let changed = current.pointer("/spec/template") != new.pointer("/spec/template");
+        set_template_generation(new, if changed { old + 1 } else { old });
+    }
+}
+
+/// `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) as v1.33
+/// runs it, with RecoverVolumeExpansionFailure on (beta, default on): the spec is immutable
+/// except `volumeName` (set once), `volumeAttributesClassName`, and — for a Bound claim —
+/// `resources.requests.storage`; a lowered request must stay above `status.capacity` (it may
+/// come back down from a failed expansion, never shrink the volume).
+fn claim_update_causes(current: &Value, new: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let unnamed = current
+        .pointer("/spec/volumeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    // An update through the main resource keeps the stored status, so this is the phase the
+    // validation sees on the new object too.
+    let bound = current.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+    let comparable = |v: &Value| {
+        let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("volumeAttributesClassName");
+            if unnamed {
+                m.remove("volumeName");
+            }
+            if bound
+                && let Some(requests) = m
+                    .get_mut("resources")
+                    .and_then(|r| r.get_mut("requests"))
+                    .and_then(Value::as_object_mut)
+            {
+                requests.remove("storage");
+            }
+        }
+        spec
+    };
+    if comparable(current) != comparable(new) {
+        causes.push((
+            "spec".into(),
+            "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+        ));
+    }
+    let bytes = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .and_then(super::node::binding::quantity_bytes)
+            .unwrap_or(0)
+    };
+    let (old, asked) = (
+        bytes(current, "/spec/resources/requests/storage"),
+        bytes(new, "/spec/resources/requests/storage"),
+    );
+    if asked < old && asked <= bytes(current, "/status/capacity/storage") {
+        causes.push((
+            "spec.resources.requests.storage".into(),
+            "Forbidden: field can not be less than status.capacity".into(),
+        ));
+    }
+    causes
+}
+
+/// The resize states `allocatedResourceStatuses` may hold (`resizeStatusSet`, sorted as the
+/// apiserver lists them).
+const RESIZE_STATUSES: &[&str] = &[
+    "ControllerResizeFailed",
+    "ControllerResizeInProgress",
+    "NodeResizeFailed",
+    "NodeResizeInProgress",
+    "NodeResizePending",
+];
+
+/// `validatePersistentVolumeClaimResourceKey`: a key without a prefix (or under
+/// `kubernetes.io/`) names a native resource, and the only one a claim has is `storage`.
+fn claim_resource_key_causes(key: &str, path: &str) -> Option<(String, String)> {
+    let native = !key.contains('/') || key.contains("kubernetes.io/");
+    (native && key != "storage").then(|| {
+        (
+            path.to_string(),
+            format!("Unsupported value: {key:?}: supported values: \"storage\""),
+        )
+    })
+}
+
+/// `ValidatePersistentVolumeClaimStatusUpdate` (same file), the parts the resize fields need:
+/// `allocatedResourceStatuses` keys and states, `allocatedResources` keys and sizes.
+fn claim_status_causes(new: &Value) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let statuses = new
+        .pointer("/status/allocatedResourceStatuses")
+        .and_then(Value::as_object);
+    for (key, state) in statuses.into_iter().flatten() {
+        let path = "status.allocatedResourceStatus";
+        causes.extend(claim_resource_key_causes(key, path));
+        if !RESIZE_STATUSES.contains(&state.as_str().unwrap_or_default()) {
+            // The apiserver names the key, not the state, as the unsupported value.
+            let supported: Vec<String> = RESIZE_STATUSES.iter().map(|s| format!("{s:?}")).collect();
+            causes.push((
+                path.into(),
+                format!(
+                    "Unsupported value: {key:?}: supported values: {}",
+                    supported.join(", ")
+                ),
+            ));
+        }
+    }
+    let allocated = new
+        .pointer("/status/allocatedResources")
+        .and_then(Value::as_object);
+    for (key, quantity) in allocated.into_iter().flatten() {
+        if let Some(cause) = claim_resource_key_causes(key, "status.allocatedResources") {
+            causes.push(cause);
+            continue;
+        }
+        let q = quantity.as_str().unwrap_or_default();
+        if q.trim_start().starts_with('-') {
+            causes.push((
+                format!("status.allocatedResources[{key}]"),
+                format!("Invalid value: \"{q}\": must be greater than or equal to 0"),
+            ));
+        }
+    }
+    causes
+}
+
+/// What a `/status` update may not set, as (field, message) causes for a 422.
+pub fn status_violations(resource: &Resource, new: &Value) -> Vec<(String, String)> {
+    match (resource.group, resource.kind) {
+        ("", "PersistentVolumeClaim") => claim_status_causes(new),
+        _ => Vec::new(),
+    }
 }
 
 /// What an update may not change, as (field, message) causes for a 422.
@@ -321,30 +581,72 @@ pub fn update_violations(
                 ));
             }
         }
-        ("", "PersistentVolumeClaim") => {
-            // volumeName may be set once, when the claim binds.
-            let unbound = current
-                .pointer("/spec/volumeName")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty);
-            let comparable = |v: &Value| {
-                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
-                if let Some(m) = spec.as_object_mut() {
-                    m.remove("resources");
-                    m.remove("volumeAttributesClassName");
-                    if unbound {
-                        m.remove("volumeName");
-                    }
-                }
-                spec
+        ("apps", "DaemonSet")
+            if current.pointer("/spec/selector") != new.pointer("/spec/selector") =>
+        {
+            let selector = new.pointer("/spec/selector");
+            let expressions = match selector.and_then(|s| s.get("matchExpressions")) {
+                Some(e) if !e.is_null() => format!("[]v1.LabelSelectorRequirement{e}"),
+                _ => "[]v1.LabelSelectorRequirement(nil)".into(),
             };
-            if comparable(current) != comparable(new) {
+            causes.push((
+                "spec.selector".into(),
+                format!(
+                    "Invalid value: v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}: field is immutable",
+                    go_string_map(selector.and_then(|s| s.get("matchLabels")))
+                ),
+            ));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            // ValidateCSIDriverUpdate: these two stay as created (the source names the first
+            // `attachedRequired`, and so does the message).
+            for (field, path) in [
+                ("attachRequired", "spec.attachedRequired"),
+                ("volumeLifecycleModes", "spec.volumeLifecycleModes"),
+            ] {
+                let (old, new) = (
+                    current.pointer(&format!("/spec/{field}")),
+                    new.pointer(&format!("/spec/{field}")),
+                );
+                if old != new {
+                    let shown = match new {
+                        Some(Value::Array(modes)) => format!(
+                            "[]storage.VolumeLifecycleMode{{{}}}",
+                            modes
+                                .iter()
+                                .map(|m| format!("{:?}", m.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Some(v) => v.to_string(),
+                        None => "null".into(),
+                    };
+                    causes.push((
+                        path.into(),
+                        format!("Invalid value: {shown}: field is immutable"),
+                    ));
+                }
+            }
+        }
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            // ValidateCSIStorageCapacityUpdate: only the sizes may change.
+            if current.get("storageClassName") != new.get("storageClassName") {
                 causes.push((
-                    "spec".into(),
-                    "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+                    "storageClassName".into(),
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        new.get("storageClassName").cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+            if current.get("nodeTopology") != new.get("nodeTopology") {
+                causes.push((
+                    "nodeTopology".into(),
+                    "Invalid value: the node topology: field is immutable".into(),
                 ));
             }
         }
+        ("", "PersistentVolumeClaim") => causes.extend(claim_update_causes(current, new)),
         ("", "PersistentVolume") => {
             let source = |v: &Value| {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
@@ -456,6 +758,24 @@ pub fn apply_defaults(resource: &Resource, object: &mut Value) {
         ("storage.k8s.io", "StorageClass") => {
             default(obj, "reclaimPolicy", json!("Delete"));
             default(obj, "volumeBindingMode", json!("Immediate"));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            // SetDefaults_CSIDriver (pkg/apis/storage/v1/defaults.go), with the SELinux mount
+            // feature on as in v1.33.
+            let spec = entry(obj, "spec");
+            default(spec, "attachRequired", json!(true));
+            default(spec, "podInfoOnMount", json!(false));
+            default(spec, "storageCapacity", json!(false));
+            default(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+            default(spec, "requiresRepublish", json!(false));
+            default(spec, "seLinuxMount", json!(false));
+            if spec
+                .get("volumeLifecycleModes")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+            }
         }
         ("apps", "Deployment" | "DaemonSet") => {
             let spec = entry(obj, "spec");
@@ -616,6 +936,39 @@ mod tests {
         let fewer =
             json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": []}});
         assert!(update_violations(cm, &deleting, &fewer).is_empty());
+    }
+
+    #[test]
+    fn bound_claims_may_grow_and_come_back_down_above_their_capacity() {
+        let pvc = find("", "v1", "persistentvolumeclaims").expect("pvc");
+        let claim = |size: &str, phase: &str| {
+            json!({"spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pv",
+                            "resources": {"requests": {"storage": size}}},
+                   "status": {"phase": phase, "capacity": {"storage": "1Gi"}}})
+        };
+        let fields = |old: &Value, new: &Value| -> Vec<String> {
+            update_violations(pvc, old, new)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert!(fields(&claim("1Gi", "Bound"), &claim("2Gi", "Bound")).is_empty());
+        assert!(fields(&claim("2Gi", "Bound"), &claim("1536Mi", "Bound")).is_empty());
+        assert_eq!(
+            fields(&claim("2Gi", "Bound"), &claim("1Gi", "Bound")),
+            ["spec.resources.requests.storage"]
+        );
+        assert_eq!(
+            fields(&claim("1Gi", "Pending"), &claim("2Gi", "Pending")),
+            ["spec"]
+        );
+        let mut limited = claim("1Gi", "Bound");
+        limited["spec"]["resources"]["limits"] = json!({"storage": "5Gi"});
+        assert_eq!(fields(&claim("1Gi", "Bound"), &limited), ["spec"]);
+        let statuses =
+            |state: &str| json!({"status": {"allocatedResourceStatuses": {"storage": state}}});
+        assert!(status_violations(pvc, &statuses("NodeResizeFailed")).is_empty());
+        assert_eq!(status_violations(pvc, &statuses("Done")).len(), 1);
     }
 
     #[test]

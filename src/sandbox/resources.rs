@@ -205,6 +205,28 @@ pub static RESOURCES: &[Resource] = &[
         NONE
     ),
     resource!(
+        "storage.k8s.io",
+        "v1",
+        "csidrivers",
+        "csidriver",
+        "CSIDriver",
+        false,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
+        "storage.k8s.io",
+        "v1",
+        "csistoragecapacities",
+        "csistoragecapacity",
+        "CSIStorageCapacity",
+        true,
+        NONE,
+        NONE,
+        NONE
+    ),
+    resource!(
         "coordination.k8s.io",
         "v1",
         "leases",
@@ -236,6 +258,17 @@ pub static RESOURCES: &[Resource] = &[
         &["ds"],
         &["status"],
         &["all"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        true,
+        NONE,
+        NONE,
+        NONE
     ),
     resource!(
         "rbac.authorization.k8s.io",

@@ -84,9 +84,57 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// The selector of an object's spec (`metav1.LabelSelector`: `matchLabels` and
+    /// `matchExpressions` with `In`, `NotIn`, `Exists`, `DoesNotExist`), as
+    /// `LabelSelectorAsSelector` in apimachinery's `pkg/apis/meta/v1/helpers.go` reads it.
+    pub fn from_spec(selector: &Value) -> Result<LabelSelector, String> {
+        let mut reqs = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in labels {
+                reqs.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        for e in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values: Vec<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
+            reqs.push(match op {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                "DoesNotExist" => Requirement::NotExists(key),
+                other => return Err(format!("{other:?} is not a valid label selector operator")),
+            });
+        }
+        Ok(LabelSelector(reqs))
+    }
+
     /// Whether an object's labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels");
+        self.matches_labels(object.pointer("/metadata/labels"))
+    }
+
+    /// Whether a labels map (`{"app": "x"}`, or none) satisfies every requirement.
+    pub fn matches_labels(&self, labels: Option<&Value>) -> bool {
         let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|req| match req {
             Requirement::Equals(k, v) => label(k) == Some(v.as_str()),
@@ -159,6 +207,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn spec_selectors_match_labels_and_expressions() {
+        let s = LabelSelector::from_spec(&json!({"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
+                                 {"key": "legacy", "operator": "DoesNotExist"}]}))
+        .expect("valid");
+        assert!(s.matches(&pod()));
+        assert!(!s.matches_labels(Some(&json!({"app": "web", "tier": "c"}))));
+        assert!(!s.matches_labels(None));
+        assert!(
+            LabelSelector::from_spec(&json!({}))
+                .expect("empty")
+                .is_empty()
+        );
+        assert!(
+            LabelSelector::from_spec(
+                &json!({"matchExpressions": [{"key": "x", "operator": "Gt"}]})
+            )
+            .is_err()
+        );
+    }
 
     fn pod() -> Value {
         json!({"metadata": {"name": "p", "namespace": "default", "labels": {"app": "web", "tier": "a"}},

@@ -548,6 +548,98 @@ fn columns_and_cells(resource: &Resource, o: &Value) -> (Vec<Column>, Vec<Value>
                 ],
             )
         }
+        ("apps", "ControllerRevision") => {
+            // The printer names the controller as `<kind>.<group>/<name>`.
+            let controller = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| {
+                    refs.iter()
+                        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+                })
+                .map(|r| {
+                    let group = s(r, "/apiVersion").split('/').rev().nth(1).unwrap_or("");
+                    let kind = s(r, "/kind").to_lowercase();
+                    let kind = if group.is_empty() {
+                        kind
+                    } else {
+                        format!("{kind}.{group}")
+                    };
+                    format!("{kind}/{}", s(r, "/name"))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            let revision = o.get("revision").and_then(Value::as_i64).unwrap_or(0);
+            (
+                vec![
+                    ("Name", "string", 0),
+                    ("Controller", "string", 0),
+                    ("Revision", "integer", 0),
+                    ("Age", "string", 0),
+                ],
+                vec![name, json!(controller), json!(revision), json!(age(o))],
+            )
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            let flag = |f: &str| json!(o.pointer(f).and_then(Value::as_bool).unwrap_or(false));
+            let tokens = o
+                .pointer("/spec/tokenRequests")
+                .and_then(Value::as_array)
+                .map_or_else(
+                    || "<unset>".to_string(),
+                    |t| {
+                        t.iter()
+                            .map(|r| s(r, "/audience"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
+                );
+            let modes = o
+                .pointer("/spec/volumeLifecycleModes")
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            (
+                vec![
+                    ("Name", "string", 0),
+                    ("AttachRequired", "boolean", 0),
+                    ("PodInfoOnMount", "boolean", 0),
+                    ("StorageCapacity", "boolean", 0),
+                    ("TokenRequests", "string", 0),
+                    ("RequiresRepublish", "boolean", 0),
+                    ("Modes", "string", 0),
+                    ("Age", "string", 0),
+                ],
+                vec![
+                    name,
+                    flag("/spec/attachRequired"),
+                    flag("/spec/podInfoOnMount"),
+                    flag("/spec/storageCapacity"),
+                    json!(tokens),
+                    flag("/spec/requiresRepublish"),
+                    json!(or_none(&modes)),
+                    json!(age(o)),
+                ],
+            )
+        }
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            let capacity = match s(o, "/capacity") {
+                "" => "<unset>",
+                c => c,
+            };
+            (
+                vec![
+                    ("Name", "string", 0),
+                    ("StorageClassName", "string", 0),
+                    ("Capacity", "string", 0),
+                ],
+                vec![name, json!(s(o, "/storageClassName")), json!(capacity)],
+            )
+        }
         ("coordination.k8s.io", _) => (
             vec![
                 ("Name", "string", 0),

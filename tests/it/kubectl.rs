@@ -499,3 +499,510 @@ spec:
     ok("logs -f", &followed);
     assert_eq!(followed.stdout, "tick 1\ntick 2\ntick 3\n");
 }
+
+const AGENT: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: registry.k8s.io/pause:3.10
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_rolls_out_updates_and_back_under_kubectl_rollout() {
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "agent.yaml", AGENT);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let status = cluster
+        .kubectl(["rollout", "status", "daemonset/agent", "--timeout=30s"])
+        .await;
+    ok("rollout status", &status);
+    assert!(
+        status
+            .stdout
+            .contains("daemon set \"agent\" successfully rolled out"),
+        "{}",
+        status.stdout
+    );
+    let table = cluster.kubectl(["get", "ds", "agent"]).await;
+    ok("get ds", &table);
+    let rows: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(rows[1][..7], ["agent", "2", "2", "2", "2", "2", "<none>"]);
+
+    ok(
+        "set image",
+        &cluster
+            .kubectl([
+                "set",
+                "image",
+                "daemonset/agent",
+                "c=registry.k8s.io/pause:3.9",
+            ])
+            .await,
+    );
+    ok(
+        "rollout status after the update",
+        &cluster
+            .kubectl(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            .await,
+    );
+    let images = cluster
+        .kubectl([
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {.spec.containers[0].image} {.metadata.labels.pod-template-generation}{\"\\n\"}{end}",
+        ])
+        .await;
+    ok("get pods", &images);
+    let mut lines: Vec<&str> = images.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "node-1 registry.k8s.io/pause:3.9 2",
+            "node-2 registry.k8s.io/pause:3.9 2"
+        ],
+        "every old pod was replaced"
+    );
+    let history = cluster
+        .kubectl(["rollout", "history", "daemonset/agent"])
+        .await;
+    ok("rollout history", &history);
+    let revisions: Vec<&str> = history
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{}", history.stdout);
+
+    ok(
+        "rollout undo",
+        &cluster
+            .kubectl(["rollout", "undo", "daemonset/agent"])
+            .await,
+    );
+    ok(
+        "rollout status after the undo",
+        &cluster
+            .kubectl(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            .await,
+    );
+    let images = cluster
+        .kubectl([
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(
+        images.stdout,
+        "registry.k8s.io/pause:3.10 registry.k8s.io/pause:3.10"
+    );
+    let history = cluster
+        .kubectl(["rollout", "history", "daemonset/agent"])
+        .await;
+    let revisions: Vec<&str> = history
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(
+        revisions,
+        ["2", "3"],
+        "the undone revision is renumbered: {}",
+        history.stdout
+    );
+
+    ok(
+        "delete",
+        &cluster
+            .kubectl([
+                "delete",
+                "-f",
+                manifest.to_str().expect("utf-8"),
+                "--wait=true",
+                "--timeout=30s",
+            ])
+            .await,
+    );
+    // The pods end gracefully (one second), the revisions go at once.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let left = cluster
+            .kubectl(["get", "pods,controllerrevisions", "-o", "name"])
+            .await;
+        ok("get after delete", &left);
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there after the DaemonSet went:\n{}",
+            left.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csi_drivers_and_storage_capacities_print_and_validate_as_real_ones() {
+    let cluster = TestCluster::start().await;
+    let refused = write(
+        &cluster,
+        "refused.yaml",
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: rancher.io/local-path\nspec:\n  storageCapacity: true\n",
+    );
+    let got = cluster
+        .kubectl(["create", "-f", refused.to_str().expect("utf-8")])
+        .await;
+    assert_eq!(got.code, 1, "{}", got.stdout);
+    assert!(
+        got.stderr.contains("The CSIDriver \"rancher.io/local-path\" is invalid: metadata.name: Invalid value: \"rancher.io/local-path\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+        "{}",
+        got.stderr
+    );
+    let objects = write(
+        &cluster,
+        "csi.yaml",
+        "apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata:
+  name: local.csi.example.com
+spec:
+  storageCapacity: true
+---
+apiVersion: storage.k8s.io/v1
+kind: CSIStorageCapacity
+metadata:
+  name: node-1-local
+  namespace: default
+storageClassName: local-path
+nodeTopology:
+  matchLabels: {kubernetes.io/hostname: node-1}
+capacity: 5Gi
+",
+    );
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", objects.to_str().expect("utf-8")])
+            .await,
+    );
+    let drivers = cluster.kubectl(["get", "csidrivers"]).await;
+    ok("get csidrivers", &drivers);
+    let rows: Vec<Vec<&str>> = drivers
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "ATTACHREQUIRED",
+            "PODINFOONMOUNT",
+            "STORAGECAPACITY",
+            "TOKENREQUESTS",
+            "REQUIRESREPUBLISH",
+            "MODES",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        rows[1][..7],
+        [
+            "local.csi.example.com",
+            "true",
+            "false",
+            "true",
+            "<unset>",
+            "false",
+            "Persistent"
+        ]
+    );
+    let capacities = cluster.kubectl(["get", "csistoragecapacities"]).await;
+    ok("get csistoragecapacities", &capacities);
+    let rows: Vec<Vec<&str>> = capacities
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAME", "STORAGECLASSNAME", "CAPACITY"],
+            vec!["node-1-local", "local-path", "5Gi"]
+        ]
+    );
+    let moved = cluster
+        .kubectl([
+            "patch",
+            "csistoragecapacity",
+            "node-1-local",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"capacity":"4Gi","storageClassName":"other"}"#,
+        ])
+        .await;
+    assert_eq!(moved.code, 1);
+    assert!(
+        moved
+            .stderr
+            .contains("storageClassName: Invalid value: \"other\": field is immutable"),
+        "{}",
+        moved.stderr
+    );
+    ok(
+        "resize",
+        &cluster
+            .kubectl([
+                "patch",
+                "csistoragecapacity",
+                "node-1-local",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"capacity":"4Gi"}"#,
+            ])
+            .await,
+    );
+}
+
+const EXPANSION: &str = "apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: grows}
+provisioner: kubernetes.io/no-provisioner
+allowVolumeExpansion: true
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fixed}
+provisioner: kubernetes.io/no-provisioner
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-grows}
+spec:
+  storageClassName: grows
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /opt/grows}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-fixed}
+spec:
+  storageClassName: fixed
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /opt/fixed}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: grows}
+spec:
+  storageClassName: grows
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: fixed}
+spec:
+  storageClassName: fixed
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: waiting}
+spec:
+  storageClassName: grows
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 5Gi}}
+";
+
+fn storage_request(size: &str) -> String {
+    format!(r#"{{"spec":{{"resources":{{"requests":{{"storage":"{size}"}}}}}}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_grow_only_when_bound_and_their_class_allows_and_never_shrink() {
+    use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
+    let cluster = TestCluster::start().await;
+    let manifest = write(&cluster, "expansion.yaml", EXPANSION);
+    ok(
+        "apply",
+        &cluster
+            .kubectl(["apply", "-f", manifest.to_str().expect("utf-8")])
+            .await,
+    );
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    for name in ["grows", "fixed"] {
+        wait_for(&claims, name, T, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let patch = |name: &'static str, size: &str| {
+        let body = storage_request(size);
+        let cluster = &cluster;
+        async move {
+            cluster
+                .kubectl(["patch", "pvc", name, "--type", "merge", "-p", &body])
+                .await
+        }
+    };
+    ok("grow", &patch("grows", "2Gi").await);
+    let refused = patch("fixed", "2Gi").await;
+    assert_eq!(refused.code, 1);
+    assert_eq!(
+        refused.stderr.trim(),
+        "Error from server (Forbidden): persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+    // An unbound claim's spec is immutable: validation refuses before admission is asked.
+    let unbound = patch("waiting", "6Gi").await;
+    assert_eq!(unbound.code, 1);
+    assert!(
+        unbound.stderr.contains("The PersistentVolumeClaim \"waiting\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
+        "{}",
+        unbound.stderr
+    );
+    // Back down to the capacity is a shrink; above it is a recovery from the expansion.
+    let shrink = patch("grows", "1Gi").await;
+    assert_eq!(shrink.code, 1);
+    assert!(
+        shrink.stderr.contains("The PersistentVolumeClaim \"grows\" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"),
+        "{}",
+        shrink.stderr
+    );
+    ok("lower the request", &patch("grows", "1536Mi").await);
+
+    // The expand controller has no plugin for a hostPath volume: it says so and does nothing.
+    let events: Api<Event> = Api::namespaced(cluster.client(), "default");
+    let deadline = std::time::Instant::now() + T;
+    let said = loop {
+        let list = events
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("events");
+        let found: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some("grows")
+                    && e.reason.as_deref() == Some("ExternalExpanding")
+            })
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ExternalExpanding event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(said[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        said[0].message.as_deref(),
+        Some("waiting for an external controller to expand this PVC")
+    );
+    assert_eq!(
+        said[0].source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("volume_expand")
+    );
+    let grows = claims.get("grows").await.expect("claim");
+    let status = grows.status.expect("status");
+    assert_eq!(status.capacity.expect("capacity")["storage"].0, "1Gi");
+    assert!(status.conditions.is_none() && status.allocated_resources.is_none());
+
+    // What an external resizer writes goes through /status.
+    ok(
+        "status",
+        &cluster
+            .kubectl([
+                "patch",
+                "pvc",
+                "grows",
+                "--subresource",
+                "status",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"status":{"allocatedResources":{"storage":"1536Mi"},"allocatedResourceStatuses":{"storage":"ControllerResizeInProgress"},"conditions":[{"type":"Resizing","status":"True"}]}}"#,
+            ])
+            .await,
+    );
+    let shown = cluster
+        .kubectl([
+            "get",
+            "pvc",
+            "grows",
+            "-o",
+            "jsonpath={.status.allocatedResources.storage} {.status.allocatedResourceStatuses.storage} {.status.conditions[0].type}",
+        ])
+        .await;
+    ok("get status", &shown);
+    assert_eq!(shown.stdout, "1536Mi ControllerResizeInProgress Resizing");
+    let bogus = cluster
+        .kubectl([
+            "patch",
+            "pvc",
+            "grows",
+            "--subresource",
+            "status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"allocatedResourceStatuses":{"storage":"Shrinking"}}}"#,
+        ])
+        .await;
+    assert_eq!(bogus.code, 1);
+    assert!(
+        bogus.stderr.contains("status.allocatedResourceStatus: Unsupported value: \"storage\": supported values: \"ControllerResizeFailed\", \"ControllerResizeInProgress\", \"NodeResizeFailed\", \"NodeResizeInProgress\", \"NodeResizePending\""),
+        "{}",
+        bogus.stderr
+    );
+}

@@ -1240,3 +1240,837 @@ async fn dependents_go_with_their_only_owner() {
         "a dependent with another owner stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_affinity_matches_a_hostname_label_that_differs_from_the_node_name() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .hostname("node-2", "ip-10-0-0-2")
+        .start()
+        .await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node2 = nodes.get("node-2").await.expect("node-2");
+    assert_eq!(
+        node2
+            .labels()
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("ip-10-0-0-2")
+    );
+    let node1 = nodes.get("node-1").await.expect("node-1");
+    assert_eq!(
+        node1
+            .labels()
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("node-1")
+    );
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = serde_json::from_value(json!({
+        "metadata": {"name": "pinned"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "manual", "hostPath": {"path": "/opt/pinned", "type": "DirectoryOrCreate"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["ip-10-0-0-2"]}]}]}}}
+    }))
+    .expect("pv");
+    volumes
+        .create(&PostParams::default(), &pv)
+        .await
+        .expect("create pv");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim = serde_json::from_value(json!({
+        "metadata": {"name": "pinned"},
+        "spec": {"storageClassName": "manual", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .expect("claim");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("create claim");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, extra: serde_json::Value| -> Pod {
+        let mut spec = json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "echo hi > /data/f"], "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "pinned"}}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
+    };
+    pods.create(&PostParams::default(), &pod("writer", json!({})))
+        .await
+        .expect("create pod");
+    let done = wait_for(&pods, "writer", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+    })
+    .await;
+    assert_eq!(
+        done.spec.and_then(|s| s.node_name).as_deref(),
+        Some("node-2")
+    );
+    assert_eq!(
+        std::fs::read_to_string(cluster.node_path("node-2", "/opt/pinned/f")).expect("file"),
+        "hi\n"
+    );
+    // A selector naming the node by its name matches no hostname label.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "by-name",
+            json!({"nodeSelector": {"kubernetes.io/hostname": "node-2"}}),
+        ),
+    )
+    .await
+    .expect("create pod");
+    let pending = wait_for(&pods, "by-name", T, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    })
+    .await;
+    let message = pending
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled"))
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("node(s) didn't match Pod's node affinity/selector"),
+        "{message}"
+    );
+}
+
+/// The DaemonSet's pods by the node they run on (names of live pods only).
+async fn daemon_pods(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let list = pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .expect("list pods");
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for p in list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        out.entry(node).or_default().push(p.name_any());
+    }
+    out
+}
+
+async fn wait_daemon_pods_on(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    nodes: &[&str],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = daemon_pods(pods).await;
+        let on: Vec<&str> = now.keys().map(String::as_str).collect();
+        if on == nodes && now.values().all(|v| v.len() == 1) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "daemon pods are on {now:?}, not one on each of {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_runs_one_pod_per_eligible_node_and_follows_the_nodes() {
+    use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = TestCluster::with_nodes(3).await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    // node-3 is reserved: its taint keeps the DaemonSet off.
+    nodes
+        .patch(
+            "node-3",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": [{"key": "reserved", "value": "db", "effect": "NoSchedule"}]}})),
+        )
+        .await
+        .expect("taint node-3");
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))
+    .expect("daemonset");
+    let created = sets
+        .create(&PostParams::default(), &ds)
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(
+        created
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let placed = wait_daemon_pods_on(&pods, &["node-1", "node-2"]).await;
+    let one = pods.get(&placed["node-1"][0]).await.expect("pod");
+    let owner = &one.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("DaemonSet", "agent", Some(true))
+    );
+    assert_eq!(
+        one.labels()
+            .get("pod-template-generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let hash = one
+        .labels()
+        .get("controller-revision-hash")
+        .cloned()
+        .expect("hash label");
+    let pinned = serde_json::to_value(&one.spec.as_ref().expect("spec").affinity).expect("json");
+    assert_eq!(
+        pinned["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"],
+        json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}])
+    );
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    let revision = revisions
+        .get(&format!("agent-{hash}"))
+        .await
+        .expect("the revision");
+    assert_eq!(revision.revision, 1);
+    let done = wait_for(&sets, "agent", T, |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.desired_number_scheduled == 2
+                && s.number_ready == 2
+                && s.number_available == Some(2)
+                && s.updated_number_scheduled == Some(2)
+                && s.observed_generation == Some(1)
+        })
+    })
+    .await;
+    let status = done.status.expect("status");
+    assert_eq!(
+        (
+            status.current_number_scheduled,
+            status.number_misscheduled,
+            status.number_unavailable
+        ),
+        (2, 0, Some(0))
+    );
+
+    // A NoExecute taint the pod does not tolerate takes it off node-2.
+    nodes
+        .patch(
+            "node-2",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"taints": [{"key": "maintenance", "effect": "NoExecute"}]}}),
+            ),
+        )
+        .await
+        .expect("taint node-2");
+    wait_daemon_pods_on(&pods, &["node-1"]).await;
+    // Lifting node-3's reservation brings a pod there; so does a new node.
+    nodes
+        .patch(
+            "node-3",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": null}})),
+        )
+        .await
+        .expect("untaint node-3");
+    let node4: Node = serde_json::from_value(json!({
+        "metadata": {"name": "node-4", "labels": {"kubernetes.io/hostname": "node-4"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .expect("node");
+    nodes
+        .create(&PostParams::default(), &node4)
+        .await
+        .expect("create node-4");
+    wait_daemon_pods_on(&pods, &["node-1", "node-3", "node-4"]).await;
+    wait_for(&sets, "agent", T, |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.desired_number_scheduled == 3 && s.number_available == Some(3))
+    })
+    .await;
+
+    // Deleting the DaemonSet takes its pods and history.
+    sets.delete("agent", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .expect("list")
+        .items
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "daemon pods stay");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_gone(&revisions, &format!("agent-{hash}"), T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_sets_are_validated_as_the_apiserver_does() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let cluster = TestCluster::start().await;
+    let sets: Api<DaemonSet> = Api::namespaced(cluster.client(), "default");
+    let ds = |selector: serde_json::Value, restart: &str| -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": selector,
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"restartPolicy": restart,
+                                           "containers": [{"name": "c", "image": "busybox"}]}}}
+        }))
+        .expect("daemonset")
+    };
+    let err = sets
+        .create(
+            &PostParams::default(),
+            &ds(json!({"matchLabels": {"app": "other"}}), "Never"),
+        )
+        .await
+        .expect_err("refused");
+    let (code, reason, message) = status_code(err);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert!(
+        message.contains("spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"agent\"}: `selector` does not match template `labels`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""),
+        "{message}"
+    );
+    sets.create(
+        &PostParams::default(),
+        &ds(json!({"matchLabels": {"app": "agent"}}), "Always"),
+    )
+    .await
+    .expect("valid");
+    let err = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"selector": {"matchLabels": {"app": "agent", "x": "y"}},
+                                           "template": {"metadata": {"labels": {"x": "y"}}}}}),
+            ),
+        )
+        .await
+        .expect_err("immutable");
+    let (code, _, message) = status_code(err);
+    assert_eq!(code, 422);
+    assert!(message.contains("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"agent\", \"x\":\"y\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"), "{message}");
+    // A template change bumps generation and the template generation; other spec changes only
+    // the generation.
+    let changed = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"minReadySeconds": 1}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(changed.metadata.generation, Some(2));
+    assert_eq!(
+        changed
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("1")
+    );
+    let changed = sets
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"deprecated.daemonset.template.generation": "7"}},
+                                  "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}}}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(changed.metadata.generation, Some(3));
+    assert_eq!(
+        changed
+            .annotations()
+            .get("deprecated.daemonset.template.generation")
+            .map(String::as_str),
+        Some("2"),
+        "the server owns the template generation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csi_storage_capacity_decides_where_a_waiting_claim_is_provisioned() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, Pod};
+    use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let drivers: Api<CSIDriver> = Api::all(client.clone());
+    let driver: CSIDriver = serde_json::from_value(json!({
+        "metadata": {"name": "local.csi.example.com"}, "spec": {"storageCapacity": true}}))
+    .expect("driver");
+    let created = drivers
+        .create(&PostParams::default(), &driver)
+        .await
+        .expect("create driver");
+    assert_eq!(created.spec.attach_required, Some(true), "defaulted");
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "measured"}, "provisioner": "local.csi.example.com",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .expect("class");
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("create class");
+    let capacities: Api<CSIStorageCapacity> = Api::namespaced(client.clone(), "kube-system");
+    let capacity: CSIStorageCapacity = serde_json::from_value(json!({
+        "metadata": {"name": "node-2-measured"}, "storageClassName": "measured",
+        "nodeTopology": {"matchLabels": {"kubernetes.io/hostname": "node-2"}},
+        "capacity": "10Gi"}))
+    .expect("capacity");
+    capacities
+        .create(&PostParams::default(), &capacity)
+        .await
+        .expect("create capacity");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let claim_and_pod = |name: &str, size: &str| -> (PersistentVolumeClaim, Pod) {
+        (
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"storageClassName": "measured", "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": size}}}}))
+            .expect("claim"),
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                         "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": name}}]}}))
+            .expect("pod"),
+        )
+    };
+    let (claim, pod) = claim_and_pod("fits", "1Gi");
+    let claim = claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("claim");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let selected = wait_for(&claims, "fits", T, |c| {
+        c.annotations()
+            .contains_key("volume.kubernetes.io/selected-node")
+    })
+    .await;
+    assert_eq!(
+        selected.annotations()["volume.kubernetes.io/selected-node"],
+        "node-2",
+        "the only node with published room"
+    );
+    // Play the provisioner: a volume on node-2 for the claim; the pod follows it there.
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-fits"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "measured",
+                 "hostPath": {"path": "/opt/measured/fits", "type": "DirectoryOrCreate"},
+                 "claimRef": {"namespace": "default", "name": "fits", "uid": claim.uid()},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-2"]}]}]}}}
+    }))
+    .expect("pv");
+    volumes
+        .create(&PostParams::default(), &pv)
+        .await
+        .expect("pv");
+    let running = wait_for(&pods, "fits", T, |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    })
+    .await;
+    assert_eq!(
+        running.spec.and_then(|s| s.node_name).as_deref(),
+        Some("node-2")
+    );
+
+    let (claim, pod) = claim_and_pod("too-big", "20Gi");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("claim");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let pending = wait_for(&pods, "too-big", T, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    })
+    .await;
+    let condition = pending
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled"))
+        .expect("condition");
+    assert_eq!(condition.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(
+        condition.message.as_deref(),
+        Some("0/2 nodes are available: 2 node(s) did not have enough free storage.")
+    );
+    let waiting = claims.get("too-big").await.expect("claim");
+    assert!(
+        !waiting
+            .annotations()
+            .contains_key("volume.kubernetes.io/selected-node"),
+        "no node is chosen for a claim that fits nowhere"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_expansion_is_admitted_validated_and_reported_as_the_apiserver_does() {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    for (name, expands) in [("grows", true), ("fixed", false)] {
+        let class: StorageClass = serde_json::from_value(json!({"metadata": {"name": name},
+            "provisioner": "kubernetes.io/no-provisioner", "allowVolumeExpansion": expands}))
+        .expect("class");
+        classes
+            .create(&PostParams::default(), &class)
+            .await
+            .expect("class");
+        let pv: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": format!("pv-{name}")},
+            "spec": {"storageClassName": name, "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "local": {"path": format!("/opt/{name}")},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}]}]}}}}))
+        .expect("pv");
+        volumes
+            .create(&PostParams::default(), &pv)
+            .await
+            .expect("pv");
+        let claim: PersistentVolumeClaim =
+            serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"storageClassName": name, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+            .expect("claim");
+        claims
+            .create(&PostParams::default(), &claim)
+            .await
+            .expect("claim");
+        wait_for(&claims, name, T, |c| {
+            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await;
+    }
+    let resize = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    let pp = PatchParams::default();
+    let err = claims
+        .patch("fixed", &pp, &Patch::Merge(&resize("2Gi")))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        status_code(err),
+        (
+            403,
+            "Forbidden".to_string(),
+            "persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize".to_string()
+        )
+    );
+    // A dry run is judged by admission too.
+    let dry = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    assert_eq!(
+        status_code(
+            claims
+                .patch("fixed", &dry, &Patch::Merge(&resize("2Gi")))
+                .await
+                .expect_err("refused")
+        )
+        .0,
+        403
+    );
+    let grown = claims
+        .patch("grows", &pp, &Patch::Merge(&resize("3Gi")))
+        .await
+        .expect("grow");
+    assert_eq!(
+        grown
+            .spec
+            .expect("spec")
+            .resources
+            .expect("resources")
+            .requests
+            .expect("requests")["storage"]
+            .0,
+        "3Gi"
+    );
+    let (code, reason, message) = status_code(
+        claims
+            .patch("grows", &pp, &Patch::Merge(&resize("512Mi")))
+            .await
+            .expect_err("shrink"),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        message,
+        "PersistentVolumeClaim \"grows\" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+    );
+    claims
+        .patch("grows", &pp, &Patch::Merge(&resize("2Gi")))
+        .await
+        .expect("back down from a failed expansion, above the capacity");
+    // The resize fields of v1.33 round-trip through /status, and only there.
+    let status = json!({"status": {
+        "allocatedResources": {"storage": "2Gi"},
+        "allocatedResourceStatuses": {"storage": "NodeResizePending"},
+        "conditions": [{"type": "FileSystemResizePending", "status": "True",
+                        "message": "Waiting for user to (re-)start a pod to finish file system resize of volume on node."}]}});
+    claims
+        .patch_status("grows", &pp, &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let read = claims.get("grows").await.expect("get");
+    let s = read.status.expect("status");
+    assert_eq!(
+        s.allocated_resources.expect("allocated")["storage"].0,
+        "2Gi"
+    );
+    assert_eq!(
+        s.allocated_resource_statuses.expect("statuses")["storage"],
+        "NodeResizePending"
+    );
+    assert_eq!(
+        s.conditions.expect("conditions")[0].type_,
+        "FileSystemResizePending"
+    );
+    let ignored = claims
+        .patch(
+            "grows",
+            &pp,
+            &Patch::Merge(&json!({"status": {"allocatedResources": {"storage": "9Gi"}}})),
+        )
+        .await
+        .expect("main resource update");
+    assert_eq!(
+        ignored
+            .status
+            .expect("status")
+            .allocated_resources
+            .expect("allocated")["storage"]
+            .0,
+        "2Gi",
+        "status is not written through the main resource"
+    );
+    let (code, _, message) = status_code(
+        claims
+            .patch_status(
+                "grows",
+                &pp,
+                &Patch::Merge(&json!({"status": {"allocatedResources": {"cpu": "1"}}})),
+            )
+            .await
+            .expect_err("cpu"),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        message.contains(
+            "status.allocatedResources: Unsupported value: \"cpu\": supported values: \"storage\""
+        ),
+        "{message}"
+    );
+}
+
+/// Runs `sh -c script` with `bin` first on PATH; returns stdout, panicking on failure.
+fn run_with_stand_ins(bin: &std::path::Path, script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_disks_report_their_size_and_what_is_stored_through_df_and_stat() {
+    use lpp::sandbox::node::disks::{self, ContainerMount, Programs, Side};
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .disk("node-1:/opt/local-path-provisioner=1Gi")
+        .disk("node-1:/var/lib/data=2Gi,fs=xfs,mountpoint=false")
+        .start()
+        .await;
+    let declared = cluster.sandbox().disks().to_vec();
+    assert_eq!(declared.len(), 2);
+    let base = cluster.node_path("node-1", "/opt/local-path-provisioner");
+    assert!(base.is_dir(), "the declared directory is made");
+    let volume = base.join("pvc-1_default_data");
+    std::fs::create_dir_all(&volume).expect("volume dir");
+    std::fs::write(volume.join("blob"), vec![7u8; 300 * 1024]).expect("write");
+    // A helper pod with the base path mounted where the node has it, and the node's / at
+    // /host, as the kubelet would hand them to the hook (host-path side: the programs see
+    // host directories).
+    let root = cluster.sandbox().node_root("node-1");
+    let mounts = [
+        ContainerMount {
+            container_path: "/opt/local-path-provisioner".into(),
+            host_dir: base.clone(),
+        },
+        ContainerMount {
+            container_path: "/host".into(),
+            host_dir: root.clone(),
+        },
+    ];
+    let entries = disks::view(&declared, "node-1", &root, &mounts);
+    let bin = cluster.dir().join("stand-ins");
+    disks::install(&bin, &entries, Side::Host, &Programs::find()).expect("install");
+
+    let used = disks::used_bytes(&base).expect("measure");
+    let (total, used_k, avail, pct) = disks::df_row(1 << 30, used);
+    let df = run_with_stand_ins(&bin, &format!("df -P -k {}", volume.display()));
+    let lines: Vec<Vec<&str>> = df.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines[0],
+        [
+            "Filesystem",
+            "1024-blocks",
+            "Used",
+            "Available",
+            "Capacity",
+            "Mounted",
+            "on"
+        ]
+    );
+    assert_eq!(
+        lines[1][1..],
+        [
+            total.to_string().as_str(),
+            used_k.to_string().as_str(),
+            avail.to_string().as_str(),
+            pct.as_str(),
+            base.to_str().expect("utf-8")
+        ],
+        "{df}"
+    );
+    assert_eq!(total, 1_048_576);
+    assert!(used_k >= 300, "what is stored counts: {df}");
+    let s = disks::statfs(1 << 30, used);
+    let stat = run_with_stand_ins(
+        &bin,
+        &format!("stat -f -c '%S %b %f %a %T' {}", base.display()),
+    );
+    assert_eq!(
+        stat,
+        format!("4096 {} {} {} ext2/ext3\n", s.blocks, s.free, s.available)
+    );
+    // The plain directory on a disk mounted higher up: its size, mounted on the /host mount.
+    let data = cluster.node_path("node-1", "/var/lib/data");
+    let df = run_with_stand_ins(&bin, &format!("df -P -T {}", data.display()));
+    let row: Vec<&str> = df.lines().nth(1).expect("row").split_whitespace().collect();
+    assert_eq!(
+        (row[1], row[2], row[6]),
+        ("xfs", "2097152", root.to_str().expect("utf-8"))
+    );
+    // du measures the real directory; a path on no declared disk gets this machine's df;
+    // stat without -f is this machine's stat.
+    let du = run_with_stand_ins(&bin, &format!("du -sk {}", base.display()));
+    assert_eq!(
+        du.split_whitespace().next(),
+        Some(used_k.to_string().as_str())
+    );
+    let elsewhere = run_with_stand_ins(&bin, &format!("df -P -k {}", cluster.dir().display()));
+    assert!(
+        !elsewhere.contains("sandbox:") && elsewhere.starts_with("Filesystem"),
+        "{elsewhere}"
+    );
+    let plain = run_with_stand_ins(&bin, &format!("stat -c %F {}", base.display()));
+    assert_eq!(plain, "directory\n");
+    // Filling past the size leaves nothing available (the size is not enforced).
+    std::fs::write(volume.join("big"), vec![1u8; 3 << 20]).expect("write");
+    let tiny = cluster.sandbox().dir().join("tiny-bin");
+    let mut small = declared[0].clone();
+    small.capacity = 1 << 20;
+    disks::install(
+        &tiny,
+        &disks::view(&[small], "node-1", &root, &mounts),
+        Side::Host,
+        &Programs::find(),
+    )
+    .expect("install");
+    let full = run_with_stand_ins(&tiny, &format!("df -P -k {}", base.display()));
+    let row: Vec<&str> = full
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!((row[1], row[3], row[4]), ("1024", "0", "100%"), "{full}");
+}
+
+#[test]
+fn sandbox_up_refuses_a_disk_it_cannot_declare() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_str().expect("utf-8");
+    let got = crate::support::lpp(["sandbox", "up", "--dir", dir, "--disk", "node-1:/opt"]);
+    assert_eq!(got.code, 2, "{}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("write NODE:PATH=SIZE[,fs=TYPE][,mountpoint=false]"),
+        "{}",
+        got.stderr
+    );
+    let got = crate::support::lpp([
+        "sandbox",
+        "up",
+        "--dir",
+        dir,
+        "--nodes",
+        "1",
+        "--disk",
+        "node-2:/opt/local-path-provisioner=1Gi",
+    ]);
+    assert_eq!(got.code, 2, "a usage error: {}", got.stderr);
+    assert!(
+        got.stderr
+            .contains("a disk is declared on node-2, but the sandbox's nodes are node-1 … node-1"),
+        "{}",
+        got.stderr
+    );
+}

@@ -120,14 +120,23 @@ impl TestCluster {
 
     /// Starts a sandbox with `nodes` nodes.
     pub async fn with_nodes(nodes: u32) -> TestCluster {
+        TestCluster::builder().nodes(nodes).start().await
+    }
+
+    /// A sandbox with more options than the node count:
+    /// `TestCluster::builder().nodes(2).hostname("node-2", "ip-10-0-0-2").start().await`.
+    pub fn builder() -> TestClusterBuilder {
+        TestClusterBuilder {
+            options: lpp::sandbox::SandboxOptions::default(),
+        }
+    }
+
+    async fn from_options(mut options: lpp::sandbox::SandboxOptions) -> TestCluster {
         let tmp = tempfile::tempdir().expect("temporary sandbox dir");
-        let sandbox = lpp::sandbox::Sandbox::start(lpp::sandbox::SandboxOptions {
-            dir: tmp.path().join("sandbox"),
-            nodes,
-            faults: lpp::sandbox::Faults::default(),
-        })
-        .await
-        .expect("start the sandbox");
+        options.dir = tmp.path().join("sandbox");
+        let sandbox = lpp::sandbox::Sandbox::start(options)
+            .await
+            .expect("start the sandbox");
         let addr = sandbox.serve(0).await.expect("serve the sandbox");
         let kubeconfig = tmp.path().join("kubeconfig");
         std::fs::write(&kubeconfig, sandbox.kubeconfig(addr)).expect("write the kubeconfig");
@@ -293,6 +302,41 @@ impl TestCluster {
             stdout,
             stderr,
         }
+    }
+}
+
+/// Options for [`TestCluster::builder`]; `start` starts the cluster.
+pub struct TestClusterBuilder {
+    options: lpp::sandbox::SandboxOptions,
+}
+
+impl TestClusterBuilder {
+    /// How many nodes (default 2).
+    pub fn nodes(mut self, nodes: u32) -> Self {
+        self.options.nodes = nodes;
+        self
+    }
+
+    /// Gives `node` a `kubernetes.io/hostname` label value other than its name.
+    pub fn hostname(mut self, node: &str, hostname: &str) -> Self {
+        self.options
+            .hostnames
+            .insert(node.to_string(), hostname.to_string());
+        self
+    }
+
+    /// Declares a disk, as `lpp sandbox up --disk` takes it
+    /// (`node-1:/opt/local-path-provisioner=1Gi[,fs=xfs][,mountpoint=false]`).
+    pub fn disk(mut self, declaration: &str) -> Self {
+        self.options
+            .disks
+            .push(declaration.parse().expect("a disk declaration"));
+        self
+    }
+
+    /// Starts the cluster (in a fresh temporary directory), served over HTTP.
+    pub async fn start(self) -> TestCluster {
+        TestCluster::from_options(self.options).await
     }
 }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -28,6 +29,14 @@ pub struct Cache {
     pub volumes: Store<PersistentVolume>,
     /// Every class.
     pub classes: Store<StorageClass>,
+    /// Every DaemonSet (read in place by the DaemonSet controller, not part of snapshots).
+    pub daemon_sets: Store<DaemonSet>,
+    /// Every ControllerRevision (the DaemonSet controller's history).
+    pub revisions: Store<ControllerRevision>,
+    /// Every CSIDriver (read in place by the scheduler for its capacity check).
+    pub drivers: Store<CSIDriver>,
+    /// Every CSIStorageCapacity.
+    pub capacities: Store<CSIStorageCapacity>,
     changed: watch::Sender<u64>,
     ready: watch::Receiver<bool>,
 }
@@ -42,6 +51,10 @@ impl Cache {
         let claims = reflect(Api::all(client.clone()), &changed, stop);
         let volumes = reflect(Api::all(client.clone()), &changed, stop);
         let classes = reflect(Api::all(client.clone()), &changed, stop);
+        let daemon_sets = reflect(Api::all(client.clone()), &changed, stop);
+        let revisions = reflect(Api::all(client.clone()), &changed, stop);
+        let drivers = reflect(Api::all(client.clone()), &changed, stop);
+        let capacities = reflect(Api::all(client.clone()), &changed, stop);
         // One waiter per store: kube-runtime's readiness wakes only one of several waiters.
         {
             let (n, p, c, v, k) = (
@@ -51,6 +64,8 @@ impl Cache {
                 volumes.clone(),
                 classes.clone(),
             );
+            let (d, r) = (daemon_sets.clone(), revisions.clone());
+            let (dr, ca) = (drivers.clone(), capacities.clone());
             let stop = stop.clone();
             tokio::spawn(async move {
                 let all = async {
@@ -59,6 +74,10 @@ impl Cache {
                     let _ = c.wait_until_ready().await;
                     let _ = v.wait_until_ready().await;
                     let _ = k.wait_until_ready().await;
+                    let _ = d.wait_until_ready().await;
+                    let _ = r.wait_until_ready().await;
+                    let _ = dr.wait_until_ready().await;
+                    let _ = ca.wait_until_ready().await;
                 };
                 tokio::select! {
                     _ = all => { let _ = ready_tx.send(true); }
@@ -72,6 +91,10 @@ impl Cache {
             claims,
             volumes,
             classes,
+            daemon_sets,
+            revisions,
+            drivers,
+            capacities,
             changed,
             ready,
         }

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,9 @@ use super::binding::{
     VolumeAction,
 };
 use super::cache::{Cache, Need, Snapshot, run_loop, run_loop_when};
+use super::daemon::{self, DaemonAction};
 use super::events::{Recorder, Regarding};
+use super::expand;
 use super::schedule::{self, Placement, SELECTED_NODE};
 
 /// Writes in flight at once per pass (a real controller has several workers too).
@@ -71,7 +74,11 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
                 .is_some_and(|s| s.node_name.as_deref().is_none_or(str::is_empty))
         })
     };
+    let driver_store = cache.drivers.clone();
+    let capacity_store = cache.capacities.clone();
     run_loop_when(cache, Need::ALL, stop, Duration::from_secs(1), unscheduled, |snap: Snapshot| {
+        let drivers = driver_store.state();
+        let capacities = capacity_store.state();
         let client = client.clone();
         let recorder = recorder.clone();
         let no_binding = Arc::clone(&no_binding);
@@ -84,6 +91,8 @@ pub async fn scheduler(client: Client, cache: Cache, stop: CancellationToken) {
                 claims: &snap.claims,
                 volumes: &snap.volumes,
                 classes: &snap.classes,
+                drivers: &drivers,
+                capacities: &capacities,
             };
             let placement = schedule::place(pod, world);
             let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -366,4 +375,231 @@ async fn apply(client: &Client, action: &VolumeAction) -> Result<(), kube::Error
         }
     }
     Ok(())
+}
+
+/// The DaemonSet controller: for every DaemonSet, the decisions of [`daemon::reconcile`]
+/// carried out through the API (pods, ControllerRevisions, status, and the
+/// `SuccessfulCreate`/`SuccessfulDelete` events its pod control records).
+pub async fn daemon_set_controller(client: Client, cache: Cache, stop: CancellationToken) {
+    let mut recent = Recent::default();
+    let recorder = Recorder::new(client.clone(), "daemonset-controller", None);
+    let pod_store = cache.pods.clone();
+    let sets = cache.daemon_sets.clone();
+    let revision_store = cache.revisions.clone();
+    let any = |cache: &Cache| !cache.daemon_sets.state().is_empty();
+    let need = Need {
+        nodes: true,
+        pods: false,
+        claims: false,
+        volumes: false,
+        classes: false,
+    };
+    run_loop_when(cache, need, stop, Duration::from_secs(1), any, |snap: Snapshot| {
+        recent.forget_old();
+        let now = jiff::Timestamp::now();
+        // Pods and revisions per controlling DaemonSet uid, built once per pass.
+        let mut pods: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for p in pod_store.state() {
+            if let Some(uid) = controller_uid(&p.metadata) {
+                pods.entry(uid).or_default().push(p);
+            }
+        }
+        let mut revisions: HashMap<String, Vec<Arc<ControllerRevision>>> = HashMap::new();
+        for r in revision_store.state() {
+            if let Some(uid) = controller_uid(&r.metadata) {
+                revisions.entry(uid).or_default().push(r);
+            }
+        }
+        let mut work = Vec::new();
+        for ds in sets.state() {
+            let uid = ds.metadata.uid.clone().unwrap_or_default();
+            let world = daemon::World {
+                nodes: &snap.nodes,
+                pods: pods.get(&uid).map_or(&[], Vec::as_slice),
+                revisions: revisions.get(&uid).map_or(&[], Vec::as_slice),
+                now,
+            };
+            for action in daemon::reconcile(&ds, world) {
+                let key = match &action {
+                    DaemonAction::CreatePod { node, pod } => format!(
+                        "create/{uid}/{node}/{:?}",
+                        pod.metadata.labels.as_ref().and_then(|l| l.get(daemon::REVISION_HASH))
+                    ),
+                    DaemonAction::DeletePod { uid, .. } => format!("delete/{uid}"),
+                    other => format!("{uid}/{other:?}"),
+                };
+                if recent.fresh(&key) {
+                    work.push((Arc::clone(&ds), action));
+                }
+            }
+        }
+        let client = client.clone();
+        let recorder = recorder.clone();
+        async move {
+            futures::stream::iter(work)
+                .for_each_concurrent(CONCURRENT_WRITES, |(ds, action)| {
+                    let client = client.clone();
+                    let recorder = recorder.clone();
+                    async move {
+                        if let Err(e) = carry_out_daemon(&client, &recorder, &ds, action).await {
+                            tracing::debug!(daemonset = ?ds.metadata.name, error = %e, "sandbox DaemonSet controller: write failed, will retry");
+                        }
+                    }
+                })
+                .await;
+        }
+    })
+    .await;
+}
+
+/// The uid of an object's controller (the owner reference with `controller: true`).
+fn controller_uid(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+async fn carry_out_daemon(
+    client: &Client,
+    recorder: &Recorder,
+    ds: &DaemonSet,
+    action: DaemonAction,
+) -> Result<(), kube::Error> {
+    let namespace = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let regarding = Regarding {
+        kind: "DaemonSet".into(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        uid: ds.metadata.uid.clone().unwrap_or_default(),
+    };
+    let pp = PatchParams::default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), &namespace);
+    match action {
+        DaemonAction::CreateRevision(revision) => {
+            match revisions.create(&PostParams::default(), &revision).await {
+                Ok(_) => {}
+                // Made in an earlier pass the cache has not shown yet.
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        DaemonAction::SetRevision { name, revision } => {
+            revisions
+                .patch(&name, &pp, &Patch::Merge(&json!({"revision": revision})))
+                .await?;
+        }
+        DaemonAction::DeleteRevision { name } => {
+            revisions.delete(&name, &DeleteParams::default()).await?;
+        }
+        DaemonAction::CreatePod { pod, .. } => {
+            match pods.create(&PostParams::default(), &pod).await {
+                Ok(created) => recorder.record(
+                    &regarding,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {}", created.metadata.name.unwrap_or_default()),
+                ),
+                Err(kube::Error::Api(s)) if s.message.contains("being terminated") => {}
+                Err(e) => {
+                    recorder.record(
+                        &regarding,
+                        "Warning",
+                        "FailedCreate",
+                        &format!("Error creating: {e}"),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        DaemonAction::DeletePod {
+            name: pod,
+            uid,
+            event,
+        } => {
+            if let Some((type_, reason, message)) = event {
+                recorder.record(&regarding, type_, reason, &message);
+            }
+            let params = DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match pods.delete(&pod, &params).await {
+                Ok(_) => recorder.record(
+                    &regarding,
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {pod}"),
+                ),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => {
+                    recorder.record(
+                        &regarding,
+                        "Warning",
+                        "FailedDelete",
+                        &format!("Error deleting: {e}"),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        DaemonAction::Status(status) => {
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), &namespace);
+            api.patch_status(&name, &pp, &Patch::Merge(&json!({"status": status})))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The expand controller: for a Bound claim asking for more than its volume has, the
+/// `ExternalExpanding` event of [`expand::waiting`], once per request and capacity seen.
+pub async fn expand_controller(client: Client, cache: Cache, stop: CancellationToken) {
+    let recorder = Recorder::new(client, "volume_expand", None);
+    let mut told: HashSet<String> = HashSet::new();
+    let need = Need {
+        nodes: false,
+        pods: false,
+        claims: true,
+        volumes: true,
+        classes: false,
+    };
+    run_loop(
+        cache,
+        need,
+        stop,
+        Duration::from_secs(1),
+        |snap: Snapshot| {
+            let live: HashSet<&str> = snap
+                .claims
+                .iter()
+                .filter_map(|c| c.metadata.uid.as_deref())
+                .collect();
+            told.retain(|k| k.split('/').next().is_some_and(|uid| live.contains(uid)));
+            for w in expand::waiting(&snap.claims, &snap.volumes) {
+                if told.insert(format!("{}/{}", w.uid, w.seen)) {
+                    let regarding = Regarding {
+                        kind: "PersistentVolumeClaim".into(),
+                        namespace: w.namespace,
+                        name: w.name,
+                        uid: w.uid,
+                    };
+                    recorder.record(
+                        &regarding,
+                        "Warning",
+                        expand::EXTERNAL_EXPANDING,
+                        expand::WAITING_MESSAGE,
+                    );
+                }
+            }
+            async {}
+        },
+    )
+    .await;
 }

@@ -71,6 +71,7 @@ impl Recorder {
         let at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let api_version = match regarding.kind.as_str() {
             "StorageClass" => "storage.k8s.io/v1",
+            "DaemonSet" => "apps/v1",
             _ => "v1",
         };
         let event = json!({

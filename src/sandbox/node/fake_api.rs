@@ -58,6 +58,10 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "configmaps" => ("v1", "ConfigMap"),
         "secrets" => ("v1", "Secret"),
         "storageclasses" => ("storage.k8s.io/v1", "StorageClass"),
+        "daemonsets" => ("apps/v1", "DaemonSet"),
+        "controllerrevisions" => ("apps/v1", "ControllerRevision"),
+        "csidrivers" => ("storage.k8s.io/v1", "CSIDriver"),
+        "csistoragecapacities" => ("storage.k8s.io/v1", "CSIStorageCapacity"),
         _ => ("v1", "Unknown"),
     }
 }

@@ -1,9 +1,10 @@
-//! The sandbox's nodes: the PV controller, the scheduler and a kubelet per Node object, all
-//! talking to the sandbox's API server through a `kube::Client` as real controllers do (they
-//! never touch the store directly, so they see what any client sees: watches, conflicts,
-//! faults).
+//! The sandbox's nodes: the PV controller, the scheduler, the expand and DaemonSet
+//! controllers and a kubelet per Node object, all talking to the sandbox's API server through
+//! a `kube::Client` as real controllers do (they never touch the store directly, so they see
+//! what any client sees: watches, conflicts, faults).
 //!
-//! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`], the path mapping
+//! Decisions are pure functions ([`schedule::place`], [`binding::reconcile`],
+//! [`daemon::reconcile`], the path mapping
 //! in [`mounts`] and [`volumes`], the pod phase and status in [`kubelet`], the termination
 //! message in [`termination`]); thin async loops ([`controllers`], [`kubelet::supervise`]) carry
 //! them out, woken by the watch cache ([`cache`]) and at least every second.
@@ -34,7 +35,11 @@
 //!   `spec.unschedulable`, the node affinity of bound volumes; the node with the fewest live
 //!   pods wins (ties by name). An unbound WaitForFirstConsumer claim takes the smallest
 //!   Available volume on the chosen node that fits it (class, size, modes, node affinity: the
-//!   scheduler sets its `claimRef`), or else gets `selected-node` for its provisioner; the pod
+//!   scheduler sets its `claimRef`), or else gets `selected-node` for its provisioner — on a
+//!   node the class's `allowedTopologies` allow and, when a CSIDriver named like the
+//!   provisioner has `storageCapacity: true`, where a CSIStorageCapacity of the class selects
+//!   the node with `maximumVolumeSize` (or else `capacity`) at least the request (the volume
+//!   binder's `hasEnoughCapacity`; "node(s) did not have enough free storage"); the pod
 //!   stays unscheduled until its claims are Bound. Unschedulable pods get a `PodScheduled`
 //!   False condition with the real scheduler's message shape.
 //! - Kubelet: runs pods bound to Ready nodes; a pod whose node does not exist is deleted after
@@ -52,10 +57,33 @@
 //!   ConfigMap or key, a `Directory` hostPath not there yet) is retried every 0.5 s
 //!   (`FailedMount` event, or the container waiting with `CreateContainerConfigError`). A
 //!   deleted pod's directory is removed once its processes are gone.
+//! - Expand controller ([`expand`]): a Bound claim asking for more than its `status.capacity`
+//!   gets the Warning event `ExternalExpanding` "waiting for an external controller to expand
+//!   this PVC" (from `volume_expand`), once per request and capacity — and nothing else, as
+//!   kube-controller-manager has no expandable plugin for hostPath, local or CSI volumes.
+//! - DaemonSet controller ([`daemon`]): one pod per node that should run it — the template's
+//!   nodeName, nodeSelector and required node affinity, and the node's NoSchedule/NoExecute
+//!   taints against the template's tolerations plus those the real controller adds
+//!   (not-ready and unreachable NoExecute; disk-, memory-, pid-pressure and unschedulable
+//!   NoSchedule; network-unavailable for hostNetwork). A node whose Ready condition is not True
+//!   counts as tainted not-ready, as the node lifecycle controller would taint it: its pod
+//!   stays, no new one comes. Pods are made with `generateName: <ds>-`, a controller owner
+//!   reference, the `controller-revision-hash` and `pod-template-generation` labels and node
+//!   affinity `matchFields metadata.name In [node]` (the scheduler binds them); surplus, failed,
+//!   succeeded and misplaced pods are deleted, as are unbound pods of nodes that are gone.
+//!   Each template is a ControllerRevision (history trimmed to `revisionHistoryLimit`; a
+//!   rollback renumbers the old revision). RollingUpdate deletes old pods while fewer than
+//!   `maxUnavailable` (default 1) nodes lack an available pod, and the replacement comes once the
+//!   old pod is gone; OnDelete replaces a pod only when someone deletes it. The status counts
+//!   as the real controller's (`desiredNumberScheduled` … `numberUnavailable`,
+//!   `observedGeneration`), with `minReadySeconds`. Not modelled: adoption of matching
+//!   orphan pods, `maxSurge` (rolled as 0), revision hash collisions.
 //! - Events, as the real components word them: `Scheduled` and `FailedScheduling`
 //!   (default-scheduler); `WaitForFirstConsumer` and `ExternalProvisioning` on claims, each
 //!   once per claim (persistentvolume-controller); `Started`, `Pulling`, `Failed`, `BackOff`,
-//!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host).
+//!   `Killing`, `FailedMount`, `DeadlineExceeded` (kubelet, with the node as host);
+//!   `SuccessfulCreate`, `SuccessfulDelete`, `FailedCreate`, `FailedDaemonPod`,
+//!   `SucceededDaemonPod` on DaemonSets (daemonset-controller).
 //! - Pods naming another `schedulerName` are left alone. Not modelled: preferred affinities,
 //!   pod (anti-)affinity, resource fit, preemption.
 //!
@@ -99,6 +127,11 @@
 //!   stopped with SIGTERM, the grace period, then SIGKILL of the whole group (also when the main
 //!   process ends, as when a container's PID namespace goes away).
 //!
+//! Declared disks ([`disks`]): node paths that stand for filesystems of a given size. Their
+//! `df`/`stat -f` stand-ins and the hook that computes a container's view of them are here;
+//! the container start does not install them yet (that module says where it plugs in), so
+//! until then a container's `df` reports this machine's filesystem.
+//!
 //! Limits: the rewrite is textual. A path assembled at run time (`d=/da; rm -r ${d}ta`), a
 //! relative climb out of a mount (`cd /data && rm -r ../..`) or a symlink planted inside a
 //! mount is not caught; processes run as the user running the sandbox, with no mount
@@ -110,7 +143,10 @@
 pub mod binding;
 pub mod cache;
 pub mod controllers;
+pub mod daemon;
+pub mod disks;
 pub mod events;
+pub mod expand;
 pub mod kubelet;
 pub mod mounts;
 pub mod runtime;
@@ -186,6 +222,7 @@ impl NodeError {
 #[derive(Clone)]
 pub struct NodeAgents {
     cache: cache::Cache,
+    disks: Arc<[disks::Disk]>,
     pods: kubelet::Pods,
     stop: CancellationToken,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -202,6 +239,16 @@ impl NodeAgents {
     /// talking to the API through `client` (the sandbox's in-process client). Node roots are
     /// `<dir>/nodes/<node>`. Must be called inside a tokio runtime.
     pub fn start(client: kube::Client, dir: PathBuf) -> NodeAgents {
+        NodeAgents::start_with_disks(client, dir, Vec::new())
+    }
+
+    /// [`NodeAgents::start`] with declared disks (see [`disks`]), for the kubelet to show
+    /// containers.
+    pub fn start_with_disks(
+        client: kube::Client,
+        dir: PathBuf,
+        declared: Vec<disks::Disk>,
+    ) -> NodeAgents {
         let stop = CancellationToken::new();
         let cache = cache::Cache::start(&client, &stop);
         let pods: kubelet::Pods = Arc::default();
@@ -216,6 +263,16 @@ impl NodeAgents {
                 cache.clone(),
                 stop.clone(),
             )),
+            tokio::spawn(controllers::expand_controller(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::daemon_set_controller(
+                client.clone(),
+                cache.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(kubelet::supervise(
                 client,
                 cache.clone(),
@@ -226,10 +283,16 @@ impl NodeAgents {
         ];
         NodeAgents {
             cache,
+            disks: declared.into(),
             pods,
             stop,
             tasks: Arc::new(Mutex::new(tasks)),
         }
+    }
+
+    /// The declared disks.
+    pub fn disks(&self) -> &[disks::Disk] {
+        &self.disks
     }
 
     /// The pod from the watch cache.

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
     Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Pod,
     Toleration,
 };
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 
 use super::binding::{NO_PROVISIONER, quantity_bytes};
 
@@ -34,6 +34,10 @@ pub struct World<'a> {
     pub volumes: &'a [Arc<PersistentVolume>],
     /// Every class.
     pub classes: &'a [Arc<StorageClass>],
+    /// Every CSIDriver (a driver with `storageCapacity: true` has its capacity checked).
+    pub drivers: &'a [Arc<CSIDriver>],
+    /// Every CSIStorageCapacity, in any namespace.
+    pub capacities: &'a [Arc<CSIStorageCapacity>],
 }
 
 /// What the scheduler does with a pod.
@@ -85,6 +89,112 @@ fn dynamic(claim: &PersistentVolumeClaim, classes: &[Arc<StorageClass>]) -> bool
                 .find(|c| c.metadata.name.as_deref() == Some(name))
         })
         .is_some_and(|c| !c.provisioner.is_empty() && c.provisioner != NO_PROVISIONER)
+}
+
+/// The class of a claim.
+fn class_of<'a>(
+    claim: &PersistentVolumeClaim,
+    classes: &'a [Arc<StorageClass>],
+) -> Option<&'a StorageClass> {
+    let name = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())?;
+    classes
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .map(|c| &**c)
+}
+
+/// Whether the node satisfies the class's `allowedTopologies` (none: every node does): some
+/// term whose every expression has the node's label among its values
+/// (`MatchTopologySelectorTerms`).
+fn topology_allows(class: &StorageClass, node: &Node) -> bool {
+    let terms = class.allowed_topologies.as_deref().unwrap_or(&[]);
+    let labels = labels(node);
+    terms.is_empty()
+        || terms.iter().any(|term| {
+            term.match_label_expressions
+                .iter()
+                .flatten()
+                .all(|e| labels.get(&e.key).is_some_and(|v| e.values.contains(v)))
+        })
+}
+
+/// Whether the class's provisioner has room for the claim on the node, as kube-scheduler's
+/// volume binder decides (`hasEnoughCapacity` and `capacitySufficient` in
+/// pkg/scheduler/framework/plugins/volumebinding/binder.go): no storage request, no CSIDriver
+/// named like the provisioner, or a driver without `storageCapacity: true` means no check;
+/// otherwise some CSIStorageCapacity of the class whose `nodeTopology` selects the node must
+/// offer at least the request — its `maximumVolumeSize` when set (then `capacity` is not
+/// looked at), else its `capacity`. An object without `nodeTopology`, or with neither size,
+/// offers nothing.
+pub fn has_enough_capacity(
+    claim: &PersistentVolumeClaim,
+    class: &StorageClass,
+    node: &Node,
+    drivers: &[Arc<CSIDriver>],
+    capacities: &[Arc<CSIStorageCapacity>],
+) -> bool {
+    let Some(want) = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+    else {
+        return true;
+    };
+    let want = quantity_bytes(&want.0).unwrap_or(0);
+    let checked = drivers
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(class.provisioner.as_str()))
+        .is_some_and(|d| d.spec.storage_capacity == Some(true));
+    if !checked {
+        return true;
+    }
+    let labels = serde_json::to_value(labels(node)).unwrap_or_default();
+    capacities.iter().any(|c| {
+        let limit = c.maximum_volume_size.as_ref().or(c.capacity.as_ref());
+        let sufficient = limit
+            .and_then(|q| quantity_bytes(&q.0))
+            .is_some_and(|have| have >= want);
+        let reaches = c
+            .node_topology
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|t| crate::sandbox::selector::LabelSelector::from_spec(&t).ok())
+            .is_some_and(|sel| sel.matches_labels(Some(&labels)));
+        c.storage_class_name == class.metadata.name.as_deref().unwrap_or_default()
+            && sufficient
+            && reaches
+    })
+}
+
+/// Why the node cannot take the pod's unbound WaitForFirstConsumer claims, in the volume
+/// binding plugin's words, or `None` when it can: each claim needs a volume already given to
+/// it, an Available volume on the node, or a provisioner whose class allows the node and has
+/// room there.
+fn delayed_misfit(
+    delayed: &[&PersistentVolumeClaim],
+    node: &Node,
+    world: World<'_>,
+) -> Option<&'static str> {
+    let mut short_of_space = false;
+    for c in delayed {
+        if given(c, world.volumes) || available_on(c, node, world.volumes, &[]).is_some() {
+            continue;
+        }
+        match class_of(c, world.classes) {
+            Some(class) if dynamic(c, world.classes) && topology_allows(class, node) => {
+                if !has_enough_capacity(c, class, node, world.drivers, world.capacities) {
+                    short_of_space = true;
+                }
+            }
+            _ => return Some("node(s) didn't find available persistent volumes to bind"),
+        }
+    }
+    short_of_space.then_some("node(s) did not have enough free storage")
 }
 
 /// Whether some volume already points at the claim (given to it, not yet bound).
@@ -247,14 +357,8 @@ pub fn place(pod: &Pod, world: World<'_>) -> Placement {
             Some("node(s) didn't match Pod's node affinity/selector")
         } else if !bound_volumes.iter().all(|pv| volume_fits(node, pv)) {
             Some("node(s) had volume node affinity conflict")
-        } else if !delayed.iter().all(|c| {
-            given(c, world.volumes)
-                || dynamic(c, world.classes)
-                || available_on(c, node, world.volumes, &[]).is_some()
-        }) {
-            Some("node(s) didn't find available persistent volumes to bind")
         } else {
-            None
+            delayed_misfit(&delayed, node, world)
         };
         match why {
             Some(r) => *reasons.entry(r).or_default() += 1,
@@ -583,6 +687,8 @@ mod tests {
                 claims: &claims,
                 volumes: &volumes,
                 classes: &classes,
+                drivers: &[],
+                capacities: &[],
             },
         )
     }
@@ -739,6 +845,122 @@ mod tests {
         );
         assert!(
             matches!(place_in(&p, &nodes, &[], &[], &[]), Placement::Unschedulable(m) if m.contains("not found"))
+        );
+    }
+
+    #[test]
+    fn volume_affinity_matches_the_hostname_label_not_the_node_name() {
+        let mut cloud = node("node-2", true);
+        cloud.metadata.labels = Some(
+            [(
+                "kubernetes.io/hostname".to_string(),
+                "ip-10-0-0-2".to_string(),
+            )]
+            .into(),
+        );
+        let nodes = [node("node-1", true), cloud];
+        let claims = [claim(json!({}), Some("pv"), "Bound")];
+        assert_eq!(
+            place_in(
+                &claim_pod(),
+                &nodes,
+                &claims,
+                &[pv_on("ip-10-0-0-2")],
+                &[wffc()]
+            ),
+            Placement::Bind("node-2".into())
+        );
+        assert!(matches!(
+            place_in(&claim_pod(), &nodes, &claims, &[pv_on("node-2")], &[wffc()]),
+            Placement::Unschedulable(m) if m.contains("2 node(s) had volume node affinity conflict")
+        ));
+    }
+
+    #[test]
+    fn csi_storage_capacity_limits_where_claims_are_provisioned() {
+        use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity};
+        let nodes: Vec<Arc<Node>> = ["node-1", "node-2"]
+            .into_iter()
+            .map(|n| Arc::new(node(n, true)))
+            .collect();
+        let class: StorageClass = from(json!({"metadata": {"name": "local-path"},
+            "provisioner": "local.csi.example.com", "volumeBindingMode": "WaitForFirstConsumer"}));
+        let classes = [Arc::new(class)];
+        let claims = [Arc::new(claim(json!({}), None, "Pending"))];
+        let driver = |capacity: bool| -> Arc<CSIDriver> {
+            Arc::new(from(json!({"metadata": {"name": "local.csi.example.com"},
+                                 "spec": {"storageCapacity": capacity}})))
+        };
+        let capacity =
+            |class: &str, node: Option<&str>, capacity: Option<&str>, max: Option<&str>| {
+                Arc::new(from::<CSIStorageCapacity>(json!({
+                "metadata": {"name": "c", "namespace": "kube-system"},
+                "storageClassName": class,
+                "nodeTopology": node.map(|n| json!({"matchLabels": {"kubernetes.io/hostname": n}})),
+                "capacity": capacity, "maximumVolumeSize": max})))
+            };
+        let decide = |drivers: &[Arc<CSIDriver>], capacities: &[Arc<CSIStorageCapacity>]| {
+            place(
+                &claim_pod(),
+                World {
+                    nodes: &nodes,
+                    pods: &[],
+                    claims: &claims,
+                    volumes: &[],
+                    classes: &classes,
+                    drivers,
+                    capacities,
+                },
+            )
+        };
+        let on = |node: &str| Placement::SelectNode {
+            claims: vec!["c".into()],
+            node: node.into(),
+            volumes: vec![],
+        };
+        let full = Placement::Unschedulable(
+            "0/2 nodes are available: 2 node(s) did not have enough free storage.".into(),
+        );
+        let room_on_2 = [capacity("local-path", Some("node-2"), Some("10Gi"), None)];
+        // No driver, or a driver that does not opt in: no check.
+        assert_eq!(decide(&[], &[]), on("node-1"));
+        assert_eq!(decide(&[driver(false)], &[]), on("node-1"));
+        // Opted in: only where an object of the class reaches the node with room.
+        assert_eq!(decide(&[driver(true)], &room_on_2), on("node-2"));
+        assert_eq!(decide(&[driver(true)], &[]), full);
+        for c in [
+            capacity("local-path", Some("node-2"), Some("512Mi"), None),
+            capacity("other", Some("node-2"), Some("10Gi"), None),
+            capacity("local-path", None, Some("10Gi"), None),
+            capacity("local-path", Some("node-2"), None, None),
+            // maximumVolumeSize, when set, is what counts.
+            capacity("local-path", Some("node-2"), Some("10Gi"), Some("512Mi")),
+        ] {
+            assert_eq!(
+                decide(&[driver(true)], std::slice::from_ref(&c)),
+                full,
+                "{c:?}"
+            );
+        }
+        let max_only = capacity("local-path", Some("node-2"), Some("0"), Some("1Gi"));
+        assert_eq!(decide(&[driver(true)], &[max_only]), on("node-2"));
+    }
+
+    #[test]
+    fn a_class_allowed_topology_limits_where_claims_are_provisioned() {
+        let nodes = [node("node-1", true), node("node-2", true)];
+        let class: StorageClass = from(json!({"metadata": {"name": "local-path"},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer",
+            "allowedTopologies": [{"matchLabelExpressions": [
+                {"key": "kubernetes.io/hostname", "values": ["node-2"]}]}]}));
+        let claims = [claim(json!({}), None, "Pending")];
+        assert_eq!(
+            place_in(&claim_pod(), &nodes, &claims, &[], &[class]),
+            Placement::SelectNode {
+                claims: vec!["c".into()],
+                node: "node-2".into(),
+                volumes: vec![]
+            }
         );
     }
 

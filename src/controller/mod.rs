@@ -233,9 +233,15 @@ impl Context {
         permit
     }
 
-    /// Keeps a refused claim until something it may depend on changes.
-    pub fn refuse(&self, work: Work) {
-        self.queue.refuse(&work.key(), work);
+    /// How many times refused claims were handed back so far; see [`Context::refuse`].
+    pub fn generation(&self) -> u64 {
+        self.queue.generation()
+    }
+
+    /// Keeps a refused claim until something it may depend on changes; when something changed
+    /// since `generation` was read, hands it back at once instead.
+    pub fn refuse(&self, work: Work, generation: u64) -> Option<Work> {
+        self.queue.refuse(&work.key(), work, generation)
     }
 }
 

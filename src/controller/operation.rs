@@ -64,18 +64,26 @@ pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
             ..Backoff::default()
         };
         let mut attempt = 0;
+        let mut work = work;
         loop {
+            let generation = context.generation();
             let outcome = match &work {
                 Work::Claim(claim) => provision(context, claim).await,
                 Work::Volume(volume) => reclaim(context, volume).await,
             };
             let why = match outcome {
                 Attempt::Done => return,
-                Attempt::Refused => {
-                    tracing::debug!("{what}: refused; looked at again when something changes");
-                    context.refuse(work);
-                    return;
-                }
+                Attempt::Refused => match context.refuse(work, generation) {
+                    None => {
+                        tracing::debug!("{what}: refused; looked at again when something changes");
+                        return;
+                    }
+                    Some(back) => {
+                        tracing::debug!("{what}: refused, but something changed meanwhile; again");
+                        work = back;
+                        continue;
+                    }
+                },
                 Attempt::Retry(why) => why,
             };
             match &work {

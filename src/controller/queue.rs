@@ -15,7 +15,14 @@ use tokio::sync::Notify;
 /// The queue of one run, keyed by object (`claim/<uid>`, `volume/<name>`).
 pub struct Queue<W> {
     busy: Mutex<HashMap<String, Busy<W>>>,
-    refused: Mutex<HashMap<String, W>>,
+    refused: Mutex<Refused<W>>,
+}
+
+/// Refused work, and how many times it was handed back: an operation that started before a
+/// hand-back and is refused after it must look again at once, or the change would be missed.
+struct Refused<W> {
+    work: HashMap<String, W>,
+    handed_back: u64,
 }
 
 struct Busy<W> {
@@ -27,7 +34,10 @@ impl<W> Default for Queue<W> {
     fn default() -> Self {
         Queue {
             busy: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
+            refused: Mutex::new(Refused {
+                work: HashMap::new(),
+                handed_back: 0,
+            }),
         }
     }
 }
@@ -40,8 +50,8 @@ impl<W> Queue<W> {
         let Ok(mut busy) = self.busy.lock() else {
             return None;
         };
-        if let Some(refused) = self.refused.lock().ok().as_mut() {
-            refused.remove(key);
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.work.remove(key);
         }
         match busy.get_mut(key) {
             Some(under_way) => {
@@ -73,25 +83,39 @@ impl<W> Queue<W> {
         pending
     }
 
-    /// Keeps a refused claim's work until [`Queue::refused`] hands it back.
-    pub fn refuse(&self, key: &str, work: W) {
-        if let Ok(mut refused) = self.refused.lock() {
-            refused.insert(key.to_owned(), work);
+    /// How many hand-backs there have been: read before an attempt, given to [`Queue::refuse`].
+    pub fn generation(&self) -> u64 {
+        self.refused.lock().map(|r| r.handed_back).unwrap_or(0)
+    }
+
+    /// Keeps a refused claim's work until [`Queue::refused`] hands it back, unless a hand-back
+    /// happened since `generation` was read: then the work comes back at once, to be tried again.
+    pub fn refuse(&self, key: &str, work: W, generation: u64) -> Option<W> {
+        let Ok(mut refused) = self.refused.lock() else {
+            return Some(work);
+        };
+        if refused.handed_back != generation {
+            return Some(work);
         }
+        refused.work.insert(key.to_owned(), work);
+        None
     }
 
     /// Takes every refused work back, to be looked at again.
     pub fn refused(&self) -> Vec<(String, W)> {
         self.refused
             .lock()
-            .map(|mut r| r.drain().collect())
+            .map(|mut r| {
+                r.handed_back += 1;
+                r.work.drain().collect()
+            })
             .unwrap_or_default()
     }
 
     /// Forgets a refused object (it was deleted).
     pub fn forget(&self, key: &str) {
         if let Ok(mut refused) = self.refused.lock() {
-            refused.remove(key);
+            refused.work.remove(key);
         }
     }
 
@@ -126,14 +150,18 @@ mod tests {
     #[test]
     fn refused_work_comes_back_once_and_new_work_replaces_it() {
         let q: Queue<u32> = Queue::default();
-        q.refuse("a", 1);
-        q.refuse("b", 2);
+        let g = q.generation();
+        assert_eq!(q.refuse("a", 1, g), None);
+        assert_eq!(q.refuse("b", 2, g), None);
         q.forget("b");
         let mut back = q.refused();
         back.sort();
         assert_eq!(back, vec![("a".to_owned(), 1)]);
         assert!(q.refused().is_empty());
-        q.refuse("c", 5);
+        // Refused after a hand-back it did not see: handed back at once.
+        assert_eq!(q.refuse("late", 9, g), Some(9));
+        let g = q.generation();
+        assert_eq!(q.refuse("c", 5, g), None);
         // Work arriving for a refused object replaces the refusal.
         assert!(q.claim("c", 6).is_some());
         assert!(q.refused().is_empty());

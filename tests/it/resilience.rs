@@ -53,7 +53,12 @@ async fn request_timeout_bounds_requests_not_watches() {
     .await;
     let runner = cluster.spawn_lpp(["run", "--request-timeout", "1s"]);
     runner.wait_provisioning().await;
-    // Counted from now: the sandbox's own controllers watch too, and the run's watches are up.
+    // A first volume shows the run's watches are up; counted from then on.
+    provisioned(
+        &cluster,
+        claim_on("first", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
     cluster.sandbox().reset_request_counts();
     provisioned(
         &cluster,

@@ -8,6 +8,7 @@
 mod cli;
 mod demo;
 mod gc;
+mod house;
 mod install;
 mod kubectl;
 mod provision;

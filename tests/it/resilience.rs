@@ -197,3 +197,42 @@ async fn a_helper_left_for_another_path_is_replaced_not_adopted() {
     assert!(path.starts_with("/srv/volumes/"), "{path}");
     assert!(cluster.node_path("node-1", &path).is_dir(), "{path} made");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_without_its_node_annotation_is_reclaimed_on_the_node_carrying_its_label() {
+    // As on clouds: node-2's kubernetes.io/hostname is not its name.
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .hostname("node-2", "ip-10-0-0-2")
+        .start()
+        .await;
+    install_basics(&cluster).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    let volume = provisioned(
+        &cluster,
+        claim_on("cloudy", "local-path", Some("node-2"), "ReadWriteOnce"),
+    )
+    .await;
+    let name = volume.metadata.name.clone().unwrap();
+    let affinity = serde_json::to_string(&volume.spec.as_ref().unwrap().node_affinity).unwrap();
+    assert!(affinity.contains("ip-10-0-0-2"), "{affinity}");
+    let dir = cluster.node_path("node-2", &volume_path(&volume));
+    assert!(dir.is_dir());
+    // A PV made by upstream (or an older lpp) has no selected-node annotation.
+    let volumes: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(cluster.client());
+    volumes
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {
+                "local.path.provisioner/selected-node": null}}})),
+        )
+        .await
+        .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .delete("cloudy", &Default::default())
+        .await
+        .unwrap();
+    crate::support::wait_gone(&volumes, &name, WAIT).await;
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}

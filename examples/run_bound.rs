@@ -134,6 +134,7 @@ async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Resu
         log_format: LogFormat::Text,
         lease_name: None,
         origin: String::new(),
+        executor: None,
     };
     let addr = sandbox.serve(0).await?;
     let counting = counting_client(&sandbox, addr, counted).await?;

@@ -139,6 +139,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             allow_unsafe_helper_pod_template: args.allow_unsafe_helper_pod_template,
             metrics_addr: args.metrics_addr,
             origin: String::new(),
+            executor: None,
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,

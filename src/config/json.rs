@@ -34,6 +34,10 @@ pub struct ConfigJson {
     /// A command run in the helper pod instead of the `teardown` script.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub teardown_command: String,
+    /// lpp's own key (upstream ignores unknown keys): how scripts run on nodes, `helperPod`
+    /// (the default) or `agent`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub executor: String,
 }
 
 impl ConfigJson {
@@ -167,6 +171,11 @@ impl<'de> Deserialize<'de> for ConfigJson {
                         "TEARDOWNCOMMAND" => {
                             if let Some(s) = map.next_value::<Option<String>>()? {
                                 out.teardown_command = s;
+                            }
+                        }
+                        "EXECUTOR" => {
+                            if let Some(s) = map.next_value::<Option<String>>()? {
+                                out.executor = s;
                             }
                         }
                         _ => {

@@ -155,6 +155,11 @@ pub enum Error {
     #[error("{place}: sharedFileSystemPath {path:?} must be an absolute directory other than `/`")]
     BadSharedPath { place: String, path: String },
 
+    #[error(
+        "config.json: executor {0:?} is not known: use \"helperPod\" (the default) or \"agent\""
+    )]
+    Executor(String),
+
     #[error("helperPod.yaml is not a valid Pod: {0}")]
     HelperPod(String),
 
@@ -228,6 +233,37 @@ pub struct Config {
     pub setup_command: Option<String>,
     /// Command run instead of the teardown script, when set.
     pub teardown_command: Option<String>,
+    /// How scripts run on nodes, when `config.json` says (`lpp run --executor` wins).
+    pub executor: Option<ExecutorKind>,
+}
+
+/// How scripts run on nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// A short-lived helper pod per job, as upstream.
+    HelperPod,
+    /// An exec into the node's agent pod (the `local-path-agent` DaemonSet), a helper pod where
+    /// no agent can serve.
+    Agent,
+}
+
+impl ExecutorKind {
+    /// Reads `helperPod` or `agent` (any case).
+    pub fn parse(text: &str) -> Option<ExecutorKind> {
+        match text.to_ascii_lowercase().as_str() {
+            "helperpod" => Some(ExecutorKind::HelperPod),
+            "agent" => Some(ExecutorKind::Agent),
+            _ => None,
+        }
+    }
+
+    /// The spelling in `config.json` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::HelperPod => "helperPod",
+            ExecutorKind::Agent => "agent",
+        }
+    }
 }
 
 impl Config {
@@ -261,7 +297,12 @@ impl Config {
         } else {
             DEFAULT_CMD_TIMEOUT_SECONDS
         };
+        let executor = match raw.executor.as_str() {
+            "" => None,
+            text => Some(ExecutorKind::parse(text).ok_or_else(|| Error::Executor(text.into()))?),
+        };
         Ok(Config {
+            executor,
             classes,
             default,
             cmd_timeout: Duration::from_secs(cmd_timeout),
@@ -330,6 +371,22 @@ impl Config {
                         out.extend(paths.iter().cloned());
                     }
                 }
+                Storage::Shared(p) => {
+                    out.insert(p.clone());
+                }
+                Storage::Unusable(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Every base path of every node and class, shared paths included: what a node agent
+    /// DaemonSet (one pod template for all nodes) mounts.
+    pub fn all_base_paths(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for storage in self.all_storage() {
+            match storage {
+                Storage::Nodes(nodes) => out.extend(nodes.values().flatten().cloned()),
                 Storage::Shared(p) => {
                     out.insert(p.clone());
                 }
@@ -458,8 +515,15 @@ fn unsafe_path(raw: &str) -> Option<&'static str> {
 /// Where a helper pod's script comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Script {
-    /// The ConfigMap has the key: mount it at `/script/<key>` and run `/bin/sh /script/<key>`.
-    ConfigMapKey(&'static str),
+    /// The ConfigMap has the key: a helper pod mounts it at `/script/<key>` and runs
+    /// `/bin/sh /script/<key>`; a node agent runs the same text (read with the operation, so an
+    /// edit applies to the next volume either way).
+    ConfigMapKey {
+        /// `setup` or `teardown`.
+        key: &'static str,
+        /// The script itself.
+        text: String,
+    },
     /// The ConfigMap lacks the key: run the default script inline with `/bin/sh -c`.
     Inline(String),
     /// `setupCommand`/`teardownCommand` is set: run it as the container's command.
@@ -504,8 +568,13 @@ impl ConfigMapContents {
         let helper_pod = parse_helper_pod(pod_text)?;
         let script = |command: &Option<String>, key: &'static str, default: &str| match command {
             Some(c) => Script::Command(c.clone()),
-            None if data.contains_key(key) => Script::ConfigMapKey(key),
-            None => Script::Inline(default.to_string()),
+            None => match data.get(key) {
+                Some(text) => Script::ConfigMapKey {
+                    key,
+                    text: text.clone(),
+                },
+                None => Script::Inline(default.to_string()),
+            },
         };
         Ok(ConfigMapContents {
             setup: script(&config.setup_command, SETUP_KEY, DEFAULT_SETUP_SCRIPT),
@@ -543,8 +612,20 @@ mod tests {
         let data = default_config_map_data();
         assert_eq!(data.len(), 4);
         let contents = ConfigMapContents::from_data(&data, None, None).unwrap();
-        assert_eq!(contents.setup, Script::ConfigMapKey(SETUP_KEY));
-        assert_eq!(contents.teardown, Script::ConfigMapKey(TEARDOWN_KEY));
+        assert_eq!(
+            contents.setup,
+            Script::ConfigMapKey {
+                key: SETUP_KEY,
+                text: DEFAULT_SETUP_SCRIPT.into()
+            }
+        );
+        assert!(matches!(
+            contents.teardown,
+            Script::ConfigMapKey {
+                key: TEARDOWN_KEY,
+                ..
+            }
+        ));
         assert_eq!(contents.config.cmd_timeout, Duration::from_secs(120));
         assert_eq!(
             contents.config.paths_for("local-path", "node-1").unwrap(),
@@ -726,8 +807,30 @@ mod tests {
             BTreeSet::from(["/l".into(), "/mnt/nfs".into()])
         );
         assert_eq!(c.shared_paths(), BTreeSet::from(["/mnt/nfs".into()]));
+        // Misconfigured classes ("both", "none") add nothing.
+        assert_eq!(
+            c.all_base_paths(),
+            BTreeSet::from(["/l".into(), "/mnt/nfs".into()])
+        );
         assert_eq!(c.is_shared("shared"), Some(true));
         assert_eq!(c.is_shared("other"), None);
+    }
+
+    #[test]
+    fn the_executor_key_is_read_and_checked() {
+        let with = |v: &str| {
+            Config::parse(&format!(
+                r#"{{"sharedFileSystemPath":"/s","executor":{v:?}}}"#
+            ))
+        };
+        assert_eq!(with("agent").unwrap().executor, Some(ExecutorKind::Agent));
+        assert_eq!(
+            with("helperPod").unwrap().executor,
+            Some(ExecutorKind::HelperPod)
+        );
+        assert_eq!(config(r#"{"sharedFileSystemPath":"/s"}"#).executor, None);
+        let e = with("ssh").unwrap_err().to_string();
+        assert!(e.contains("\"ssh\"") && e.contains("agent"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,16 @@ pub enum Action {
     Teardown,
 }
 
+impl Action {
+    /// `setup` or `teardown`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Setup => "setup",
+            Action::Teardown => "teardown",
+        }
+    }
+}
+
 impl EncodeLabelValue for Action {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
         use std::fmt::Write as _;

@@ -19,6 +19,7 @@
 //! 10 s (well inside its 15 s), stops; Ctrl-C releases it.
 
 mod access;
+mod agents;
 mod events;
 mod lease;
 mod metrics;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     pub lease_name: Option<String>,
     /// Where the run talks to, for its first line: `context x at https://…` (empty: not said).
     pub origin: String,
+    /// `--executor`: how scripts run on nodes; `None` lets the ConfigMap's `executor` key say
+    /// (helper pods when it does not).
+    pub executor: Option<crate::config::ExecutorKind>,
 }
 
 /// The Lease name upstream-compatible tooling expects for a provisioner name:
@@ -523,10 +527,13 @@ async fn follow_config(context: &Arc<Context>) {
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::InitApply(map)) => {
-                let _ = operation::judge(context, Some(&map), false).await;
+                if let Ok(contents) = operation::judge(context, Some(&map), false).await {
+                    agents::keep_mounting(context, &contents).await;
+                }
             }
             Ok(Event::Apply(map)) => {
-                if operation::judge(context, Some(&map), true).await.is_ok() {
+                if let Ok(contents) = operation::judge(context, Some(&map), true).await {
+                    agents::keep_mounting(context, &contents).await;
                     retry_refused(context, "the ConfigMap changed");
                 }
             }

@@ -1,7 +1,7 @@
 //! One operation: provision a claim or reclaim a volume, retried with backoff.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use super::metrics::{Action, Outcome};
 use super::{Context, Done, RunOptions, Work, events};
-use crate::config::ConfigMapContents;
-use crate::executor::JobError;
+use crate::config::{ConfigMapContents, ExecutorKind};
+use crate::executor::{JobError, Ran};
 use crate::provision::events::{self as texts, Backoff};
 use crate::provision::{
     ClaimDecision, ClaimInput, HelperPods, ReclaimDecision, decide_claim, decide_reclaim,
@@ -350,8 +350,16 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     )
     .await;
     drop(permit);
-    let timeout = contents.config.cmd_timeout;
-    if let Err(e) = run_script(context, &helpers, &plan.helper, Action::Setup, timeout).await {
+    let setup = run_script(
+        context,
+        &claim,
+        &helpers,
+        &contents,
+        &plan.helper,
+        Action::Setup,
+    )
+    .await;
+    if let Err(e) = &setup.result {
         if matches!(e, JobError::Stopped(_)) {
             return Attempt::Done;
         }
@@ -374,10 +382,25 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
             let mut teardown = plan.helper.clone();
             teardown.action = crate::provision::Action::Delete;
             teardown.script = contents.teardown.clone();
-            context.executor.volume_done(&helpers, &plan.helper).await;
-            return match run_script(context, &helpers, &teardown, Action::Teardown, timeout).await {
+            context
+                .executor
+                .volume_done(&helpers, &plan.helper, &setup)
+                .await;
+            let removed = run_script(
+                context,
+                &claim,
+                &helpers,
+                &contents,
+                &teardown,
+                Action::Teardown,
+            )
+            .await;
+            return match &removed.result {
                 Ok(()) => {
-                    context.executor.volume_done(&helpers, &teardown).await;
+                    context
+                        .executor
+                        .volume_done(&helpers, &teardown, &removed)
+                        .await;
                     Attempt::Done
                 }
                 Err(e) => Attempt::Retry(format!(
@@ -393,7 +416,10 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Attempt::Retry(format!("cannot create PV {pv_name}: {e}")),
     }
-    context.executor.volume_done(&helpers, &plan.helper).await;
+    context
+        .executor
+        .volume_done(&helpers, &plan.helper, &setup)
+        .await;
     let took = started.elapsed();
     context.metrics.provision(Outcome::Success, Some(took));
     context.action(&Done {
@@ -486,8 +512,16 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
                 Err(why) => return Attempt::Retry(why),
             };
             drop(permit);
-            let timeout = contents.config.cmd_timeout;
-            if let Err(e) = run_script(context, &helpers, &job, Action::Teardown, timeout).await {
+            let teardown = run_script(
+                context,
+                &volume,
+                &helpers,
+                &contents,
+                &job,
+                Action::Teardown,
+            )
+            .await;
+            if let Err(e) = &teardown.result {
                 if matches!(e, JobError::Stopped(_)) {
                     return Attempt::Done;
                 }
@@ -498,7 +532,10 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             }
             let _permit = context.permit().await;
             let deleted = delete_volume(&volumes, &name).await;
-            context.executor.volume_done(&helpers, &job).await;
+            context
+                .executor
+                .volume_done(&helpers, &job, &teardown)
+                .await;
             if matches!(deleted, Attempt::Done) {
                 let took = started.elapsed();
                 context.metrics.deletion(Outcome::Success, Some(took));
@@ -523,21 +560,42 @@ async fn delete_volume(volumes: &Api<PersistentVolume>, name: &str) -> Attempt {
     }
 }
 
-/// Runs a volume's script through the executor, timing it for the metrics.
-async fn run_script(
+/// Runs a volume's script through the executor the options or the config ask for, timing it for
+/// the metrics; a fallback from the agent to a helper pod is said once, on the object.
+async fn run_script<K>(
     context: &Context,
+    object: &K,
     helpers: &HelperPods,
+    contents: &ConfigMapContents,
     job: &crate::provision::VolumeJob,
     action: Action,
-    timeout: Duration,
-) -> Result<(), JobError> {
+) -> Ran
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let kind = context
+        .options
+        .executor
+        .or(contents.config.executor)
+        .unwrap_or(ExecutorKind::HelperPod);
     let started = Instant::now();
-    let outcome = context.executor.volume(helpers, job, timeout).await;
-    let result = if outcome.is_ok() {
+    let ran = context
+        .executor
+        .volume(helpers, job, contents.config.cmd_timeout, kind)
+        .await;
+    if let Some(why) = &ran.fallback {
+        let message = format!(
+            "{why}: ran the {} script in a helper pod instead",
+            action.word()
+        );
+        tracing::warn!("{message}");
+        warn(context, object, texts::NODE_AGENT_UNAVAILABLE, &message).await;
+    }
+    let result = if ran.result.is_ok() {
         Outcome::Success
     } else {
         Outcome::Failure
     };
     context.metrics.helper(action, result, started.elapsed());
-    outcome
+    ran
 }

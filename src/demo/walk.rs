@@ -425,6 +425,7 @@ impl<'a> Walk<'a> {
             log_format: crate::controller::LogFormat::Text,
             lease_name: Some(crate::controller::lease_name_for(provisioner)),
             origin: String::new(),
+            executor: None,
         };
         let client = self.client.clone();
         let (lines, received) = tokio::sync::mpsc::unbounded_channel();

@@ -33,6 +33,8 @@ enum Seen {
 #[derive(Debug, Default)]
 struct Subscriptions {
     waiters: Mutex<HashMap<String, watch::Sender<Seen>>>,
+    /// Every helper pod the watch has seen and not seen deleted.
+    seen: Mutex<HashSet<String>>,
 }
 
 impl Subscriptions {
@@ -236,6 +238,14 @@ impl Runner {
         })
     }
 
+    /// Whether the watch has seen helper pod `name` (and not its deletion).
+    pub fn present(&self, name: &str) -> bool {
+        self.subscriptions
+            .seen
+            .lock()
+            .is_ok_and(|seen| seen.contains(name))
+    }
+
     /// Deletes a finished volume helper pod (after its PV was made or deleted).
     pub async fn remove(&self, name: &str) {
         self.delete(name).await;
@@ -330,6 +340,9 @@ async fn follow(
             }
             Ok(Event::InitDone) => {
                 let listed = listed.take().unwrap_or_default();
+                if let Ok(mut seen) = subscriptions.seen.lock() {
+                    seen.retain(|name| listed.contains(name));
+                }
                 for name in subscriptions.present() {
                     if !listed.contains(&name) && matches!(pods.get_opt(&name).await, Ok(None)) {
                         subscriptions.deliver(&name, Seen::Deleted);
@@ -338,6 +351,9 @@ async fn follow(
             }
             Ok(Event::Apply(pod)) => seen_pod(&pods, &subscriptions, pod, delete_leftovers).await,
             Ok(Event::Delete(pod)) => {
+                if let Ok(mut seen) = subscriptions.seen.lock() {
+                    seen.remove(&pod.name_any());
+                }
                 subscriptions.deliver(&pod.name_any(), Seen::Deleted);
             }
             Err(e) => tracing::debug!("the helper pod watch failed (retrying): {e}"),
@@ -353,6 +369,9 @@ async fn seen_pod(
     delete_leftovers: bool,
 ) {
     let name = pod.name_any();
+    if let Ok(mut seen) = subscriptions.seen.lock() {
+        seen.insert(name.clone());
+    }
     let finished = !matches!(helper_outcome(&pod), HelperOutcome::Running);
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let volume_helper = matches!(

@@ -11,6 +11,9 @@ pub const PROVISIONING: &str = "Provisioning";
 pub const PROVISIONING_SUCCEEDED: &str = "ProvisioningSucceeded";
 /// Warning event on the claim when provisioning failed.
 pub const PROVISIONING_FAILED: &str = "ProvisioningFailed";
+/// Warning event on a claim or volume whose script ran in a helper pod although the agent
+/// executor was asked for, with why.
+pub const NODE_AGENT_UNAVAILABLE: &str = "NodeAgentUnavailable";
 /// Warning event on the volume when its deletion failed (or left data behind).
 pub const VOLUME_FAILED_DELETE: &str = "VolumeFailedDelete";
 
@@ -72,16 +75,32 @@ pub fn helper_failure_summary(pod_name: &str, state: &ContainerStateTerminated) 
     if let Some(signal) = state.signal.filter(|s| *s != 0) {
         out.push_str(&format!(", signal {signal}"));
     }
-    let message = state.message.as_deref().unwrap_or("").trim_end();
-    let lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
-        out.push_str(": no output");
-    } else {
-        let tail = lines[lines.len().saturating_sub(SUMMARY_LINES)..].join(" | ");
-        out.push_str(": ");
-        out.push_str(&keep_tail(&tail, SUMMARY_BYTES));
-    }
+    out.push_str(&output_tail(state.message.as_deref().unwrap_or("")));
     out
+}
+
+/// One line for a script that failed elsewhere than in a helper pod (a node agent): what ran,
+/// its exit code and the last lines of its output, as [`helper_failure_summary`] words it.
+pub fn failure_summary(what: &str, exit_code: i32, output: &str) -> String {
+    format!(
+        "{what} failed with exit code {exit_code}{}",
+        output_tail(output)
+    )
+}
+
+/// `: <last lines joined by " | ">` (at most [`SUMMARY_LINES`] and [`SUMMARY_BYTES`]), or
+/// `: no output`.
+fn output_tail(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .trim_end()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return ": no output".to_owned();
+    }
+    let tail = lines[lines.len().saturating_sub(SUMMARY_LINES)..].join(" | ");
+    format!(": {}", keep_tail(&tail, SUMMARY_BYTES))
 }
 
 /// Exponential backoff for retries.

@@ -501,7 +501,7 @@ impl HelperPods {
         let volumes = spec.volumes.get_or_insert_with(Vec::new);
         volumes.push(host_path_volume(DATA_VOLUME, parent, true));
         let (command, script_item) = match &job.script {
-            Script::ConfigMapKey(key) => (
+            Script::ConfigMapKey { key, .. } => (
                 vec!["/bin/sh".to_string(), format!("{SCRIPT_DIR}/{key}")],
                 Some(*key),
             ),

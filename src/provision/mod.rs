@@ -8,6 +8,7 @@
 //! then create `plan.volume`. Helper pods carry [`helper_pod::HELPER_SELECTOR`]'s labels so one
 //! watch sees them all.
 
+pub mod agent;
 pub mod events;
 pub mod helper_pod;
 pub mod overlap;

@@ -442,7 +442,8 @@ pub(crate) async fn helper_pods_until(
 ) {
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond(&pods.list(&ListParams::default()).await.unwrap().items) {
+    let helpers = ListParams::default().labels(lpp::provision::helper_pod::HELPER_SELECTOR);
+    while !cond(&pods.list(&helpers).await.unwrap().items) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "helper pods: waited in vain until {what}"

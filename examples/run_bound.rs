@@ -6,7 +6,12 @@
 //! `lpp run` talks to the sandbox over HTTP here, through a layer that counts its requests, so
 //! the API calls (and writes) each claim costs are printed too.
 //!
-//! `cargo run --example run_bound -- [N]` (default 1000).
+//! Both executors run side by side, each on a fresh sandbox: `helperPod` (a pod per volume, as
+//! upstream) and `agent` (exec into the node agents of the `local-path-agent` DaemonSet, batched).
+//! `--latency-ms` adds that much latency to every request of the sandbox (the sandbox's own
+//! controllers included), as a real API server's write latency would.
+//!
+//! `cargo run --release --example run_bound -- [N] [--latency-ms MS]` (default 1000, 0 ms).
 
 use std::time::{Duration, Instant};
 
@@ -16,15 +21,19 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume, Persist
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::api::PostParams;
+use lpp::config::ExecutorKind;
 use lpp::controller::{LogFormat, RunOptions};
 use lpp::sandbox::{Faults, Sandbox, SandboxOptions};
 use serde_json::json;
 
-async fn sandbox(dir: &std::path::Path) -> anyhow::Result<Sandbox> {
+async fn sandbox(dir: &std::path::Path, latency: Duration) -> anyhow::Result<Sandbox> {
     Ok(Sandbox::start(SandboxOptions {
         dir: dir.to_path_buf(),
         nodes: 2,
-        faults: Faults::default(),
+        faults: Faults {
+            latency,
+            ..Faults::default()
+        },
         ..SandboxOptions::default()
     })
     .await?)
@@ -50,9 +59,9 @@ where
     Ok(())
 }
 
-async fn raw_volumes(n: usize) -> anyhow::Result<Duration> {
+async fn raw_volumes(n: usize, latency: Duration) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let sandbox = sandbox(dir.path()).await?;
+    let sandbox = sandbox(dir.path(), latency).await?;
     let volumes: Api<PersistentVolume> = Api::all(sandbox.client());
     let start = Instant::now();
     create_all(&volumes, n, |i| {
@@ -66,11 +75,13 @@ async fn raw_volumes(n: usize) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-/// Requests `lpp run` made: all of them, and the writes among them.
+/// Requests `lpp run` made: all of them, and the writes among them; and every write the server
+/// took while the claims were provisioned (kubelet status updates, bindings, … included).
 #[derive(Debug, Default)]
 struct Counted {
     all: std::sync::atomic::AtomicU64,
     writes: std::sync::atomic::AtomicU64,
+    server_writes: std::sync::atomic::AtomicU64,
 }
 
 /// A client for the sandbox served over HTTP at `addr`, counting every request into `counted`.
@@ -95,9 +106,14 @@ async fn counting_client(
         .build())
 }
 
-async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Result<Duration> {
+async fn provisioned(
+    n: usize,
+    latency: Duration,
+    executor: ExecutorKind,
+    counted: std::sync::Arc<Counted>,
+) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let sandbox = sandbox(dir.path()).await?;
+    let sandbox = sandbox(dir.path(), latency).await?;
     let client = sandbox.client();
     Api::<Namespace>::all(client.clone())
         .create(
@@ -118,6 +134,9 @@ async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Resu
     Api::<StorageClass>::all(client.clone())
         .create(&PostParams::default(), &class)
         .await?;
+    if executor == ExecutorKind::Agent {
+        start_agents(&client).await?;
+    }
     let options = RunOptions {
         namespace: "local-path-storage".into(),
         provisioner_name: "rancher.io/local-path".into(),
@@ -134,15 +153,17 @@ async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Resu
         log_format: LogFormat::Text,
         lease_name: None,
         origin: String::new(),
-        executor: None,
+        executor: Some(executor),
     };
     let addr = sandbox.serve(0).await?;
-    let counting = counting_client(&sandbox, addr, counted).await?;
+    let counting = counting_client(&sandbox, addr, std::sync::Arc::clone(&counted)).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let counted_here = std::sync::Arc::clone(&counted);
     let runner = tokio::spawn(lpp::controller::run(counting, options, async {
         let _ = stopped.await;
     }));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    sandbox.reset_request_counts();
     let start = Instant::now();
     create_all(&claims, n, |i| {
         json!({"metadata": {"name": format!("c-{i}"), "annotations": {
@@ -158,10 +179,56 @@ async fn provisioned(n: usize, counted: std::sync::Arc<Counted>) -> anyhow::Resu
         .await
         .map_err(|_| anyhow::anyhow!("not all {n} claims Bound after 600 s"))??;
     let took = start.elapsed();
+    let writes: u64 = sandbox
+        .request_counts()
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("get ") && !k.starts_with("list ") && !k.starts_with("watch ")
+        })
+        .filter(|(k, _)| !k.ends_with("persistentvolumeclaims") || !k.starts_with("create "))
+        .map(|(_, n)| n)
+        .sum();
+    if std::env::var_os("RUN_BOUND_DETAIL").is_some() {
+        for (k, v) in sandbox.request_counts() {
+            eprintln!("{executor:?} {k}: {:.2}/claim", v as f64 / n as f64);
+        }
+    }
+    counted_here
+        .server_writes
+        .store(writes, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(());
     let _ = runner.await;
     sandbox.shutdown().await;
     Ok(took)
+}
+
+/// The agent DaemonSet, and both nodes' agents Ready.
+async fn start_agents(client: &kube::Client) -> anyhow::Result<()> {
+    let template = lpp::config::parse_helper_pod(&lpp::config::default_helper_pod_yaml("busybox"))?;
+    let paths = std::collections::BTreeSet::from(["/opt/local-path-provisioner".to_owned()]);
+    let set = lpp::provision::agent::daemon_set(&template, None, "local-path-storage", &paths);
+    Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(client.clone(), "local-path-storage")
+        .create(&PostParams::default(), &set)
+        .await?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(client.clone(), "local-path-storage");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = pods
+            .list(&kube::api::ListParams::default().labels(lpp::provision::agent::AGENT_SELECTOR))
+            .await?
+            .items
+            .iter()
+            .filter(|p| lpp::provision::agent::AgentPod::of(p).is_some_and(|a| a.ready))
+            .count();
+        if ready == 2 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the node agents are not Ready after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Resolves once `n` distinct claims have been seen Bound on a watch.
@@ -184,31 +251,56 @@ async fn count_bound(claims: &Api<PersistentVolumeClaim>, n: usize) -> anyhow::R
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1000);
-    let raw = raw_volumes(n).await?;
-    let counted = std::sync::Arc::new(Counted::default());
-    let run = provisioned(n, std::sync::Arc::clone(&counted)).await?;
+    if let Ok(filter) = std::env::var("LPP_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let mut args = std::env::args().skip(1);
+    let mut n = 1000usize;
+    let mut latency = Duration::ZERO;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--latency-ms" => {
+                let ms: u64 = args.next().context("--latency-ms needs a value")?.parse()?;
+                latency = Duration::from_millis(ms);
+            }
+            count => n = count.parse().context("the claim count")?,
+        }
+    }
+    let raw = raw_volumes(n, latency).await?;
     println!(
-        "{n} PVs created directly:                     {:>8.2?}",
-        raw
+        "{n} claims, {} ms latency per request; {n} PVs created directly: {raw:.2?}",
+        latency.as_millis()
     );
     println!(
-        "{n} claims provisioned by lpp run to Bound:   {:>8.2?}",
-        run
+        "executor   to Bound    vs raw   lpp's calls/claim   lpp's writes/claim   server writes/claim"
     );
-    println!(
-        "ratio (provisioned / raw): {:.1}",
-        run.as_secs_f64() / raw.as_secs_f64()
-    );
-    let per_claim = |n_calls: u64| n_calls as f64 / n as f64;
-    println!(
-        "lpp run's API calls per claim: {:.1} ({:.1} writes)",
-        per_claim(counted.all.load(std::sync::atomic::Ordering::Relaxed)),
-        per_claim(counted.writes.load(std::sync::atomic::Ordering::Relaxed))
-    );
+    let mut results = Vec::new();
+    for executor in [ExecutorKind::HelperPod, ExecutorKind::Agent] {
+        let counted = std::sync::Arc::new(Counted::default());
+        let took = provisioned(n, latency, executor, std::sync::Arc::clone(&counted)).await?;
+        let per_claim = |c: &std::sync::atomic::AtomicU64| {
+            c.load(std::sync::atomic::Ordering::Relaxed) as f64 / n as f64
+        };
+        println!(
+            "{:<10} {:>8.2?} {:>8.1}x {:>19.1} {:>20.1} {:>21.1}",
+            executor.as_str(),
+            took,
+            took.as_secs_f64() / raw.as_secs_f64(),
+            per_claim(&counted.all),
+            per_claim(&counted.writes),
+            per_claim(&counted.server_writes)
+        );
+        results.push((took, per_claim(&counted.server_writes)));
+    }
+    if let [(helper, helper_writes), (agent, agent_writes)] = results.as_slice() {
+        println!(
+            "agent: {:.1}x faster to Bound, {:.2}x the server's writes per claim",
+            helper.as_secs_f64() / agent.as_secs_f64(),
+            agent_writes / helper_writes
+        );
+    }
     Ok(())
 }

@@ -25,7 +25,8 @@ use crate::provision::agent::{AGENT_CONTAINER, AGENT_SELECTOR, AgentPod};
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// At most this many jobs in one exec (its arguments travel in the request's URL).
 const MAX_BATCH: usize = 48;
-/// At most this many execs into one agent at a time.
+/// At most this many execs into one agent at a time; jobs arriving meanwhile wait and go in the
+/// next, larger batch.
 const EXECS_PER_AGENT: usize = 4;
 /// How long the agents' first list may take before a job falls back to a helper pod.
 const LISTED: Duration = Duration::from_secs(10);
@@ -41,6 +42,7 @@ pub struct Agents {
     pods: Api<Pod>,
     store: Store<Pod>,
     listed: watch::Receiver<bool>,
+    /// Jobs waiting per agent pod; an entry exists while a flusher serves that pod.
     batches: Arc<Mutex<HashMap<String, Vec<Pending>>>>,
     execs: Mutex<HashMap<String, Arc<Semaphore>>>,
     watch: tokio::task::JoinHandle<()>,
@@ -127,7 +129,8 @@ impl Agents {
             .unwrap_or_else(|_| Err(JobError::Failed("the agent batch was dropped".into())))
     }
 
-    /// Sends what waits for `pod`, in execs of at most [`MAX_BATCH`] jobs.
+    /// Sends what waits for `pod`, in execs of at most [`MAX_BATCH`] jobs: a batch is taken only
+    /// once an exec slot is free, so the jobs that arrive while the slots are busy go together.
     async fn flush(self: &Arc<Self>, pod: &str, node: &str) {
         let semaphore = {
             let Ok(mut execs) = self.execs.lock() else {
@@ -140,6 +143,9 @@ impl Agents {
             )
         };
         loop {
+            let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+                return;
+            };
             let batch: Vec<Pending> = {
                 let Ok(mut batches) = self.batches.lock() else {
                     return;
@@ -150,6 +156,7 @@ impl Agents {
                 let take = queue.len().min(MAX_BATCH);
                 let batch: Vec<Pending> = queue.drain(..take).collect();
                 if queue.is_empty() {
+                    // The next job to arrive starts a new flusher.
                     batches.remove(pod);
                 }
                 batch
@@ -157,7 +164,6 @@ impl Agents {
             if batch.is_empty() {
                 return;
             }
-            let permit = Arc::clone(&semaphore).acquire_owned().await;
             let agents = Arc::clone(self);
             let (pod, node) = (pod.to_owned(), node.to_owned());
             tokio::spawn(async move {
@@ -176,6 +182,8 @@ impl Agents {
             .unwrap_or(Duration::from_secs(120));
         let jobs: Vec<&VolumeJob> = batch.iter().map(|p| &p.job).collect();
         let argv = batch::command(&jobs, timeout);
+        let started = std::time::Instant::now();
+        let size = jobs.len();
         let answer = tokio::time::timeout(timeout + Duration::from_secs(30), self.call(pod, argv))
             .await
             .unwrap_or_else(|_| {
@@ -184,6 +192,10 @@ impl Agents {
                     (timeout + Duration::from_secs(30)).as_secs()
                 )))
             });
+        tracing::debug!(
+            "node agent {pod}: a batch of {size} jobs took {:.3}s",
+            started.elapsed().as_secs_f64()
+        );
         let outcomes = answer.and_then(|out| {
             batch::parse(&out, batch.len()).map_err(|e| {
                 Unanswered::Failed(format!("the node agent {pod}'s answer is not valid: {e}"))

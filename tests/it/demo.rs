@@ -122,3 +122,73 @@ async fn keep_leaves_the_claim_and_pod_in_the_named_namespace() {
         kube::Api::namespaced(cluster.client(), "walk");
     assert!(pods.get_opt("volume-test").await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_real_cluster_the_demo_names_the_context_and_asks_first() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::Api;
+    let cluster = TestCluster::start().await;
+    // No terminal and no --yes: refused, nothing created.
+    let out = cluster.lpp(["demo", "-o", "json"]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("context lpp-sandbox") && out.stderr.contains("--yes"),
+        "{}",
+        out.stderr
+    );
+    let classes: Api<StorageClass> = Api::all(cluster.client());
+    assert!(classes.get_opt("local-path").await.unwrap().is_none());
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let demo_namespaces: Vec<String> = namespaces
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| n.starts_with("lpp-demo"))
+        .collect();
+    assert!(demo_namespaces.is_empty(), "{demo_namespaces:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_demo_leaves_no_volume_and_no_directory() {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use kube::api::Api;
+    let cluster = TestCluster::start().await;
+    let demo = cluster.spawn_lpp(["demo", "--yes", "-o", "json", "--timeout", "60s"]);
+    // Wait for step 4 (the PV Bound), then Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let bound = loop {
+        let (stdout, stderr) = demo.output();
+        if let Some(step) = steps(&stdout).into_iter().find(|s| s["step"] == 4) {
+            break step;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no step 4 within 120s:\n{stdout}\n{stderr}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(bound["kind"], "DemoStep", "{bound}");
+    let volume = bound["facts"]["volume"].as_str().unwrap().to_owned();
+    let node = bound["facts"]["node"].as_str().unwrap().to_owned();
+    let path = bound["facts"]["path"].as_str().unwrap().to_owned();
+    assert!(cluster.node_path(&node, &path).exists());
+
+    let out =
+        tokio::task::spawn_blocking(move || demo.interrupt(std::time::Duration::from_secs(90)))
+            .await
+            .unwrap();
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(
+        out.stderr.contains("its objects were cleaned up") && !out.stderr.contains("except"),
+        "{}",
+        out.stderr
+    );
+    // What it says is true: the volume and its directory are gone.
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    assert!(volumes.get_opt(&volume).await.unwrap().is_none());
+    assert!(!cluster.node_path(&node, &path).exists());
+}

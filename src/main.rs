@@ -60,7 +60,12 @@ fn main() -> ExitCode {
         runtime.shutdown_background();
         return ExitCode::from(lpp::Exit::Interrupted.code());
     };
-    runtime.shutdown_timeout(Duration::from_secs(2));
+    if matches!(&outcome, Err(e) if e.exit() == lpp::Exit::Interrupted) {
+        // Ctrl-C: do not wait for a thread still blocked reading the terminal.
+        runtime.shutdown_background();
+    } else {
+        runtime.shutdown_timeout(Duration::from_secs(2));
+    }
     match outcome {
         Ok(exit) => ExitCode::from(exit.code()),
         // Whoever read the output is gone (`lpp manifests | head -1`): nothing to say, and

@@ -192,3 +192,62 @@ async fn ctrl_c_mid_demo_leaves_no_volume_and_no_directory() {
     assert!(volumes.get_opt(&volume).await.unwrap().is_none());
     assert!(!cluster.node_path(&node, &path).exists());
 }
+
+#[test]
+fn ctrl_c_at_the_enter_prompt_stops_the_demo_at_once() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    // The prompt needs a terminal: `script` gives the demo one, and a Ctrl-C typed into it.
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("{} demo --sandbox", crate::support::lpp_bin().display()),
+            "/dev/null",
+        ])
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .env_remove("LPP_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().unwrap();
+    let filled = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            filled
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !screen.lock().unwrap().contains("Press Enter") {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt within 120s:\n{}",
+            screen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap();
+    keys.flush().unwrap();
+    let status = crate::support::wait_child(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{}", screen.lock().unwrap());
+    assert!(
+        screen.lock().unwrap().contains("interrupted"),
+        "{}",
+        screen.lock().unwrap()
+    );
+}

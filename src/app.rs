@@ -17,7 +17,8 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
     match invocation.plan {
         Plan::Completion(shell) => {
             let mut script = Vec::new();
-            crate::cli::write_completion(shell, &mut script);
+            crate::cli::write_completion(shell, &mut script)
+                .map_err(|e| Error::Ui(ui::Error::Write(e)))?;
             ui.write_stdout(&String::from_utf8_lossy(&script))?;
             Ok(Exit::Success)
         }
@@ -30,7 +31,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             ));
             Ok(Exit::Success)
         }
-        Plan::Version => version(&ui, &target).await,
+        Plan::Version { client_only } => version(&ui, &target, client_only).await,
         Plan::Manifests(settings) => Ok(crate::install::manifests(&ui, &settings)?),
         Plan::Install(options) => Ok(crate::install::install(&ui, &target, options).await?),
         Plan::Uninstall(options) => Ok(crate::install::uninstall(&ui, &target, options).await?),
@@ -40,23 +41,13 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             // stalled one cannot outlive the Lease (watches and exec are not bounded).
             let target = cluster::Target {
                 request_timeout: target.request_timeout.or(Some(RUN_REQUEST_DEADLINE)),
+                creates_repeatable: true,
                 ..target
             };
             let cluster = cluster::connect(&target).await?;
             options.origin = format!("context {} at {}", cluster.context, cluster.server);
-            let shutdown = async {
-                shutdown_signal().await;
-                // A second Ctrl-C does not wait for the operations under way.
-                tokio::spawn(async {
-                    shutdown_signal().await;
-                    eprintln!(
-                        "lpp: stopping now; the next run resumes the unfinished operations \
-                         (the Lease expires by itself)"
-                    );
-                    std::process::exit(130);
-                });
-            };
-            crate::controller::run(cluster.client, options, shutdown).await?;
+            // A second Ctrl-C is `interrupted_twice`, which main.rs watches.
+            crate::controller::run(cluster.client, options, shutdown_signal()).await?;
             Ok(Exit::Success)
         }
         Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),
@@ -76,6 +67,8 @@ const RUN_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct VersionReport {
+    #[serde(flatten)]
+    type_meta: ui::TypeMeta,
     client_version: ClientVersion,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_version: Option<k8s_openapi::apimachinery::pkg::version::Info>,
@@ -111,44 +104,78 @@ impl Report for VersionReport {
             format!("git {} · {}", c.git_commit, c.target),
         ]);
         match (&self.server_version, &self.server_error) {
-            (Some(info), _) => table.add_row(vec![
-                "server".to_owned(),
-                info.git_version.clone(),
-                format!("{} · {}", info.platform, info.go_version),
-            ]),
-            (None, Some(error)) => table.add_row(vec![
-                "server".to_owned(),
-                "unreachable".to_owned(),
-                error.clone(),
-            ]),
-            (None, None) => table.add_row(vec!["server".to_owned(), "-".to_owned(), String::new()]),
-        };
+            (Some(info), _) => {
+                table.add_row(vec![
+                    "server".to_owned(),
+                    info.git_version.clone(),
+                    format!("{} · {}", info.platform, info.go_version),
+                ]);
+            }
+            (None, Some(_)) => {
+                table.add_row(vec!["server".to_owned(), "unreachable".to_owned()]);
+            }
+            (None, None) => {}
+        }
         vec![table]
     }
 }
 
-async fn version(ui: &Ui, target: &cluster::Target) -> Result<Exit, Error> {
+/// `lpp version`: the client's version, and the server's unless `--client`. Exits 1 when the
+/// server was asked and did not answer, as `kubectl version` does.
+async fn version(ui: &Ui, target: &cluster::Target, client_only: bool) -> Result<Exit, Error> {
     let mut report = VersionReport {
+        type_meta: ui::TypeMeta::new("VersionReport"),
         client_version: VersionReport::client(),
         server_version: None,
         server_error: None,
     };
-    match cluster::connect(target).await {
-        Ok(cluster) => {
-            let asked =
-                tokio::time::timeout(Duration::from_secs(5), cluster.client.apiserver_version());
-            match asked.await {
-                Ok(Ok(info)) => report.server_version = Some(info),
-                Ok(Err(e)) => report.server_error = Some(format!("{}: {e}", cluster.server)),
-                Err(_) => {
-                    report.server_error = Some(format!("{}: no answer within 5s", cluster.server))
+    if !client_only {
+        let wait = target
+            .request_timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(5));
+        report.server_error = match cluster::connect(target).await {
+            Ok(cluster) => {
+                match tokio::time::timeout(wait, cluster.client.apiserver_version()).await {
+                    Ok(Ok(info)) => {
+                        report.server_version = Some(info);
+                        None
+                    }
+                    Ok(Err(e)) => Some(cluster::request_failed("get", "version", &e)),
+                    Err(_) => Some(format!(
+                        "cannot reach {} (context {}): no answer within {}",
+                        cluster.server,
+                        cluster.context,
+                        ui::duration(wait)
+                    )),
                 }
             }
-        }
-        Err(e) => report.server_error = Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
     }
     ui.print(&report)?;
-    Ok(Exit::Success)
+    match report.server_error {
+        Some(error) => Err(Error::Server(error)),
+        None => Ok(Exit::Success),
+    }
+}
+
+/// Resolves on the second Ctrl-C or SIGTERM: a command that stops gracefully on the first
+/// ([`crate::cli::Plan::stops_gracefully`]) stops at once on the second.
+pub async fn interrupted_twice() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    for _ in 0..2 {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -11,6 +11,8 @@ pub enum Exit {
     Usage,
     /// 3: refused for safety, needs `--yes`, or a check found something that needs attention.
     Refused,
+    /// 130: stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted,
 }
 
 impl Exit {
@@ -21,6 +23,7 @@ impl Exit {
             Exit::Failure => 1,
             Exit::Usage => 2,
             Exit::Refused => 3,
+            Exit::Interrupted => 130,
         }
     }
 }
@@ -61,6 +64,10 @@ pub enum Error {
 
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
+
+    /// The server did not answer what was asked (`lpp version`).
+    #[error("{0}")]
+    Server(String),
 
     #[error("cannot write the generated files: {0}")]
     Generate(#[source] std::io::Error),

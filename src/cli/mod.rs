@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-pub use docs::{command, write_completion, write_docs};
+pub use docs::{
+    KUBECTL_COMPLETE_SCRIPT, base_command, command, complete_from_env, examples, write_completion,
+    write_docs,
+};
 pub use resolve::{Invocation, Plan, resolve};
 
 /// The provisioner name upstream registers and lpp serves by default.
@@ -65,17 +68,24 @@ pub struct GlobalArgs {
     pub kubeconfig: Option<PathBuf>,
 
     /// The kubeconfig context to use [default: the current context]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = docs::context_candidates())]
     pub context: Option<String>,
 
     /// The provisioner's namespace [default: local-path-storage]; for `demo`, the namespace the
     /// demo's claim and pod go to [default: a fresh lpp-demo-* namespace]
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        value_name = "NAMESPACE",
+        add = clap_complete::ArgValueCandidates::new(docs::complete_namespaces)
+    )]
     pub namespace: Option<String>,
 
-    /// How long to wait for a single API request, e.g. 30s or 2m; 0 means the client's defaults
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
-    pub request_timeout: Duration,
+    /// How long to wait for a single API request, e.g. 5 (seconds), 30s or 1m; 0 means no
+    /// timeout [default: 30s to connect, no limit on answers]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout)]
+    pub request_timeout: Option<Duration>,
 
     /// Output format, where the command has one
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
@@ -89,7 +99,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
 
-    /// More log output; repeat for more (-vv)
+    /// More log output: -v adds lpp's debug lines, -vv its trace lines, -vvv the libraries' (kube,
+    /// hyper, rustls) too; LPP_LOG=<filter> overrides
     #[arg(short = 'v', long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -162,8 +173,9 @@ pub enum Command {
     #[command(long_about = COMPLETION_ABOUT)]
     Completion(CompletionArgs),
 
-    /// Print the client's version, git revision and target, and the server's version when reachable
-    Version,
+    /// Print the client's version, git revision and target, and the server's version
+    #[command(long_about = VERSION_ABOUT)]
+    Version(VersionArgs),
 
     /// Write the completion scripts and man pages into a directory (used to refresh the repository)
     #[command(hide = true)]
@@ -221,10 +233,10 @@ the reverse: delete, watch the PV go and the directory disappear. Runs against t
 or, with --sandbox, against the embedded sandbox cluster.";
 
 const COMPLETION_ABOUT: &str = "\
-Print a completion script for the shell to stdout, e.g.
-  lpp completion bash > ~/.local/share/bash-completion/completions/lpp
-  lpp completion zsh > \"${fpath[1]}/_lpp\"
-  lpp completion fish > ~/.config/fish/completions/lpp.fish";
+Print a completion script for the shell to stdout. The script asks lpp itself at every TAB, so
+--context completes from the kubeconfig and -n and --node from the cluster (within 2 seconds).
+For `kubectl lpp <TAB>` (kubectl 1.26+), put completions/kubectl_complete-lpp from the repository
+on PATH next to kubectl-lpp.";
 
 /// What the installed objects look like; shared by `install` and `manifests`.
 #[derive(Debug, Args)]
@@ -373,6 +385,10 @@ pub struct StatusArgs {
     /// How far back to show Warning events
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub events_since: Duration,
+
+    /// Print again whenever what it shows changes, until Ctrl-C (then exit 0)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -471,7 +487,11 @@ pub struct GcArgs {
 #[derive(Debug, Args)]
 pub struct GcScanArgs {
     /// Only this node; repeatable
-    #[arg(long = "node", value_name = "NODE")]
+    #[arg(
+        long = "node",
+        value_name = "NODE",
+        add = clap_complete::ArgValueCandidates::new(docs::complete_nodes)
+    )]
     pub nodes: Vec<String>,
 
     /// Only the base paths of this StorageClass
@@ -619,6 +639,18 @@ pub enum Shell {
     Elvish,
 }
 
+const VERSION_ABOUT: &str = "\
+Print the client's version, git revision and target, and the API server's version. Exits 1 when
+the server cannot be reached (the client's version is printed all the same); --client asks no
+server.";
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Only the client's version; contact no server
+    #[arg(long)]
+    pub client: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Directory to write completions/ and man/ into
@@ -648,6 +680,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is negative; a duration must be positive"))
 }
 
+/// `--request-timeout` as kubectl reads it: a bare number is seconds (`5`), else a duration
+/// (`5s`, `1m`); `0` means no timeout.
+pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => parse_duration(text),
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
@@ -672,6 +713,16 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn request_timeouts_read_bare_seconds_as_kubectl() {
+        assert_eq!(parse_request_timeout("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_request_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_request_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_request_timeout("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_request_timeout("-1").is_err());
+        assert!(parse_request_timeout("soon").is_err());
     }
 
     #[test]

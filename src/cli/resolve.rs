@@ -42,7 +42,10 @@ pub enum Plan {
     Demo(DemoOptions),
     SandboxUp(UpOptions),
     Completion(Shell),
-    Version,
+    /// `lpp version`; `client_only` with `--client`.
+    Version {
+        client_only: bool,
+    },
     Generate(PathBuf),
 }
 
@@ -60,9 +63,15 @@ impl Plan {
             Plan::Demo(_) => "demo",
             Plan::SandboxUp(_) => "sandbox up",
             Plan::Completion(_) => "completion",
-            Plan::Version => "version",
+            Plan::Version { .. } => "version",
             Plan::Generate(_) => "generate",
         }
+    }
+
+    /// Whether the first Ctrl-C lets the command finish what it is doing (`run` releases its
+    /// Lease), so that a second one must stop it at once.
+    pub fn stops_gracefully(&self) -> bool {
+        matches!(self, Plan::Run(_))
     }
 
     /// The output formats this command offers, its default first; empty when `-o` does not apply.
@@ -74,7 +83,7 @@ impl Plan {
             Plan::Status(_) => &[Table, Wide, Json, Yaml],
             Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
             Plan::Demo(_) => &[Table, Json],
-            Plan::Version => &[Table, Json, Yaml],
+            Plan::Version { .. } => &[Table, Json, Yaml],
             Plan::Run(_) | Plan::SandboxUp(_) | Plan::Completion(_) | Plan::Generate(_) => &[],
         }
     }
@@ -118,6 +127,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             namespace: provisioner_ns(),
             provisioner_name: args.provisioner_name,
             events_since: args.events_since,
+            watch: args.watch,
         }),
         Command::Run(args) => Plan::Run(RunOptions {
             namespace: provisioner_ns(),
@@ -179,7 +189,9 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             disks: args.disks,
         }),
         Command::Completion(args) => Plan::Completion(args.shell),
-        Command::Version => Plan::Version,
+        Command::Version(args) => Plan::Version {
+            client_only: args.client,
+        },
         Command::Generate(args) => Plan::Generate(args.dir),
     };
 
@@ -196,7 +208,8 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
         target: Target {
             kubeconfig: global.kubeconfig,
             context: global.context,
-            request_timeout: (!global.request_timeout.is_zero()).then_some(global.request_timeout),
+            request_timeout: global.request_timeout,
+            creates_repeatable: false,
         },
         ui: UiSettings {
             format,

@@ -148,12 +148,15 @@ impl Step {
 
 /// What one step did and whether its check passed; `-o json` prints one per line.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepRecord {
+    #[serde(flatten)]
+    pub type_meta: crate::ui::TypeMeta,
     pub step: usize,
     pub name: Step,
     pub title: &'static str,
     pub ok: bool,
-    /// The step's findings, such as `node`, `volume`, `path`, `read`.
+    /// The step's findings, such as `node`, `volume`, `path`, `read`, `selectedNode`.
     pub facts: BTreeMap<&'static str, String>,
     /// Why the check failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,11 +173,11 @@ pub enum Error {
         problem: String,
     },
 
-    #[error("the demo was interrupted; its objects were cleaned up")]
-    Interrupted,
+    #[error("the demo was interrupted; {}", cleaned(left))]
+    Interrupted { left: Option<String> },
 
-    #[error("the demo was stopped at step {0}; its objects were cleaned up")]
-    Quit(usize),
+    #[error("the demo was stopped at step {step}; {}", cleaned(left))]
+    Quit { step: usize, left: Option<String> },
 
     #[error("cannot read the demo manifest {name}: {message}")]
     Manifest { name: &'static str, message: String },
@@ -189,10 +192,19 @@ pub enum Error {
     Setup(String),
 }
 
+/// What the clean-up after a stop achieved, for the message.
+fn cleaned(left: &Option<String>) -> String {
+    match left {
+        None => "its objects were cleaned up".to_owned(),
+        Some(left) => format!("its objects were cleaned up except: {left}"),
+    }
+}
+
 impl Error {
     pub fn exit(&self) -> crate::error::Exit {
         match self {
             Error::Ui(e) => e.exit(),
+            Error::Interrupted { .. } => crate::error::Exit::Interrupted,
             _ => crate::error::Exit::Failure,
         }
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -35,12 +36,21 @@ pub async fn run(ui: &Ui, target: &Target, options: DemoOptions) -> Result<Exit,
     walk.sandbox = backend.sandbox.clone();
     let outcome = tokio::select! {
         outcome = walk.steps() => outcome,
-        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted { left: None }),
     };
-    walk.clean_up().await;
+    let left = walk.clean_up().await;
     walk.stop_loop().await;
     backend.stop().await;
-    outcome.map(|()| Exit::Success)
+    match outcome {
+        Err(Error::Interrupted { .. }) => Err(Error::Interrupted { left }),
+        Err(Error::Quit { step, .. }) => Err(Error::Quit { step, left }),
+        other => {
+            if let Some(left) = left {
+                ui.warn(&left);
+            }
+            other.map(|()| Exit::Success)
+        }
+    }
 }
 
 /// Where the demo runs: the current context, or an embedded sandbox in a temporary directory
@@ -64,6 +74,12 @@ impl Backend {
             Err(_) => Some(format!("no answer within {}", ui::age(REACH_TIMEOUT))),
         };
         let Some(why) = unreachable else {
+            // A real cluster: say which one before anything is created there.
+            ui.confirm(&format!(
+                "Run the demo on context {} ({})? It installs the provisioner there if the \
+                 class is missing and creates a claim and a pod in a fresh namespace",
+                cluster.context, cluster.server
+            ))?;
             return Ok(Backend {
                 client: cluster.client,
                 sandbox: None,
@@ -187,6 +203,7 @@ impl<'a> Walk<'a> {
             };
             let problem = outcome.err();
             self.record(StepRecord {
+                type_meta: ui::TypeMeta::new("DemoStep"),
                 step: step.number(),
                 name: step,
                 title: step.title(),
@@ -204,7 +221,7 @@ impl<'a> Walk<'a> {
             if step == last {
                 break;
             }
-            self.pause(step)?;
+            self.pause(step).await?;
         }
         if self.options.keep {
             self.say(&format!(
@@ -272,23 +289,36 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn pause(&self, done: Step) -> Result<(), Error> {
+    /// Waits for Enter (or q) between steps. The terminal is read on a blocking thread so that a
+    /// Ctrl-C at the prompt stops the demo at once.
+    async fn pause(&self, done: Step) -> Result<(), Error> {
         if self.options.non_interactive || !self.ui.interactive() {
             return Ok(());
         }
-        eprint!(
-            "{}",
-            self.ui.dim(&format!(
-                "Press Enter for step {}, or q and Enter to quit: ",
-                done.number() + 1
-            ))
-        );
-        let mut answer = String::new();
-        std::io::stdin()
-            .read_line(&mut answer)
-            .map_err(|e| Error::Setup(format!("cannot read from the terminal: {e}")))?;
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "{}",
+                self.ui.dim(&format!(
+                    "Press Enter for step {}, or q and Enter to quit: ",
+                    done.number() + 1
+                ))
+            );
+            let _ = err.flush();
+        }
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).map(|_| answer)
+        })
+        .await
+        .map_err(|e| Error::Setup(format!("cannot read from the terminal: {e}")))?
+        .map_err(|e| Error::Setup(format!("cannot read from the terminal: {e}")))?;
         if answer.trim().eq_ignore_ascii_case("q") {
-            return Err(Error::Quit(done.number()));
+            return Err(Error::Quit {
+                step: done.number(),
+                left: None,
+            });
         }
         Ok(())
     }
@@ -357,7 +387,7 @@ impl<'a> Walk<'a> {
                     })
                     .collect()
             }
-            Err(e) => vec![format!("(cannot list events: {e})")],
+            Err(e) => vec![format!("(cannot list events: {})", cluster::describe(&e))],
         }
     }
 
@@ -367,7 +397,7 @@ impl<'a> Walk<'a> {
         let existing = classes
             .get_opt(&name)
             .await
-            .map_err(|e| format!("cannot read StorageClass {name}: {e}"))?;
+            .map_err(|e| format!("cannot read StorageClass {name}: {}", cluster::describe(&e)))?;
         let class = match existing {
             Some(class) => {
                 facts.insert("installed", "already".into());
@@ -379,10 +409,12 @@ impl<'a> Walk<'a> {
                     .await
                     .map_err(|e| e.to_string())?;
                 facts.insert("installed", format!("{} objects applied", applied.len()));
-                classes
-                    .get(&name)
-                    .await
-                    .map_err(|e| format!("cannot read StorageClass {name} after installing: {e}"))?
+                classes.get(&name).await.map_err(|e| {
+                    format!(
+                        "cannot read StorageClass {name} after installing: {}",
+                        cluster::describe(&e)
+                    )
+                })?
             }
         };
         facts.insert("class", name.clone());
@@ -448,7 +480,7 @@ impl<'a> Walk<'a> {
         let list = leases
             .list(&ListParams::default().fields(&format!("metadata.name={lease_name}")))
             .await
-            .map_err(|e| format!("cannot list Leases: {e}"))?;
+            .map_err(|e| format!("cannot list Leases: {}", cluster::describe(&e)))?;
         let now = jiff::Timestamp::now();
         Ok(list.items.into_iter().find_map(|lease| {
             let spec = lease.spec?;
@@ -469,7 +501,7 @@ impl<'a> Walk<'a> {
         let claim = claims
             .create(&PostParams::default(), &claim)
             .await
-            .map_err(|e| format!("cannot create claim {CLAIM}: {e}"))?;
+            .map_err(|e| format!("cannot create claim {CLAIM}: {}", cluster::describe(&e)))?;
         let phase = claim
             .status
             .as_ref()
@@ -485,7 +517,7 @@ impl<'a> Walk<'a> {
             let existing = namespaces
                 .get_opt(name)
                 .await
-                .map_err(|e| format!("cannot read namespace {name}: {e}"))?;
+                .map_err(|e| format!("cannot read namespace {name}: {}", cluster::describe(&e)))?;
             if existing.is_some() {
                 return Ok((name.clone(), false));
             }
@@ -508,7 +540,12 @@ impl<'a> Walk<'a> {
         let created = namespaces
             .create(&PostParams::default(), &namespace)
             .await
-            .map_err(|e| format!("cannot create the demo namespace: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create the demo namespace: {}",
+                    cluster::describe(&e)
+                )
+            })?;
         Ok((created.name_any(), true))
     }
 
@@ -522,7 +559,7 @@ impl<'a> Walk<'a> {
         let pods: Api<Pod> = self.api();
         pods.create(&PostParams::default(), &pod)
             .await
-            .map_err(|e| format!("cannot create pod {POD}: {e}"))?;
+            .map_err(|e| format!("cannot create pod {POD}: {}", cluster::describe(&e)))?;
         let claim = self
             .wait_for(
                 self.api::<PersistentVolumeClaim>(),
@@ -536,7 +573,7 @@ impl<'a> Walk<'a> {
         let node = claim
             .and_then(|c| c.annotations().get(SELECTED_NODE).cloned())
             .unwrap_or_default();
-        facts.insert("selected-node", node);
+        facts.insert("selectedNode", node);
         Ok(())
     }
 
@@ -571,7 +608,7 @@ impl<'a> Walk<'a> {
         let volume = volumes
             .get(&volume_name)
             .await
-            .map_err(|e| format!("cannot read PV {volume_name}: {e}"))?;
+            .map_err(|e| format!("cannot read PV {volume_name}: {}", cluster::describe(&e)))?;
         let (node, path) = volume_location(&volume)
             .ok_or_else(|| format!("PV {volume_name} has no hostPath or local path with a node"))?;
         self.show(&ui::render_table(&volume_table(&volume)))?;
@@ -660,7 +697,7 @@ impl<'a> Walk<'a> {
             let on_disk = sandbox.node_root(&node).join(file.trim_start_matches('/'));
             let bytes = std::fs::read(&on_disk)
                 .map_err(|e| format!("cannot read {}: {e}", on_disk.display()))?;
-            facts.insert("sandbox-file", on_disk.display().to_string());
+            facts.insert("sandboxFile", on_disk.display().to_string());
             if bytes != PAYLOAD.as_bytes() {
                 return Err(format!(
                     "{} holds {:?}, expected {PAYLOAD:?}",
@@ -691,7 +728,12 @@ impl<'a> Walk<'a> {
         let pods: Api<Pod> = self.api();
         pods.create(&PostParams::default(), &pod)
             .await
-            .map_err(|e| format!("cannot create pod {name} on {node}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create pod {name} on {node}: {}",
+                    cluster::describe(&e)
+                )
+            })?;
         let finished = self
             .wait_for(
                 self.api::<Pod>(),
@@ -710,7 +752,8 @@ impl<'a> Walk<'a> {
         let _ = pods.delete(&name, &DeleteParams::default()).await;
         let pod = finished?.ok_or_else(|| format!("pod {name} disappeared"))?;
         let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
-        let logs = logs.map_err(|e| format!("cannot read the logs of {name}: {e}"))?;
+        let logs =
+            logs.map_err(|e| format!("cannot read the logs of {name}: {}", cluster::describe(&e)))?;
         if phase == "Succeeded" {
             Ok(logs)
         } else {
@@ -790,11 +833,11 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Removes what the demo made, unless `--keep` (then only the reader pods go).
-    async fn clean_up(&self) {
-        let Some((namespace, created)) = &self.namespace else {
-            return;
-        };
+    /// Removes what the demo made, unless `--keep` (then only the reader pods go), and waits
+    /// (within the step timeout) for the claim's volume to be reclaimed. Returns what is left
+    /// behind and why, when something is.
+    async fn clean_up(&self) -> Option<String> {
+        let (namespace, created) = self.namespace.as_ref()?;
         let pods: Api<Pod> = self.api();
         for n in 1..=self.readers {
             let _ = pods
@@ -802,19 +845,101 @@ impl<'a> Walk<'a> {
                 .await;
         }
         if self.options.keep {
-            return;
+            return None;
         }
+        let mut left = Vec::new();
         if *created {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
-            if let Err(e) = namespaces.delete(namespace, &DeleteParams::default()).await {
-                self.ui.warn(&format!(
-                    "cannot delete the demo namespace {namespace}: {e}"
-                ));
+            match namespaces.delete(namespace, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => left.push(format!(
+                    "namespace {namespace} (cannot delete it: {})",
+                    cluster::describe(&e)
+                )),
             }
         } else {
             let _ = pods.delete(POD, &DeleteParams::default()).await;
             let claims: Api<PersistentVolumeClaim> = self.api();
             let _ = claims.delete(CLAIM, &DeleteParams::default()).await;
+        }
+        let spinner = self
+            .ui
+            .spinner("waiting for the demo's volume to be reclaimed");
+        let volumes = self.wait_reclaimed(namespace).await;
+        spinner.finish_and_clear();
+        left.extend(volumes);
+        (!left.is_empty()).then(|| left.join("; "))
+    }
+
+    /// Waits until no PV is bound to the demo's claim any more; what is still there after the
+    /// step timeout is described with why and how to remove it.
+    async fn wait_reclaimed(&self, namespace: &str) -> Vec<String> {
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let deadline = tokio::time::Instant::now() + self.options.step_timeout;
+        loop {
+            let listed = match volumes.list(&ListParams::default()).await {
+                Ok(list) => list.items,
+                Err(e) => {
+                    return vec![format!(
+                        "cannot check that the demo's volume was reclaimed: {}",
+                        cluster::describe(&e)
+                    )];
+                }
+            };
+            let ours: Vec<&PersistentVolume> = listed
+                .iter()
+                .filter(|pv| {
+                    pv.spec
+                        .as_ref()
+                        .and_then(|s| s.claim_ref.as_ref())
+                        .is_some_and(|c| {
+                            c.namespace.as_deref() == Some(namespace)
+                                && c.name.as_deref() == Some(CLAIM)
+                        })
+                })
+                .collect();
+            let retained = ours.iter().any(|pv| {
+                pv.spec
+                    .as_ref()
+                    .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+                    == Some("Retain")
+            });
+            if ours.is_empty() {
+                return Vec::new();
+            }
+            if retained || tokio::time::Instant::now() > deadline {
+                let why = if retained {
+                    "its reclaim policy is Retain".to_owned()
+                } else {
+                    format!(
+                        "it was not reclaimed within {} (is a provisioner running? `lpp status`)",
+                        ui::age(self.options.step_timeout)
+                    )
+                };
+                return ours
+                    .iter()
+                    .map(|pv| {
+                        let name = pv.name_any();
+                        let phase = pv
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.phase.clone())
+                            .unwrap_or_default();
+                        let place = crate::provision::volume_location(pv)
+                            .map(|(node, path)| match node {
+                                Some(node) => format!(" and its directory {node}:{path}"),
+                                None => format!(" and its directory {path}"),
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "PV {name} ({phase}){place}: {why}; remove it with `kubectl delete pv \
+                             {name}`, and the directory with `lpp gc prune` once the PV is gone"
+                        )
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
@@ -826,7 +951,7 @@ where
 {
     api.delete(name, &DeleteParams::default())
         .await
-        .map_err(|e| format!("cannot delete {name}: {e}"))?;
+        .map_err(|e| format!("cannot delete {name}: {}", cluster::describe(&e)))?;
     walk.wait_for(
         api,
         name,

@@ -80,30 +80,90 @@ impl Error {
 
 /// What `lpp gc` prints.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
-    pub orphans: Vec<Orphan>,
+    #[serde(flatten)]
+    pub type_meta: ui::TypeMeta,
+    pub orphans: Vec<OrphanEntry>,
     pub missing: Vec<MissingDirectory>,
-    pub nodes: Vec<NodeScan>,
+    pub nodes: Vec<NodeStatus>,
+    /// `--older-than`, in seconds: entries modified more recently were not judged.
+    pub older_than_seconds: u64,
 }
 
-impl GcReport {
-    fn new(findings: Findings, nodes: Vec<NodeScan>) -> Self {
-        Self {
-            orphans: findings.orphans,
-            missing: findings.missing,
-            nodes,
+/// One orphaned entry, as printed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanEntry {
+    pub node: String,
+    pub path: String,
+    pub base: String,
+    pub name: String,
+    pub kind: inventory::EntryKind,
+    pub size_bytes: u64,
+    /// When it was last modified (RFC 3339).
+    pub modified: jiff::Timestamp,
+    pub reason: classify::Reason,
+    /// Whether `gc prune` may remove it.
+    pub prunable: bool,
+}
+
+impl From<&Orphan> for OrphanEntry {
+    fn from(o: &Orphan) -> Self {
+        OrphanEntry {
+            node: o.node.clone(),
+            path: o.path.clone(),
+            base: o.base.clone(),
+            name: o.name.clone(),
+            kind: o.kind,
+            size_bytes: o.size_bytes,
+            modified: jiff::Timestamp::from_second(o.modified)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            reason: o.reason,
+            prunable: o.prunable,
         }
     }
 }
 
-fn age_of(modified: i64) -> String {
-    let now = jiff::Timestamp::now().as_second();
-    ui::age(Duration::from_secs(
-        u64::try_from(now - modified).unwrap_or(0),
-    ))
+/// How the scan of one node went, as printed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub node: String,
+    /// `scanned`, or why it was not.
+    pub status: String,
+    pub ok: bool,
+    pub base_paths: Vec<String>,
 }
 
-fn orphan_table(orphans: &[Orphan], wide: bool) -> Table {
+impl From<&NodeScan> for NodeStatus {
+    fn from(n: &NodeScan) -> Self {
+        NodeStatus {
+            node: n.node.clone(),
+            status: n.status.clone(),
+            ok: n.ok,
+            base_paths: n.base_paths.clone(),
+        }
+    }
+}
+
+impl GcReport {
+    fn new(findings: Findings, nodes: &[NodeScan], older_than: Duration) -> Self {
+        Self {
+            type_meta: ui::TypeMeta::new("GcReport"),
+            orphans: findings.orphans.iter().map(OrphanEntry::from).collect(),
+            missing: findings.missing,
+            nodes: nodes.iter().map(NodeStatus::from).collect(),
+            older_than_seconds: older_than.as_secs(),
+        }
+    }
+}
+
+fn age_of(modified: jiff::Timestamp) -> String {
+    ui::age_since(modified, jiff::Timestamp::now())
+}
+
+fn orphan_table(orphans: &[OrphanEntry], wide: bool) -> Table {
     let mut headers = vec!["node", "path", "size", "age", "reason"];
     if wide {
         headers.push("prunable");
@@ -130,7 +190,16 @@ impl Report for GcReport {
         let mut tables = Vec::new();
         if self.orphans.is_empty() {
             let mut t = ui::table(["orphans"]);
-            t.add_row(vec!["none found"]);
+            if self.older_than_seconds > 0 {
+                // Entries modified within --older-than are not judged: say so, and how to.
+                t.add_row(vec![format!(
+                    "none found older than {} (newer entries are not judged; \
+                     `lpp gc --older-than 0` judges them too)",
+                    ui::age(Duration::from_secs(self.older_than_seconds))
+                )]);
+            } else {
+                t.add_row(vec!["none found".to_owned()]);
+            }
             tables.push(t);
         } else {
             tables.push(orphan_table(&self.orphans, wide));
@@ -176,7 +245,7 @@ pub async fn list(ui: &Ui, target: &Target, options: ListOptions) -> Result<Exit
     let scan = scan::scan(&cluster.client, ui, &options.scan).await?;
     warn_unscanned(ui, &scan.nodes);
     let incomplete = scan.nodes.iter().any(|n| !n.ok);
-    let report = GcReport::new(scan.findings, scan.nodes);
+    let report = GcReport::new(scan.findings, &scan.nodes, options.scan.older_than);
     ui.print(&report)?;
     let found = !report.orphans.is_empty() || !report.missing.is_empty();
     Ok(if options.exit_code && (found || incomplete) {
@@ -188,24 +257,48 @@ pub async fn list(ui: &Ui, target: &Target, options: ListOptions) -> Result<Exit
 
 /// What `lpp gc prune` did to each target.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PruneReport {
+    #[serde(flatten)]
+    pub type_meta: ui::TypeMeta,
     pub dry_run: bool,
     pub results: Vec<PruneResult>,
     /// Listed orphans a fresh look found in use again, with why.
     pub kept: Vec<KeptOrphan>,
-    pub nodes: Vec<NodeScan>,
+    pub nodes: Vec<NodeStatus>,
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PruneResult {
-    #[serde(flatten)]
-    pub target: PruneTarget,
+    pub node: String,
+    pub base: String,
+    pub name: String,
+    pub path: String,
+    pub size_bytes: u64,
+    pub action: prune::Action,
     pub outcome: Option<Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+impl PruneResult {
+    fn new(target: &PruneTarget, outcome: Option<Outcome>, error: Option<String>) -> Self {
+        PruneResult {
+            node: target.node.clone(),
+            base: target.base.clone(),
+            name: target.name.clone(),
+            path: target.path.clone(),
+            size_bytes: target.size_bytes,
+            action: target.action,
+            outcome,
+            error,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KeptOrphan {
     pub node: String,
     pub path: String,
@@ -224,14 +317,14 @@ impl Report for PruneReport {
                     .unwrap_or_default(),
                 (None, None) => "would be removed (dry run)".to_owned(),
             };
-            let action = serde_json::to_value(r.target.action)
+            let action = serde_json::to_value(r.action)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             t.add_row(vec![
-                r.target.node.clone(),
-                r.target.path.clone(),
-                ui::bytes(r.target.size_bytes),
+                r.node.clone(),
+                r.path.clone(),
+                ui::bytes(r.size_bytes),
                 action,
                 result,
             ]);
@@ -250,7 +343,7 @@ impl Report for PruneReport {
     fn names(&self) -> Vec<String> {
         self.results
             .iter()
-            .map(|r| format!("{}:{}", r.target.node, r.target.path))
+            .map(|r| format!("{}:{}", r.node, r.path))
             .collect()
     }
 }
@@ -277,18 +370,27 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
     if candidates.is_empty() {
         ui.note("nothing to prune");
         ui.print(&PruneReport {
+            type_meta: ui::TypeMeta::new("PruneReport"),
             dry_run: options.dry_run,
             results: Vec::new(),
             kept: Vec::new(),
-            nodes: scan.nodes,
+            nodes: scan.nodes.iter().map(NodeStatus::from).collect(),
         })?;
         return Ok(Exit::Success);
     }
     let total: u64 = candidates.iter().map(|o| o.size_bytes).sum();
     if !options.dry_run {
         let verb = if options.archive { "Archive" } else { "Delete" };
+        // What is about to go, by name, before the question.
+        for line in listing(
+            candidates
+                .iter()
+                .map(|o| format!("{}:{} ({})", o.node, o.path, ui::bytes(o.size_bytes))),
+        ) {
+            ui.note(&format!("  {line}"));
+        }
         ui.confirm(&format!(
-            "{verb} {} orphaned directories ({}) on nodes of context {}",
+            "{verb} these {} orphaned directories ({}) on nodes of context {}",
             candidates.len(),
             ui::bytes(total),
             cluster.context
@@ -308,12 +410,8 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
     let mut results = Vec::new();
     if options.dry_run {
         results = targets
-            .into_iter()
-            .map(|target| PruneResult {
-                target,
-                outcome: None,
-                error: None,
-            })
+            .iter()
+            .map(|target| PruneResult::new(target, None, None))
             .collect();
     } else {
         let mut nodes: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
@@ -323,16 +421,8 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             let outcome = prune_on(client, &scan, node, &on_node).await;
             for (i, t) in on_node.into_iter().enumerate() {
                 results.push(match &outcome {
-                    Ok(outcomes) => PruneResult {
-                        target: t.clone(),
-                        outcome: outcomes.get(i).copied(),
-                        error: None,
-                    },
-                    Err(e) => PruneResult {
-                        target: t.clone(),
-                        outcome: None,
-                        error: Some(e.clone()),
-                    },
+                    Ok(outcomes) => PruneResult::new(t, outcomes.get(i).copied(), None),
+                    Err(e) => PruneResult::new(t, None, Some(e.clone())),
                 });
             }
         }
@@ -341,12 +431,25 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
         r.error.is_some() || matches!(r.outcome, Some(Outcome::Failed | Outcome::Unknown))
     });
     ui.print(&PruneReport {
+        type_meta: ui::TypeMeta::new("PruneReport"),
         dry_run: options.dry_run,
         results,
         kept,
-        nodes: scan.nodes,
+        nodes: scan.nodes.iter().map(NodeStatus::from).collect(),
     })?;
     Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+/// The first 20 lines, and "and N more" for the rest: what a prompt shows of a long list.
+pub fn listing(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    const SHOWN: usize = 20;
+    let mut all: Vec<String> = lines.into_iter().collect();
+    if all.len() > SHOWN {
+        let more = all.len() - SHOWN;
+        all.truncate(SHOWN);
+        all.push(format!("and {more} more"));
+    }
+    all
 }
 
 async fn prune_on(
@@ -378,4 +481,19 @@ async fn prune_on(
     };
     let output = scan::run_job(client, &scan.helpers, &job, scan.timeout).await?;
     Ok(prune::parse_outcomes(&output, targets.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listing;
+
+    #[test]
+    fn a_long_listing_shows_twenty_and_counts_the_rest() {
+        let short = listing((1..=3).map(|i| format!("p{i}")));
+        assert_eq!(short, ["p1", "p2", "p3"]);
+        let long = listing((1..=25).map(|i| format!("p{i}")));
+        assert_eq!(long.len(), 21);
+        assert_eq!(long[19], "p20");
+        assert_eq!(long[20], "and 5 more");
+    }
 }

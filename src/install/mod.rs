@@ -59,6 +59,8 @@ pub struct StatusOptions {
     pub namespace: String,
     pub provisioner_name: String,
     pub events_since: Duration,
+    /// `-w`: print again on every change until Ctrl-C.
+    pub watch: bool,
 }
 
 pub mod objects;
@@ -80,10 +82,12 @@ pub const FIELD_MANAGER: &str = "lpp";
 /// Why install cannot do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot apply {kind} {name}: {source}")]
-    Apply {
-        kind: &'static str,
-        name: String,
+    /// A request failed: `<verb> <what>: <the server's message>`, or why the server could not
+    /// be reached.
+    #[error("{}", cluster::request_failed(verb, what, source))]
+    Request {
+        verb: &'static str,
+        what: String,
         #[source]
         source: kube::Error,
     },
@@ -114,6 +118,7 @@ impl Error {
 
 /// What applying one object did.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     pub kind: &'static str,
     pub name: String,
@@ -123,9 +128,29 @@ pub struct Applied {
     pub result: &'static str,
 }
 
+impl Applied {
+    /// The name as `kubectl -o name` spells it: the resource, dot, its API group, slash, the
+    /// name (`role.rbac.authorization.k8s.io/x`, `configmap/y`).
+    pub fn kubectl_name(&self) -> String {
+        let resource = match self.kind {
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
+                format!("{}.rbac.authorization.k8s.io", self.kind.to_lowercase())
+            }
+            "StorageClass" => "storageclass.storage.k8s.io".to_owned(),
+            "Deployment" => "deployment.apps".to_owned(),
+            "Lease" => "lease.coordination.k8s.io".to_owned(),
+            other => other.to_lowercase(),
+        };
+        format!("{resource}/{}", self.name)
+    }
+}
+
 /// The install report.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstallReport {
+    #[serde(flatten)]
+    pub type_meta: ui::TypeMeta,
     pub objects: Vec<Applied>,
     pub dry_run: bool,
 }
@@ -150,10 +175,7 @@ impl Report for InstallReport {
     }
 
     fn names(&self) -> Vec<String> {
-        self.objects
-            .iter()
-            .map(|a| format!("{}/{}", a.kind.to_lowercase(), a.name))
-            .collect()
+        self.objects.iter().map(Applied::kubectl_name).collect()
     }
 }
 
@@ -175,16 +197,15 @@ where
         _ => "object",
     };
     let name = object.name_any();
-    let fail = |source| Error::Apply {
-        kind,
-        name: name.clone(),
-        source,
+    let fail = |verb| {
+        let what = format!("{kind} {name}");
+        move |source| Error::Request { verb, what, source }
     };
-    let before = api.get_opt(&name).await.map_err(fail)?;
+    let before = api.get_opt(&name).await.map_err(fail("get"))?;
     let after = api
         .patch(&name, params, &Patch::Apply(object))
         .await
-        .map_err(fail)?;
+        .map_err(fail("apply"))?;
     let result = match before {
         None => "created",
         Some(b) if b.resource_version() == after.resource_version() => "unchanged",
@@ -217,8 +238,41 @@ pub async fn apply(
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = server_dry_run;
     let all = |c: &kube::Client| c.clone();
-    let mut applied = Vec::new();
+    let mut applied: Vec<Applied> = Vec::new();
     for object in objects::install_set(settings) {
+        // A server dry run does not create the namespace, so what goes into a new one could only
+        // fail with "namespace not found": it would be created, and is reported so.
+        let namespace = match &object {
+            Object::ServiceAccount(o) => o.namespace(),
+            Object::Role(o) => o.namespace(),
+            Object::RoleBinding(o) => o.namespace(),
+            Object::ConfigMap(o) => o.namespace(),
+            Object::Deployment(o) => o.namespace(),
+            _ => None,
+        };
+        let in_new_namespace = server_dry_run
+            && namespace.as_deref().is_some_and(|ns| {
+                applied
+                    .iter()
+                    .any(|a| a.kind == "Namespace" && a.name == ns && a.result == "created")
+            });
+        if in_new_namespace {
+            let (kind, name) = match &object {
+                Object::ServiceAccount(o) => ("ServiceAccount", o.name_any()),
+                Object::Role(o) => ("Role", o.name_any()),
+                Object::RoleBinding(o) => ("RoleBinding", o.name_any()),
+                Object::ConfigMap(o) => ("ConfigMap", o.name_any()),
+                Object::Deployment(o) => ("Deployment", o.name_any()),
+                _ => ("object", String::new()),
+            };
+            applied.push(Applied {
+                kind,
+                name,
+                namespace,
+                result: "created",
+            });
+            continue;
+        }
         applied.push(match &object {
             Object::Namespace(o) => apply_one(Api::all(all(client)), o, &params).await?,
             Object::ServiceAccount(o) => apply_one(namespaced(client, o), o, &params).await?,
@@ -358,9 +412,9 @@ async fn check_nodes(client: &kube::Client, settings: &ManifestSettings) -> Resu
     let nodes: Vec<String> = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(|source| Error::Apply {
-            kind: "object",
-            name: "nodes".into(),
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "nodes".into(),
             source,
         })?
         .items
@@ -385,13 +439,8 @@ pub async fn look(
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::api::storage::v1::StorageClass;
-    let fail = |kind: &'static str| {
-        move |source| Error::Apply {
-            kind,
-            name: "(read)".into(),
-            source,
-        }
-    };
+    let fail =
+        |verb: &'static str, what: String| move |source| Error::Request { verb, what, source };
     let ours = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(objects::MANAGED_BY.0).map(String::as_str) == Some(objects::MANAGED_BY.1)
     };
@@ -399,7 +448,7 @@ pub async fn look(
     let classes = Api::<StorageClass>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(fail("StorageClass"))?
+        .map_err(fail("list", "storageclasses".into()))?
         .items;
     for class in &classes {
         if class.provisioner == settings.provisioner_name && !ours(class.labels()) {
@@ -426,7 +475,10 @@ pub async fn look(
     let upstream = Api::<Deployment>::namespaced(client.clone(), &settings.namespace)
         .get_opt("local-path-provisioner")
         .await
-        .map_err(fail("Deployment"))?;
+        .map_err(fail(
+            "get",
+            format!("deployment {}/local-path-provisioner", settings.namespace),
+        ))?;
     if let Some(deployment) = upstream.filter(|d| !ours(d.labels())) {
         concerns.push(format!(
             "Deployment {}/{} (upstream's provisioner) exists: two provisioners would both act; scale it to 0 first (kubectl -n {} scale deployment {} --replicas=0)",
@@ -439,7 +491,14 @@ pub async fn look(
     let map = Api::<ConfigMap>::namespaced(client.clone(), &settings.namespace)
         .get_opt(crate::config::CONFIG_MAP_NAME)
         .await
-        .map_err(fail("ConfigMap"))?;
+        .map_err(fail(
+            "get",
+            format!(
+                "configmap {}/{}",
+                settings.namespace,
+                crate::config::CONFIG_MAP_NAME
+            ),
+        ))?;
     if let Some(map) = map {
         let wanted =
             crate::config::config_map_data(&objects::config_json(settings), &settings.helper_image);
@@ -499,6 +558,7 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
     }
     let objects = apply(&cluster.client, &options.manifest, server_dry_run).await?;
     ui.print(&InstallReport {
+        type_meta: ui::TypeMeta::new("InstallReport"),
         objects,
         dry_run: server_dry_run,
     })?;
@@ -510,7 +570,10 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
 
 /// What uninstall removed (or would remove), and the data it leaves on the nodes.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UninstallReport {
+    #[serde(flatten)]
+    pub type_meta: ui::TypeMeta,
     pub deleted: Vec<Applied>,
     pub dry_run: bool,
     /// `node:path` of every volume of the removed classes: the data stays there.
@@ -532,10 +595,7 @@ impl Report for UninstallReport {
     }
 
     fn names(&self) -> Vec<String> {
-        self.deleted
-            .iter()
-            .map(|a| format!("{}/{}", a.kind.to_lowercase(), a.name))
-            .collect()
+        self.deleted.iter().map(Applied::kubectl_name).collect()
     }
 }
 
@@ -560,21 +620,21 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     let cluster = cluster::connect(target).await?;
     let client = &cluster.client;
     let ns = options.namespace.as_str();
-    let read = |kind: &'static str| {
-        move |source| Error::Apply {
-            kind,
-            name: "(list)".into(),
+    let read = |what: &'static str| {
+        move |source| Error::Request {
+            verb: "list",
+            what: what.to_owned(),
             source,
         }
     };
     let classes = managed(&Api::<StorageClass>::all(client.clone()))
         .await
-        .map_err(read("StorageClass"))?;
+        .map_err(read("storageclasses"))?;
     let class_names: Vec<String> = classes.iter().map(|c| c.name_any()).collect();
     let volumes: Vec<PersistentVolume> = Api::<PersistentVolume>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(read("PersistentVolume"))?
+        .map_err(read("persistentvolumes"))?
         .items
         .into_iter()
         .filter(|v| {
@@ -595,7 +655,7 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
             ))
         })
         .collect();
-    if !volumes.is_empty() && !options.force {
+    if !volumes.is_empty() && !options.force && !options.dry_run {
         return Err(Error::Refused(format!(
             "{} PVs of StorageClass {} still exist ({}): delete their claims first, or pass --force to uninstall anyway (their data stays on the nodes)",
             volumes.len(),
@@ -645,11 +705,46 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     let namespace = Api::<Namespace>::all(client.clone())
         .get_opt(ns)
         .await
-        .map_err(read("Namespace"))?;
+        .map_err(read("namespaces"))?;
     if namespace.is_some_and(|n| {
         n.labels().get(objects::MANAGED_BY.0).map(String::as_str) == Some(objects::MANAGED_BY.1)
     }) {
         doomed.push(("Namespace", ns.to_owned(), None));
+    }
+    if options.dry_run && !volumes.is_empty() && !options.force {
+        ui.warn(&format!(
+            "{} PVs of StorageClass {} still exist: `lpp uninstall` refuses until their claims are \
+             deleted, or goes ahead with --force and leaves their data on the nodes",
+            volumes.len(),
+            class_names.join(", ")
+        ));
+    }
+    if options.force && !options.dry_run {
+        // What is about to go, and what stays without a provisioner, before the question.
+        for line in crate::gc::listing(doomed.iter().map(
+            |(kind, name, namespace)| match namespace {
+                Some(ns) => format!("delete {kind} {ns}/{name}"),
+                None => format!("delete {kind} {name}"),
+            },
+        )) {
+            ui.note(&format!("  {line}"));
+        }
+        for line in crate::gc::listing(data_left.iter().map(|v| format!("keep {v}"))) {
+            ui.note(&format!("  {line}"));
+        }
+        ui.confirm(&format!(
+            "Uninstall from context {}: delete these {} objects{}",
+            cluster.context,
+            doomed.len(),
+            if volumes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", leaving {} volumes (and their data) with no provisioner",
+                    volumes.len()
+                )
+            }
+        ))?;
     }
     let params = kube::api::DeleteParams {
         dry_run: options.dry_run,
@@ -701,7 +796,13 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         match outcome {
             Ok(()) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => return Err(Error::Apply { kind, name, source }),
+            Err(source) => {
+                return Err(Error::Request {
+                    verb: "delete",
+                    what: format!("{kind} {name}"),
+                    source,
+                });
+            }
         }
         deleted.push(Applied {
             kind,
@@ -727,6 +828,7 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         }
     }
     ui.print(&UninstallReport {
+        type_meta: ui::TypeMeta::new("UninstallReport"),
         deleted,
         dry_run: options.dry_run,
         data_left: data_left.clone(),
@@ -741,339 +843,5 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     Ok(Exit::Success)
 }
 
-/// `lpp status`: what is installed, who provisions, the volumes per node, what needs attention.
-#[derive(Debug, Serialize)]
-pub struct StatusReport {
-    pub provisioner: String,
-    /// The lpp version that installed the provisioner namespace, when lpp did.
-    pub installed_version: Option<String>,
-    pub lease: LeaseStatus,
-    pub classes: Vec<ClassStatus>,
-    pub volumes: Vec<VolumeStatus>,
-    pub pending_claims: Vec<PendingClaim>,
-    pub warnings: Vec<String>,
-    /// Everything that needs a look; empty when healthy.
-    pub attention: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LeaseStatus {
-    pub name: String,
-    pub holder: Option<String>,
-    /// Seconds since the holder last renewed.
-    pub renewed_seconds_ago: Option<i64>,
-    pub held: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ClassStatus {
-    pub name: String,
-    pub default: bool,
-    pub binding_mode: String,
-    pub reclaim_policy: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct VolumeStatus {
-    pub node: String,
-    pub name: String,
-    pub path: String,
-    pub capacity: String,
-    pub phase: String,
-    pub claim: String,
-    pub age_seconds: i64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PendingClaim {
-    pub namespace: String,
-    pub name: String,
-    pub class: String,
-    pub reason: String,
-}
-
-impl Report for StatusReport {
-    fn tables(&self, _wide: bool) -> Vec<comfy_table::Table> {
-        let mut summary = ui::table(["provisioner", "installed", "lease holder", "renewed"]);
-        summary.add_row(vec![
-            self.provisioner.clone(),
-            self.installed_version
-                .clone()
-                .map_or("not by lpp".to_owned(), |v| format!("lpp {v}")),
-            match (&self.lease.holder, self.lease.held) {
-                (Some(h), true) => h.clone(),
-                (Some(h), false) => format!("nobody ({h} stopped renewing)"),
-                (None, _) => "nobody".to_owned(),
-            },
-            self.lease
-                .renewed_seconds_ago
-                .map_or("-".to_owned(), |s| format!("{}s ago", s)),
-        ]);
-        let mut classes = ui::table(["storageclass", "default", "binding", "reclaim"]);
-        for c in &self.classes {
-            classes.add_row(vec![
-                c.name.clone(),
-                if c.default { "yes" } else { "" }.to_owned(),
-                c.binding_mode.clone(),
-                c.reclaim_policy.clone(),
-            ]);
-        }
-        let mut volumes = ui::table([
-            "node", "volume", "path", "capacity", "phase", "claim", "age",
-        ]);
-        for v in &self.volumes {
-            volumes.add_row(vec![
-                v.node.clone(),
-                v.name.clone(),
-                v.path.clone(),
-                v.capacity.clone(),
-                v.phase.clone(),
-                v.claim.clone(),
-                ui::age(std::time::Duration::from_secs(v.age_seconds.max(0) as u64)),
-            ]);
-        }
-        let mut tables = vec![summary, classes, volumes];
-        if !self.pending_claims.is_empty() {
-            let mut pending = ui::table(["pending claim", "class", "reason"]);
-            for p in &self.pending_claims {
-                pending.add_row(vec![
-                    format!("{}/{}", p.namespace, p.name),
-                    p.class.clone(),
-                    p.reason.clone(),
-                ]);
-            }
-            tables.push(pending);
-        }
-        if !self.attention.is_empty() {
-            let mut attention = ui::table(["needs attention"]);
-            for a in &self.attention {
-                attention.add_row(vec![a.clone()]);
-            }
-            tables.push(attention);
-        }
-        tables
-    }
-}
-
-/// `lpp status`. Exit 0 when healthy, 3 when something needs attention.
-pub async fn status(ui: &Ui, target: &Target, options: StatusOptions) -> Result<Exit, Error> {
-    use k8s_openapi::api::coordination::v1::Lease;
-    use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolume, PersistentVolumeClaim};
-    use k8s_openapi::api::storage::v1::StorageClass;
-    let cluster = cluster::connect(target).await?;
-    let client = &cluster.client;
-    let fail = |kind: &'static str| {
-        move |source| Error::Apply {
-            kind,
-            name: "(read)".into(),
-            source,
-        }
-    };
-    let now = jiff::Timestamp::now();
-    let provisioner = options.provisioner_name.clone();
-    let installed_version = Api::<Namespace>::all(client.clone())
-        .get_opt(&options.namespace)
-        .await
-        .map_err(fail("Namespace"))?
-        .and_then(|n| n.labels().get("app.kubernetes.io/version").cloned());
-    let lease_name = crate::controller::lease_name_for(&provisioner);
-    let lease = Api::<Lease>::namespaced(client.clone(), &options.namespace)
-        .get_opt(&lease_name)
-        .await
-        .map_err(fail("Lease"))?
-        .and_then(|l| l.spec);
-    let holder = lease
-        .as_ref()
-        .and_then(|l| l.holder_identity.clone())
-        .filter(|h| !h.is_empty());
-    let renewed = lease
-        .as_ref()
-        .and_then(|l| l.renew_time.as_ref())
-        .map(|t| now.duration_since(t.0).as_secs());
-    let duration = lease
-        .as_ref()
-        .and_then(|l| l.lease_duration_seconds)
-        .unwrap_or(15);
-    let held = holder.is_some() && renewed.is_some_and(|r| r <= i64::from(duration));
-    let classes: Vec<StorageClass> = Api::<StorageClass>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(fail("StorageClass"))?
-        .items
-        .into_iter()
-        .filter(|c| c.provisioner == provisioner)
-        .collect();
-    let class_names: Vec<String> = classes.iter().map(|c| c.name_any()).collect();
-    let mut volumes: Vec<VolumeStatus> = Api::<PersistentVolume>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(fail("PersistentVolume"))?
-        .items
-        .iter()
-        .filter(|v| v.annotations().get("pv.kubernetes.io/provisioned-by") == Some(&provisioner))
-        .map(|v| {
-            let (node, path) =
-                crate::provision::volume_location(v).unwrap_or((None, String::new()));
-            let spec = v.spec.clone().unwrap_or_default();
-            VolumeStatus {
-                node: node.unwrap_or_else(|| "shared".into()),
-                name: v.name_any(),
-                path,
-                capacity: spec
-                    .capacity
-                    .and_then(|c| c.get("storage").map(|q| q.0.clone()))
-                    .unwrap_or_default(),
-                phase: v
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_default(),
-                claim: spec
-                    .claim_ref
-                    .map(|c| {
-                        format!(
-                            "{}/{}",
-                            c.namespace.unwrap_or_default(),
-                            c.name.unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default(),
-                age_seconds: v
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map_or(0, |t| now.duration_since(t.0).as_secs()),
-            }
-        })
-        .collect();
-    volumes.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
-    let events: Vec<Event> = Api::<Event>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(fail("Event"))?
-        .items;
-    let latest_event = |kind: &str, namespace: &str, name: &str| {
-        events
-            .iter()
-            .filter(|e| {
-                e.involved_object.kind.as_deref() == Some(kind)
-                    && e.involved_object.name.as_deref() == Some(name)
-                    && e.involved_object.namespace.as_deref().unwrap_or("") == namespace
-            })
-            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.clone().unwrap_or_default(),
-                    e.message.clone().unwrap_or_default()
-                )
-            })
-    };
-    let pending_claims: Vec<PendingClaim> = Api::<PersistentVolumeClaim>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(fail("PersistentVolumeClaim"))?
-        .items
-        .iter()
-        .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
-        .filter_map(|c| {
-            let class = c.spec.as_ref()?.storage_class_name.clone()?;
-            class_names.contains(&class).then(|| {
-                let namespace = c.namespace().unwrap_or_default();
-                PendingClaim {
-                    reason: latest_event("PersistentVolumeClaim", &namespace, &c.name_any())
-                        .unwrap_or_else(|| "no events".into()),
-                    namespace,
-                    name: c.name_any(),
-                    class,
-                }
-            })
-        })
-        .collect();
-    let since = i64::try_from(options.events_since.as_secs()).unwrap_or(i64::MAX);
-    let warnings: Vec<String> = events
-        .iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .filter(|e| {
-            e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(provisioner.as_str())
-                || e.reporting_component.as_deref() == Some(provisioner.as_str())
-        })
-        .filter(|e| {
-            e.last_timestamp
-                .as_ref()
-                .is_some_and(|t| now.duration_since(t.0).as_secs() <= since)
-        })
-        .map(|e| {
-            format!(
-                "{} {}: {}",
-                e.involved_object.name.clone().unwrap_or_default(),
-                e.reason.clone().unwrap_or_default(),
-                e.message.clone().unwrap_or_default()
-            )
-        })
-        .collect();
-    let mut attention = Vec::new();
-    if classes.is_empty() {
-        attention.push(format!(
-            "no StorageClass names provisioner {provisioner}: run `lpp install`"
-        ));
-    }
-    if !held {
-        attention.push(format!(
-            "nobody holds the Lease {}/{lease_name}: no provisioner is running (`lpp run`, or `lpp install --in-cluster`)",
-            options.namespace
-        ));
-    }
-    for v in volumes
-        .iter()
-        .filter(|v| v.phase == "Released" || v.phase == "Failed")
-    {
-        attention.push(format!(
-            "volume {} is {} ({}:{})",
-            v.name, v.phase, v.node, v.path
-        ));
-    }
-    for p in &pending_claims {
-        attention.push(format!(
-            "claim {}/{} is Pending: {}",
-            p.namespace, p.name, p.reason
-        ));
-    }
-    attention.extend(warnings.iter().map(|w| format!("warning: {w}")));
-    let healthy = attention.is_empty();
-    ui.print(&StatusReport {
-        provisioner,
-        installed_version,
-        lease: LeaseStatus {
-            name: lease_name,
-            holder,
-            renewed_seconds_ago: renewed,
-            held,
-        },
-        classes: classes
-            .iter()
-            .map(|c| ClassStatus {
-                name: c.name_any(),
-                default: c
-                    .annotations()
-                    .get("storageclass.kubernetes.io/is-default-class")
-                    .map(String::as_str)
-                    == Some("true"),
-                binding_mode: c
-                    .volume_binding_mode
-                    .clone()
-                    .unwrap_or_else(|| "Immediate".into()),
-                reclaim_policy: c.reclaim_policy.clone().unwrap_or_else(|| "Delete".into()),
-            })
-            .collect(),
-        volumes,
-        pending_claims,
-        warnings,
-        attention,
-    })?;
-    Ok(if healthy {
-        Exit::Success
-    } else {
-        Exit::Refused
-    })
-}
+mod status;
+pub use status::{StatusReport, status};

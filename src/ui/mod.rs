@@ -56,6 +56,10 @@ pub enum Error {
     #[error("cannot write the output: {0}")]
     Write(#[source] std::io::Error),
 
+    /// Whoever read stdout is gone (`lpp manifests | head -1`): not a failure of lpp's.
+    #[error("stdout was closed")]
+    StdoutClosed,
+
     #[error("cannot ask for confirmation: {0}")]
     Prompt(#[source] dialoguer::Error),
 
@@ -70,7 +74,29 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::NeedsYes { .. } | Error::Declined { .. } => Exit::Refused,
+            Error::StdoutClosed => Exit::Success,
             _ => Exit::Failure,
+        }
+    }
+}
+
+/// The `apiVersion` of every document lpp prints for machines (`-o json|yaml`).
+pub const API_VERSION: &str = "lpp.dev/v1alpha1";
+
+/// `apiVersion` and `kind` of a printed report, as every Kubernetes object has them, so a script
+/// can tell documents apart and lpp can change one compatibly. Flatten it first into a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeMeta {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+}
+
+impl TypeMeta {
+    pub const fn new(kind: &'static str) -> Self {
+        TypeMeta {
+            api_version: API_VERSION,
+            kind,
         }
     }
 }
@@ -144,20 +170,26 @@ impl Ui {
         } else {
             writeln!(out, "{text}")
         };
-        result.and_then(|()| out.flush()).map_err(Error::Write)
+        result.and_then(|()| out.flush()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Error::StdoutClosed
+            } else {
+                Error::Write(e)
+            }
+        })
     }
 
     /// A line for people on stderr (suppressed by `-q`).
     pub fn note(&self, line: &str) {
         if !self.settings.quiet {
-            eprintln!("{line}");
+            eprint_line(line);
         }
     }
 
     /// A warning line on stderr (suppressed by `-q`).
     pub fn warn(&self, line: &str) {
         if !self.settings.quiet {
-            eprintln!("{} {line}", self.paint_warning("warning:"));
+            eprint_line(&format!("{} {line}", self.paint_warning("warning:")));
         }
     }
 
@@ -304,15 +336,57 @@ pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, Error> {
     })
 }
 
-/// A Kubernetes-style age: `45s`, `12m`, `3h`, `5d`.
+/// An age or duration as kubectl prints it (its `HumanDuration`): `45s`, `5m30s`, `12m`,
+/// `3h12m`, `20h`, `2d3h`, `400d`, `2y30d`.
 pub fn age(elapsed: Duration) -> String {
     let secs = elapsed.as_secs();
-    match secs {
-        0..120 => format!("{secs}s"),
-        120..7_200 => format!("{}m", secs / 60),
-        7_200..172_800 => format!("{}h", secs / 3_600),
-        _ => format!("{}d", secs / 86_400),
+    let (minutes, hours, days) = (secs / 60, secs / 3_600, secs / 86_400);
+    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit}{small}{small_unit}")
+        }
+    };
+    if secs < 120 {
+        format!("{secs}s")
+    } else if minutes < 10 {
+        pair(minutes, "m", secs % 60, "s")
+    } else if minutes < 180 {
+        format!("{minutes}m")
+    } else if hours < 8 {
+        pair(hours, "h", minutes % 60, "m")
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        pair(days, "d", hours % 24, "h")
+    } else if hours < 24 * 365 * 2 {
+        format!("{days}d")
+    } else if hours < 24 * 365 * 8 {
+        pair(days / 365, "y", days % 365, "d")
+    } else {
+        format!("{}y", days / 365)
     }
+}
+
+/// A duration given on the command line, as typed there: `500ms`, `2s`, `5m30s`.
+pub fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        age(d)
+    }
+}
+
+/// Seconds since the Unix epoch as an age from `now`; a time in the future is `0s`.
+pub fn age_since(then: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    age(Duration::try_from(now.duration_since(then)).unwrap_or(Duration::ZERO))
+}
+
+/// A line on stderr; a closed or broken stderr is ignored (there is nobody to tell).
+pub fn eprint_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }
 
 /// Bytes as people read them: `512B`, `1.5KiB`, `20MiB`, `3.2GiB`.
@@ -350,11 +424,32 @@ mod tests {
     }
 
     #[test]
-    fn ages_and_sizes_are_short() {
-        assert_eq!(age(Duration::from_secs(5)), "5s");
-        assert_eq!(age(Duration::from_secs(600)), "10m");
-        assert_eq!(age(Duration::from_secs(3 * 3600)), "3h");
-        assert_eq!(age(Duration::from_secs(3 * 86_400)), "3d");
+    fn ages_print_as_kubectl_prints_them() {
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (330, "5m30s"),
+            (600, "10m"),
+            (179 * 60, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 12 * 60, "3h12m"),
+            (20 * 3600, "20h"),
+            (2 * 86_400 + 3 * 3600, "2d3h"),
+            (3 * 86_400, "3d"),
+            (400 * 86_400, "400d"),
+            (3 * 365 * 86_400 + 30 * 86_400, "3y30d"),
+            (9 * 365 * 86_400, "9y"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(age(Duration::from_secs(secs)), text, "{secs}s");
+        }
+        assert_eq!(duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration(Duration::from_secs(2)), "2s");
+    }
+
+    #[test]
+    fn sizes_are_short() {
         assert_eq!(bytes(100), "100B");
         assert_eq!(bytes(1536), "1.5KiB");
         assert_eq!(bytes(20 * 1024 * 1024), "20MiB");

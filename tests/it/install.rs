@@ -99,21 +99,42 @@ async fn uninstall_refuses_while_volumes_exist_and_then_names_the_data_left() {
         "nothing changed"
     );
 
-    let dry = cluster
-        .lpp(["uninstall", "--force", "--dry-run", "-o", "name"])
-        .await;
+    // A dry run shows what would happen even while volumes exist, and says what a real run
+    // would need.
+    let dry = cluster.lpp(["uninstall", "--dry-run", "-o", "name"]).await;
     assert_eq!(dry.code, 0, "{dry:?}");
     assert!(
-        dry.stdout.contains("storageclass/local-path"),
+        dry.stdout
+            .contains("storageclass.storage.k8s.io/local-path"),
         "{}",
         dry.stdout
     );
+    assert!(dry.stderr.contains("--force"), "{}", dry.stderr);
     assert!(
         classes.get_opt("local-path").await.unwrap().is_some(),
         "a dry run changes nothing"
     );
 
-    let done = cluster.lpp(["uninstall", "--force"]).await;
+    // --force asks first, listing what goes and what stays; without a terminal it needs --yes.
+    let unconfirmed = cluster.lpp(["uninstall", "--force"]).await;
+    assert_eq!(unconfirmed.code, 3, "{unconfirmed:?}");
+    assert!(
+        unconfirmed
+            .stderr
+            .contains("delete StorageClass local-path")
+            && unconfirmed
+                .stderr
+                .contains("keep pvc-kept node-1:/opt/local-path-provisioner/pvc-kept")
+            && unconfirmed.stderr.contains("add --yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert!(
+        classes.get_opt("local-path").await.unwrap().is_some(),
+        "nothing changed without --yes"
+    );
+
+    let done = cluster.lpp(["uninstall", "--force", "--yes"]).await;
     assert_eq!(done.code, 0, "{done:?}");
     assert!(
         done.stderr
@@ -142,7 +163,9 @@ async fn status_says_what_needs_attention_and_is_healthy_once_a_provisioner_runs
     let report: Value = serde_json::from_str(&idle.stdout).unwrap();
     assert_eq!(report["lease"]["held"], false);
     assert_eq!(report["classes"][0]["name"], "local-path");
-    assert_eq!(report["installed_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(report["installedVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(report["apiVersion"], "lpp.dev/v1alpha1");
+    assert_eq!(report["kind"], "StatusReport");
 
     let _runner = cluster.spawn_lpp(["run"]);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -230,12 +253,14 @@ async fn in_cluster_adds_a_least_privilege_deployment_of_lpp_run() {
     assert!(
         installed
             .stdout
-            .contains("deployment/local-path-provisioner"),
+            .contains("deployment.apps/local-path-provisioner"),
         "{installed:?}"
     );
     let removed = cluster.lpp(["uninstall", "-o", "name"]).await;
     assert!(
-        removed.stdout.contains("deployment/local-path-provisioner"),
+        removed
+            .stdout
+            .contains("deployment.apps/local-path-provisioner"),
         "{removed:?}"
     );
 }
@@ -304,4 +329,100 @@ async fn a_forbidden_verb_is_named_and_nothing_is_applied() {
         out.stderr
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_rides_out_server_errors_and_throttling() {
+    // 20 % of requests answered 500 and 10 % 429: retried with backoff, as kubectl does.
+    let cluster = TestCluster::start().await;
+    cluster.set_faults(lpp::sandbox::Faults {
+        error_rate: 0.2,
+        throttle_rate: 0.1,
+        ..Default::default()
+    });
+    for _ in 0..2 {
+        let out = cluster
+            .lpp_with_timeout(
+                ["install", "-o", "json"],
+                std::time::Duration::from_secs(120),
+            )
+            .await;
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let status = cluster
+        .lpp_with_timeout(
+            ["status", "-o", "json"],
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(status.code, 3, "{status:?}");
+    cluster.set_faults(lpp::sandbox::Faults::default());
+    let again = cluster.lpp(["install", "-o", "json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert!(
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "unchanged"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_wide_shows_more_and_watch_prints_again_on_a_change() {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use kube::api::{Api, PostParams};
+    let cluster = TestCluster::start().await;
+    assert_eq!(cluster.lpp(["install"]).await.code, 0);
+    let table = cluster.lpp(["status"]).await;
+    let wide = cluster.lpp(["status", "-o", "wide"]).await;
+    assert!(!table.stdout.contains("HELPER IMAGE"), "{}", table.stdout);
+    assert!(
+        wide.stdout.contains("HELPER IMAGE") && wide.stdout.contains("busybox"),
+        "{}",
+        wide.stdout
+    );
+    assert!(wide.stdout.contains("CLAIM UID"), "{}", wide.stdout);
+
+    let watcher = cluster.spawn_lpp(["status", "-w"]);
+    let seen = |text: &'static str| {
+        let watcher = &watcher;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let (stdout, stderr) = watcher.output();
+                if stdout.contains(text) {
+                    return stdout;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "`{text}` not printed within 60s:\n{stdout}\n{stderr}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    seen("PROVISIONER").await;
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let volume: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pvc-watched", "annotations": {
+            "local.path.provisioner/selected-node": "node-1",
+            "pv.kubernetes.io/provisioned-by": "rancher.io/local-path"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "local-path", "persistentVolumeReclaimPolicy": "Retain",
+                 "hostPath": {"path": "/opt/local-path-provisioner/pvc-watched"}}
+    }))
+    .unwrap();
+    volumes
+        .create(&PostParams::default(), &volume)
+        .await
+        .unwrap();
+    let printed = seen("pvc-watched").await;
+    assert!(printed.matches("PROVISIONER").count() >= 2, "{printed}");
+    let out =
+        tokio::task::spawn_blocking(move || watcher.interrupt(std::time::Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert_eq!(out.code, 0, "{out:?}");
 }

@@ -340,6 +340,49 @@ impl TestClusterBuilder {
     }
 }
 
+impl TestCluster {
+    /// Starts a long-running `lpp <args>` whose stdout and stderr are pipes nobody reads any
+    /// more (as after `lpp run 2>&1 | tee run.log` and a Ctrl-C that ended `tee`): every write
+    /// fails with a broken pipe. It is killed when the handle is dropped; it prints nothing
+    /// anyone can read.
+    pub fn spawn_lpp_with_closed_output<I, S>(&self, args: I) -> LppChild
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.lpp_command();
+        cmd.args(args).stdout(closed_pipe()).stderr(closed_pipe());
+        LppChild {
+            child: Some(cmd.spawn().expect("spawn lpp")),
+            stdout: self._tmp.path().join("closed-stdout"),
+            stderr: self._tmp.path().join("closed-stderr"),
+        }
+    }
+}
+
+/// The writing end of a pipe whose reading end is already closed.
+pub fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer
+}
+
+/// Waits for a spawned command, killing it and panicking after `timeout`.
+pub fn wait_child(mut child: std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the command") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the command did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A long-running `lpp` child process, killed on drop.
@@ -388,13 +431,28 @@ impl LppChild {
 
     /// Sends it SIGTERM (what Ctrl-C and `kubectl delete pod` amount to), waits for it to exit
     /// (killing it and panicking after `timeout`) and returns what it printed.
-    pub fn terminate(mut self, timeout: Duration) -> Finished {
+    pub fn terminate(self, timeout: Duration) -> Finished {
+        self.signal("-TERM", timeout)
+    }
+
+    /// Sends it SIGINT (Ctrl-C), waits for it to exit (killing it and panicking after
+    /// `timeout`) and returns what it printed.
+    pub fn interrupt(self, timeout: Duration) -> Finished {
+        self.signal("-INT", timeout)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    fn signal(mut self, signal: &str, timeout: Duration) -> Finished {
         let mut child = self.child.take().expect("child present");
         let sent = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .expect("kill");
-        assert!(sent.success(), "kill -TERM");
+        assert!(sent.success(), "kill {signal}");
         let deadline = std::time::Instant::now() + timeout;
         let status = loop {
             if let Some(status) = child.try_wait().expect("poll lpp") {
@@ -404,7 +462,7 @@ impl LppChild {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "lpp did not exit within {timeout:?} of SIGTERM: {:?}",
+                    "lpp did not exit within {timeout:?} of {signal}: {:?}",
                     self.output()
                 );
             }

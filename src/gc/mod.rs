@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod prune;
 pub mod scan;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use comfy_table::Table;
@@ -316,11 +317,12 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             })
             .collect();
     } else {
-        let mut nodes: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
-        nodes.dedup();
-        for node in nodes {
-            let on_node: Vec<&PruneTarget> = targets.iter().filter(|t| t.node == node).collect();
-            let outcome = prune_on(client, &scan, node, &on_node).await;
+        let mut by_node: BTreeMap<&str, Vec<&PruneTarget>> = BTreeMap::new();
+        for t in &targets {
+            by_node.entry(t.node.as_str()).or_default().push(t);
+        }
+        for (node, on_node) in by_node {
+            let outcome = prune_on(&scan, node, &on_node).await;
             for (i, t) in on_node.into_iter().enumerate() {
                 results.push(match &outcome {
                     Ok(outcomes) => PruneResult {
@@ -350,7 +352,6 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
 }
 
 async fn prune_on(
-    client: &kube::Client,
     scan: &scan::Scan,
     node: &str,
     targets: &[&PruneTarget],
@@ -361,7 +362,7 @@ async fn prune_on(
     let mut args = vec!["prune".to_owned()];
     args.extend(prune::script_args(targets));
     let job = ScriptJob {
-        name: format!("lpp-gc-prune-{node}"),
+        name: format!("lpp-gc-prune-{node}-{}", scan::suffix()),
         action: "prune".into(),
         node: Some(node.to_owned()),
         host_dirs: bases
@@ -376,6 +377,10 @@ async fn prune_on(
         args,
         env: Vec::new(),
     };
-    let output = scan::run_job(client, &scan.helpers, &job, scan.timeout).await?;
+    let output = scan
+        .executor
+        .script(&scan.helpers, &job, scan.timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(prune::parse_outcomes(&output, targets.len()))
 }

@@ -5,16 +5,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, ResourceExt};
-use kube::runtime::wait::await_condition;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, ListParams, ResourceExt};
 use serde::Serialize;
 
 use super::classify::{Findings, Scanned, VolumeRecord, classify};
 use super::inventory::{self, Listing};
 use super::{Error, ScanOptions};
 use crate::config::{ConfigMapContents, Storage};
-use crate::provision::helper_pod::{HelperOutcome, HelperPods, HostDir, ScriptJob, helper_outcome};
+use crate::executor::Executor;
+use crate::provision::helper_pod::{HelperPods, HostDir, ScriptJob};
 use crate::ui::Ui;
 
 /// The service account helper pods run as, as upstream's install names it.
@@ -32,13 +32,25 @@ pub struct NodeScan {
     pub base_paths: Vec<String>,
 }
 
-/// Everything a scan learned.
-#[derive(Debug)]
+/// Everything a scan learned, and what runs the prune's jobs the same way.
 pub struct Scan {
     pub findings: Findings,
     pub nodes: Vec<NodeScan>,
     pub helpers: HelperPods,
     pub timeout: Duration,
+    /// Runs the scan's and the prune's helper pods, all observed on one shared watch.
+    pub executor: Executor,
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("findings", &self.findings)
+            .field("nodes", &self.nodes)
+            .field("helpers", &self.helpers)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs the scan: config, nodes, inventories, volumes, claims.
@@ -55,6 +67,7 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
     .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
     let timeout = contents.config.cmd_timeout;
     let nodes = select_nodes(client, &options.nodes).await?;
+    let executor = Executor::start(client.clone(), &options.namespace, false);
     let bar = ui.progress(nodes.len() as u64, "scanning nodes");
     let jobs = nodes.iter().map(|node| {
         let bases = bases_on(
@@ -63,9 +76,10 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
             &node.name_any(),
         );
         let helpers = &helpers;
+        let executor = &executor;
         let bar = &bar;
         async move {
-            let result = inventory_node(client, helpers, node, &bases, timeout).await;
+            let result = inventory_node(executor, helpers, node, &bases, timeout).await;
             bar.inc(1);
             result
         }
@@ -92,6 +106,7 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
         nodes: node_scans,
         helpers,
         timeout,
+        executor,
     })
 }
 
@@ -168,7 +183,7 @@ fn is_ready(node: &Node) -> bool {
 }
 
 async fn inventory_node(
-    client: &kube::Client,
+    executor: &Executor,
     helpers: &HelperPods,
     node: &Node,
     bases: &[String],
@@ -210,8 +225,8 @@ async fn inventory_node(
         args,
         env: Vec::new(),
     };
-    match run_job(client, helpers, &job, timeout).await {
-        Err(why) => (report(false, why), Vec::new()),
+    match executor.script(helpers, &job, timeout).await {
+        Err(why) => (report(false, why.to_string()), Vec::new()),
         Ok(output) => match inventory::parse(&output, bases.len()) {
             Err(e) => (
                 report(false, format!("the inventory's output is not valid: {e}")),
@@ -242,78 +257,23 @@ async fn inventory_node(
     }
 }
 
-/// A short suffix that keeps concurrent gc runs' pod names apart.
-fn suffix() -> String {
-    let nanos = jiff::Timestamp::now().subsec_nanosecond();
-    format!("{:05x}", (nanos as u32 ^ std::process::id()) & 0xfffff)
-}
-
-/// Runs a script helper pod to completion and returns its output; the pod is deleted after.
-pub async fn run_job(
-    client: &kube::Client,
-    helpers: &HelperPods,
-    job: &ScriptJob,
-    timeout: Duration,
-) -> Result<String, String> {
-    let pod = helpers
-        .for_script(job)
-        .map_err(|e| format!("cannot build the helper pod: {e}"))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &helpers.namespace);
-    let name = pod.name_any();
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .map_err(|e| format!("cannot create helper pod {name}: {e}"))?;
-    tracing::debug!(pod = %name, "helper pod created; waiting for it to finish");
-    let done = tokio::time::timeout(timeout, finished(&pods, &name)).await;
-    tracing::debug!(pod = %name, "helper pod finished; reading its output");
-    let logs = pods.logs(&name, &LogParams::default()).await;
-    let _ = pods.delete(&name, &DeleteParams::background()).await;
-    let pod = match done {
-        Err(_) => {
-            return Err(format!(
-                "helper pod {name} did not finish within {}s",
-                timeout.as_secs()
-            ));
-        }
-        Ok(Err(e)) => return Err(format!("watching helper pod {name} failed: {e}")),
-        Ok(Ok(None)) => return Err(format!("helper pod {name} was deleted before it finished")),
-        Ok(Ok(Some(pod))) => pod,
-    };
-    match helper_outcome(&pod) {
-        HelperOutcome::Succeeded => {
-            logs.map_err(|e| format!("cannot read the output of {name}: {e}"))
-        }
-        HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => Err(why),
-        HelperOutcome::Running => Err(format!("helper pod {name} is still running")),
-    }
-}
-
-/// The helper pod once it is no longer running (`None`: it is gone), seen on a watch; every few
-/// seconds it is also read directly, so a watch that drops an event costs seconds, not the
-/// whole timeout.
-async fn finished(pods: &Api<Pod>, name: &str) -> Result<Option<Pod>, kube::Error> {
-    let done = |pod: Option<&Pod>| {
-        pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
-    };
-    loop {
-        let watched = tokio::time::timeout(
-            Duration::from_secs(3),
-            await_condition(pods.clone(), name, |pod: Option<&Pod>| done(pod)),
-        )
-        .await;
-        match watched {
-            Ok(Ok(pod)) => return Ok(pod),
-            Ok(Err(e)) => {
-                tracing::debug!(pod = %name, "watch failed ({e}); reading it directly");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(_) => {}
-        }
-        let now = pods.get_opt(name).await?;
-        if done(now.as_ref()) {
-            return Ok(now);
-        }
-    }
+/// A suffix that makes each script helper pod's name unique, so that a pod left by a killed run
+/// or made by a concurrent one never collides with this run's (a collision would fail the job,
+/// or worse, adopt the other run's pod and report its result). Random per process (std's
+/// hasher keys), and counted within it.
+pub fn suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(jiff::Timestamp::now().as_nanosecond().unsigned_abs());
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() & 0xffff_ffff)
 }
 
 /// Every PV's path (any provisioner), the uids of claims not yet bound, and of all claims.

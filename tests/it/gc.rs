@@ -290,3 +290,53 @@ async fn a_missing_config_or_unknown_node_is_one_clear_error() {
         out.stderr
     );
 }
+
+/// A prune helper pod left by a killed run (or a concurrent prune) used to take the one fixed
+/// name `lpp-gc-prune-<node>`, so the next prune failed with a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_pod_left_by_a_killed_prune_does_not_block_the_next() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = installed().await;
+    let paths = layout(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
+    let leftover: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "lpp-gc-prune-node-1", "labels": {
+            "app.kubernetes.io/managed-by": "lpp", "lpp.dev/helper-action": "prune"}},
+        "spec": {"nodeName": "node-1", "restartPolicy": "Never", "containers": [{
+            "name": "helper-pod", "image": "busybox", "command": ["sh", "-c", "exit 0"]}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &leftover)
+        .await
+        .unwrap();
+
+    let done = cluster
+        .lpp(["gc", "prune", "--older-than", "0s", "--yes", "-o", "json"])
+        .await;
+    assert_eq!(done.code, 0, "{done:?}");
+    let report = json_of(&done.stdout);
+    let outcomes: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("none"))
+        .collect();
+    assert_eq!(outcomes, vec!["done", "done"], "{}", done.stdout);
+    assert!(!paths["deleted"].exists() && !paths["empty"].exists());
+
+    let left: Vec<String> = pods
+        .list(
+            &kube::api::ListParams::default().labels("lpp.dev/helper-action in (inventory,prune)"),
+        )
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["lpp-gc-prune-node-1".to_owned()],
+        "gc's own helper pods are deleted; the leftover is not its business"
+    );
+}

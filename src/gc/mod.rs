@@ -23,7 +23,6 @@ use serde::Serialize;
 
 use crate::cluster::{self, Target};
 use crate::error::Exit;
-use crate::provision::helper_pod::{HostDir, ScriptJob};
 use crate::ui::{self, Report, Ui};
 use classify::{Findings, MissingDirectory, Orphan};
 use prune::{Outcome, Target as PruneTarget};
@@ -269,7 +268,12 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
         .filter(|o| o.prunable)
         .cloned()
         .collect();
-    let listed_only = scan.findings.orphans.len() - candidates.len();
+    let listed_only = scan
+        .findings
+        .orphans
+        .iter()
+        .filter(|o| o.reason == classify::Reason::Foreign)
+        .count();
     if listed_only > 0 {
         ui.note(&format!(
             "{listed_only} listed entries are not made by a provisioner and are never pruned (see `lpp gc`)"
@@ -322,7 +326,7 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             by_node.entry(t.node.as_str()).or_default().push(t);
         }
         for (node, on_node) in by_node {
-            let outcome = prune_on(&scan, node, &on_node).await;
+            let outcome = prune_on(&scan, node, &on_node, &volumes).await;
             for (i, t) in on_node.into_iter().enumerate() {
                 results.push(match &outcome {
                     Ok(outcomes) => PruneResult {
@@ -355,28 +359,10 @@ async fn prune_on(
     scan: &scan::Scan,
     node: &str,
     targets: &[&PruneTarget],
+    volumes: &[classify::VolumeRecord],
 ) -> Result<Vec<Outcome>, String> {
-    let mut bases: Vec<String> = targets.iter().map(|t| t.base.clone()).collect();
-    bases.sort();
-    bases.dedup();
-    let mut args = vec!["prune".to_owned()];
-    args.extend(prune::script_args(targets));
-    let job = ScriptJob {
-        name: format!("lpp-gc-prune-{node}-{}", scan::suffix()),
-        action: "prune".into(),
-        node: Some(node.to_owned()),
-        host_dirs: bases
-            .into_iter()
-            .map(|path| HostDir {
-                path,
-                create: false,
-                read_only: false,
-            })
-            .collect(),
-        command: vec!["/bin/sh".into(), "-c".into(), prune::SCRIPT.into()],
-        args,
-        env: Vec::new(),
-    };
+    let on_node = scan::volumes_on(volumes, node, &scan.known_nodes);
+    let job = prune::job(node, targets, &on_node, &scan::suffix());
     let output = scan
         .executor
         .script(&scan.helpers, &job, scan.timeout)

@@ -9,12 +9,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVo
 use kube::api::{Api, ListParams, ResourceExt};
 use serde::Serialize;
 
-use super::classify::{Findings, Scanned, VolumeRecord, classify};
+use super::classify::{Findings, NodeVolumes, Scanned, VolumeRecord, classify, node_view};
 use super::inventory::{self, Listing};
 use super::{Error, ScanOptions};
 use crate::config::{ConfigMapContents, Storage};
 use crate::executor::Executor;
-use crate::provision::helper_pod::{HelperPods, HostDir, ScriptJob};
+use crate::provision::helper_pod::{HelperPods, HostDir, HostPathType, ScriptJob};
 use crate::ui::Ui;
 
 /// The service account helper pods run as, as upstream's install names it.
@@ -40,6 +40,8 @@ pub struct Scan {
     pub timeout: Duration,
     /// Runs the scan's and the prune's helper pods, all observed on one shared watch.
     pub executor: Executor,
+    /// Every node of the cluster, by name.
+    pub known_nodes: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Scan {
@@ -49,11 +51,12 @@ impl std::fmt::Debug for Scan {
             .field("nodes", &self.nodes)
             .field("helpers", &self.helpers)
             .field("timeout", &self.timeout)
+            .field("known_nodes", &self.known_nodes)
             .finish_non_exhaustive()
     }
 }
 
-/// Runs the scan: config, nodes, inventories, volumes, claims.
+/// Runs the scan: config, nodes, volumes, inventories, then volumes and claims again.
 pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Result<Scan, Error> {
     let contents = read_config(client, options).await?;
     let helpers = HelperPods::new(
@@ -66,7 +69,9 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
     )
     .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
     let timeout = contents.config.cmd_timeout;
-    let nodes = select_nodes(client, &options.nodes).await?;
+    let (nodes, known_nodes) = select_nodes(client, &options.nodes).await?;
+    // Each inventory looks for the PVs that may use its node, to see where they really are.
+    let (before, _, _) = read_volumes(client, &options.provisioner_name).await?;
     let executor = Executor::start(client.clone(), &options.namespace, false);
     let bar = ui.progress(nodes.len() as u64, "scanning nodes");
     let jobs = nodes.iter().map(|node| {
@@ -75,39 +80,69 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
             options.storage_class.as_deref(),
             &node.name_any(),
         );
+        let on_node = volumes_on(&before, &node.name_any(), &known_nodes);
         let helpers = &helpers;
         let executor = &executor;
         let bar = &bar;
         async move {
-            let result = inventory_node(executor, helpers, node, &bases, timeout).await;
+            let result = inventory_node(executor, helpers, node, &bases, &on_node, timeout).await;
             bar.inc(1);
             result
         }
     });
-    let results: Vec<(NodeScan, Vec<Scanned>)> = futures::stream::iter(jobs)
+    let results: Vec<(NodeScan, Vec<Scanned>, Option<NodeVolumes>)> = futures::stream::iter(jobs)
         .buffer_unordered(CONCURRENT_NODES)
         .collect()
         .await;
     bar.finish_and_clear();
+    // Read again: what a PV or claim took during the inventories is not listed. (A PV made
+    // since is compared by its path only; `gc prune` checks it on the node before acting.)
     let (volumes, pending, claims) = read_volumes(client, &options.provisioner_name).await?;
     let mut node_scans = Vec::new();
     let mut scanned = Vec::new();
-    for (node, listings) in results {
+    let mut views = Vec::new();
+    for (node, listings, view) in results {
+        if let Some(why) = view.as_ref().and_then(NodeVolumes::held) {
+            ui.warn(&format!(
+                "node {}: its orphans are listed but not pruned: {why}",
+                node.node
+            ));
+        }
         node_scans.push(node);
         scanned.extend(listings);
+        views.extend(view);
     }
     node_scans.sort_by(|a, b| a.node.cmp(&b.node));
     scanned.sort_by(|a, b| (&a.node, &a.base).cmp(&(&b.node, &b.base)));
     let cutoff = jiff::Timestamp::now().as_second()
         - i64::try_from(options.older_than.as_secs()).unwrap_or(i64::MAX);
-    let findings = classify(&scanned, &volumes, &pending, &claims, cutoff);
+    let findings = classify(&scanned, &views, &volumes, &pending, &claims, cutoff);
     Ok(Scan {
         findings,
         nodes: node_scans,
         helpers,
         timeout,
         executor,
+        known_nodes,
     })
+}
+
+/// The PVs that may use `node`'s directories: those on it, those on no node (a shared
+/// filesystem, no affinity), and those whose node is not one of `known` (an affinity on another
+/// label than the node's name): a PV counts wherever it might be.
+pub fn volumes_on<'a>(
+    volumes: &'a [VolumeRecord],
+    node: &str,
+    known: &BTreeSet<String>,
+) -> Vec<&'a VolumeRecord> {
+    volumes
+        .iter()
+        .filter(|v| {
+            v.node
+                .as_deref()
+                .is_none_or(|n| n == node || !known.contains(n))
+        })
+        .collect()
 }
 
 async fn read_config(
@@ -134,28 +169,33 @@ async fn read_config(
     })
 }
 
-/// The nodes to scan: all of them, or the ones named by `--node` (each must exist).
-async fn select_nodes(client: &kube::Client, wanted: &[String]) -> Result<Vec<Node>, Error> {
+/// The nodes to scan: all of them, or the ones named by `--node` (each must exist); and the
+/// names of all.
+async fn select_nodes(
+    client: &kube::Client,
+    wanted: &[String],
+) -> Result<(Vec<Node>, BTreeSet<String>), Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let all = nodes
         .list(&ListParams::default())
         .await
         .map_err(|e| Error::Cluster(format!("cannot list nodes: {e}")))?
         .items;
-    if wanted.is_empty() {
-        return Ok(all);
-    }
     let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
+    if wanted.is_empty() {
+        return Ok((all, known));
+    }
     if let Some(unknown) = wanted.iter().find(|n| !known.contains(*n)) {
         return Err(Error::Usage(format!(
             "--node {unknown}: no such node (nodes: {})",
             known.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(all
+    let selected = all
         .into_iter()
         .filter(|n| wanted.contains(&n.name_any()))
-        .collect())
+        .collect();
+    Ok((selected, known))
 }
 
 /// The base paths to inventory on `node`: those of `class`, or of every class.
@@ -187,8 +227,9 @@ async fn inventory_node(
     helpers: &HelperPods,
     node: &Node,
     bases: &[String],
+    volumes: &[&VolumeRecord],
     timeout: Duration,
-) -> (NodeScan, Vec<Scanned>) {
+) -> (NodeScan, Vec<Scanned>, Option<NodeVolumes>) {
     let name = node.name_any();
     let report = |ok: bool, status: String| NodeScan {
         node: name.clone(),
@@ -200,61 +241,69 @@ async fn inventory_node(
         return (
             report(true, "no base paths configured here".into()),
             Vec::new(),
+            None,
         );
     }
     if !is_ready(node) {
-        return (report(false, "not Ready: not scanned".into()), Vec::new());
+        return (
+            report(false, "not Ready: not scanned".into()),
+            Vec::new(),
+            None,
+        );
     }
+    let paths: Vec<String> = volumes.iter().map(|v| v.path.clone()).collect();
+    let plan = inventory::plan(bases, &paths);
+    let mut args = vec!["inventory".to_owned()];
+    args.extend(inventory::args(bases, &plan));
     // Each base path is mounted as itself; like upstream's helper pods, a missing one is
     // created (empty), so a node that never held volumes still scans cleanly.
-    let mut args = vec!["inventory".to_owned()];
-    args.extend(bases.iter().cloned());
+    let mut host_dirs: Vec<HostDir> = bases
+        .iter()
+        .map(|b| HostDir {
+            path: b.clone(),
+            mount_path: None,
+            kind: HostPathType::DirectoryOrCreate,
+            read_only: true,
+        })
+        .collect();
+    host_dirs.extend(plan.mounts.iter().cloned());
     let job = ScriptJob {
         name: format!("lpp-gc-inventory-{name}-{}", suffix()),
         action: "inventory".into(),
         node: Some(name.clone()),
-        host_dirs: bases
-            .iter()
-            .map(|b| HostDir {
-                path: b.clone(),
-                create: true,
-                read_only: true,
-            })
-            .collect(),
+        host_dirs,
         command: vec!["/bin/sh".into(), "-c".into(), inventory::SCRIPT.into()],
         args,
         env: Vec::new(),
     };
-    match executor.script(helpers, &job, timeout).await {
-        Err(why) => (report(false, why.to_string()), Vec::new()),
-        Ok(output) => match inventory::parse(&output, bases.len()) {
-            Err(e) => (
+    let output = match executor.script(helpers, &job, timeout).await {
+        Ok(output) => output,
+        Err(why) => return (report(false, why.to_string()), Vec::new(), None),
+    };
+    let inventory = match inventory::parse(&output, bases.len(), volumes.len()) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            return (
                 report(false, format!("the inventory's output is not valid: {e}")),
                 Vec::new(),
-            ),
-            Ok(listings) => {
-                let missing = listings
-                    .iter()
-                    .filter(|l| matches!(l, Listing::Missing))
-                    .count();
-                let status = if missing == 0 {
-                    "scanned".to_owned()
-                } else {
-                    format!("scanned ({missing} base paths do not exist)")
-                };
-                let scanned = bases
-                    .iter()
-                    .zip(listings)
-                    .map(|(base, listing)| Scanned {
-                        node: name.clone(),
-                        base: base.clone(),
-                        listing,
-                    })
-                    .collect();
-                (report(true, status), scanned)
-            }
-        },
+                None,
+            );
+        }
+    };
+    let missing = inventory
+        .listings
+        .iter()
+        .filter(|l| matches!(l, Listing::Missing))
+        .count();
+    let (scanned, view) = node_view(&name, bases, volumes, &plan, inventory);
+    let mut status = "scanned".to_owned();
+    if missing > 0 {
+        status.push_str(&format!(" ({missing} base paths do not exist)"));
     }
+    if let Some(why) = view.held() {
+        status.push_str(&format!("; nothing here is pruned: {why}"));
+    }
+    (report(true, status), scanned, Some(view))
 }
 
 /// A suffix that makes each script helper pod's name unique, so that a pod left by a killed run

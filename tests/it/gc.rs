@@ -340,3 +340,198 @@ async fn a_helper_pod_left_by_a_killed_prune_does_not_block_the_next() {
         "gc's own helper pods are deleted; the leftover is not its business"
     );
 }
+
+const UID2: &str = "1b6c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+const UID3: &str = "2b6c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+
+/// On node-1: `/alias` → the base path and `/srv/link` → a directory deep inside a volume
+/// directory (relative symlinks, so they resolve inside the node's root); a PV spelled through
+/// each; and one real orphan. Returns (aliased, deep, orphan).
+async fn symlinked_layout(cluster: &TestCluster) -> (PathBuf, PathBuf, PathBuf) {
+    let base = cluster.node_path("node-1", BASE);
+    let aliased = base.join(format!("pvc-{UID}_default_aliased"));
+    let deep = base.join(format!("pvc-{UID2}_default_deep"));
+    let orphan = base.join(format!("pvc-{UID3}_default_gone"));
+    for dir in [&aliased, &deep.join("sub/data"), &orphan] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for dir in [&aliased, &deep, &orphan] {
+        std::fs::write(dir.join("file"), b"data").unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "opt/local-path-provisioner",
+        cluster.node_path("node-1", "/alias"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(cluster.node_path("node-1", "/srv")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../opt/local-path-provisioner/pvc-{UID2}_default_deep/sub"),
+        cluster.node_path("node-1", "/srv/link"),
+    )
+    .unwrap();
+    create_volume(
+        cluster,
+        "pvc-aliased",
+        json!({"hostPath": {"path": format!("/alias/pvc-{UID}_default_aliased")}}),
+        "rancher.io/local-path",
+    )
+    .await;
+    // No node affinity: it counts on every node.
+    create_volume(
+        cluster,
+        "pvc-deep",
+        json!({"hostPath": {"path": "/srv/link/data"}, "nodeAffinity": null}),
+        "example.com/other",
+    )
+    .await;
+    (aliased, deep, orphan)
+}
+
+/// A Bound PV whose hostPath spells the base path through a symlink (`/alias/pvc-…`) used to
+/// be listed as an orphan and deleted by `gc prune`: gc compared path strings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_a_pv_uses_through_a_symlinked_path_is_never_pruned() {
+    let cluster = installed().await;
+    let (aliased, deep, orphan) = symlinked_layout(&cluster).await;
+
+    let out = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "json"])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let report = json_of(&out.stdout);
+    let listed: Vec<(&str, bool)> = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap(),
+                o["prunable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let gone = format!("pvc-{UID3}_default_gone");
+    assert_eq!(listed, vec![(gone.as_str(), true)], "{}", out.stdout);
+
+    let done = cluster
+        .lpp(["gc", "prune", "--older-than", "0s", "--yes", "-o", "json"])
+        .await;
+    assert_eq!(done.code, 0, "{done:?}");
+    assert!(!orphan.exists(), "the real orphan goes: {}", done.stdout);
+    assert_eq!(std::fs::read(aliased.join("file")).unwrap(), b"data");
+    assert_eq!(std::fs::read(deep.join("file")).unwrap(), b"data");
+    assert!(deep.join("sub/data").is_dir());
+}
+
+/// Right before acting, the prune's helper pod looks on the node where each PV it is given
+/// really is, and refuses a directory one uses through a symlinked spelling (as when the PV
+/// was made after the scan).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prune_job_refuses_on_the_node_what_a_pv_uses_through_a_symlink() {
+    use lpp::gc::classify::VolumeRecord;
+    use lpp::gc::prune::{self, Action, Outcome, Target};
+    let cluster = installed().await;
+    let (aliased, deep, orphan) = symlinked_layout(&cluster).await;
+    let helpers = lpp::provision::HelperPods::new(
+        lpp::config::ConfigMapContents::from_data(
+            &lpp::config::default_config_map_data(),
+            None,
+            None,
+        )
+        .unwrap()
+        .helper_pod,
+        false,
+        "local-path-storage",
+        "local-path-provisioner-service-account",
+        None,
+        "local-path-config",
+    )
+    .unwrap();
+    let target = |dir: &PathBuf| Target {
+        node: "node-1".into(),
+        base: BASE.into(),
+        name: dir.file_name().unwrap().to_str().unwrap().into(),
+        path: format!("{BASE}/{}", dir.file_name().unwrap().to_str().unwrap()),
+        size_bytes: 0,
+        action: Action::Delete,
+    };
+    let targets = [target(&aliased), target(&deep), target(&orphan)];
+    let volume = |path: &str, node: Option<&str>| VolumeRecord {
+        name: "pv".into(),
+        path: path.into(),
+        node: node.map(str::to_owned),
+        ours: true,
+    };
+    let volumes = [
+        volume(&format!("/alias/pvc-{UID}_default_aliased"), Some("node-1")),
+        volume("/srv/link/data", None),
+    ];
+    let job = prune::job(
+        "node-1",
+        &targets.iter().collect::<Vec<_>>(),
+        &volumes.iter().collect::<Vec<_>>(),
+        "test",
+    );
+    let executor = lpp::executor::Executor::start(cluster.client(), "local-path-storage", false);
+    let output = executor
+        .script(&helpers, &job, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        prune::parse_outcomes(&output, 3),
+        vec![Outcome::InUse, Outcome::InUse, Outcome::Done],
+        "{output}"
+    );
+    assert!(aliased.join("file").exists() && deep.join("file").exists());
+    assert!(!orphan.exists());
+}
+
+/// A PV whose path ends in a symlink cannot be resolved from inside a helper pod: its node's
+/// orphans are listed with the reason, and none is pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pv_gc_cannot_locate_holds_its_node() {
+    let cluster = installed().await;
+    let paths = layout(&cluster).await;
+    std::fs::create_dir_all(cluster.node_path("node-1", "/srv")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../opt/local-path-provisioner/pvc-{UID}_default_gone"),
+        cluster.node_path("node-1", "/srv/current"),
+    )
+    .unwrap();
+    create_volume(
+        &cluster,
+        "pvc-current",
+        json!({"hostPath": {"path": "/srv/current"}}),
+        "example.com/other",
+    )
+    .await;
+
+    let out = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "json"])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("node-1") && out.stderr.contains("pvc-current"),
+        "{}",
+        out.stderr
+    );
+    let report = json_of(&out.stdout);
+    let deleted = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["reason"] == "volume-deleted")
+        .unwrap_or_else(|| panic!("still listed: {}", out.stdout));
+    assert_eq!(deleted["prunable"], false, "{}", out.stdout);
+    assert!(
+        deleted["held"].as_str().unwrap().contains("symlink"),
+        "{}",
+        out.stdout
+    );
+
+    let done = cluster
+        .lpp(["gc", "prune", "--older-than", "0s", "--yes"])
+        .await;
+    assert_eq!(done.code, 0, "{done:?}");
+    assert!(paths["deleted"].join("data").exists() && paths["empty"].exists());
+}

@@ -343,8 +343,20 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             }
         }
     }
+    let unsafe_trash: std::collections::BTreeSet<(&str, &str)> = results
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::TrashUnsafe))
+        .map(|r| (r.target.node.as_str(), r.target.base.as_str()))
+        .collect();
+    for (node, base) in unsafe_trash {
+        ui.warn(&prune::trash_unsafe_advice(node, base));
+    }
     let failed = results.iter().any(|r| {
-        r.error.is_some() || matches!(r.outcome, Some(Outcome::Failed | Outcome::Unknown))
+        r.error.is_some()
+            || matches!(
+                r.outcome,
+                Some(Outcome::Failed | Outcome::Unknown | Outcome::TrashUnsafe)
+            )
     });
     ui.print(&PruneReport {
         dry_run: options.dry_run,

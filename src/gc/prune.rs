@@ -93,7 +93,11 @@ pub fn plan(
 /// base path is one of those paths, or that holds a PV's walk root (searched with `find -inum`);
 /// and every target when a PV path cannot be looked at. It acts only on the exact name given,
 /// directly under its base, never on a symlink, and prints `R <k> <outcome>` for the k-th target
-/// (1-based): done, gone, symlink, not-empty, in-use, failed, bad.
+/// (1-based): done, gone, symlink, not-empty, in-use, trash-unsafe, failed, bad.
+///
+/// `archive` never follows `<base>/.lpp-trash`: when it is a symlink or not a directory the
+/// target is refused (`trash-unsafe`); it is made with a plain `mkdir` only when absent. An
+/// earlier archive of the same name is kept: the new one becomes `<name>.1`, `<name>.2`, ….
 pub const SCRIPT: &str = concat!(
     super::inventory::prelude!(),
     r#"inside='want=$1; shift
@@ -141,7 +145,12 @@ while [ $# -ge 3 ]; do
   case $action in
     delete) if rm -rf -- "$p"; then echo "R $k done"; else echo "R $k failed"; fi;;
     rmdir) if rmdir -- "$p" 2>&-; then echo "R $k done"; else echo "R $k not-empty"; fi;;
-    archive) if mkdir -p -- "$trash" && mv -- "$p" "$trash$s$name"; then echo "R $k done"; else echo "R $k failed"; fi;;
+    archive)
+      if [ -L "$trash" ] || { [ -e "$trash" ] && [ ! -d "$trash" ]; }; then echo "R $k trash-unsafe"; continue; fi
+      if [ ! -e "$trash" ] && ! mkdir -- "$trash"; then echo "R $k failed"; continue; fi
+      dest=$trash$s$name; n=0
+      while [ -e "$dest" ] || [ -L "$dest" ]; do n=$((n + 1)); dest=$trash$s$name.$n; done
+      if mv -- "$p" "$dest"; then echo "R $k done"; else echo "R $k failed"; fi;;
     *) echo "R $k bad";;
   esac
 done
@@ -186,6 +195,15 @@ pub fn job(node: &str, targets: &[&Target], volumes: &[&VolumeRecord], suffix: &
     }
 }
 
+/// What to tell the user when `--archive` found `base`'s trash unsafe on `node`.
+pub fn trash_unsafe_advice(node: &str, base: &str) -> String {
+    format!(
+        "node {node}: {} is a symlink or not a directory, so nothing was archived in {base}; \
+         remove or rename it (it is never followed), then run `lpp gc prune --archive` again",
+        crate::config::path::join(base, super::classify::TRASH)
+    )
+}
+
 /// The script's arguments for `targets`.
 pub fn script_args(targets: &[&Target]) -> Vec<String> {
     targets
@@ -208,6 +226,8 @@ pub enum Outcome {
     /// A PV uses it, as seen on the node right before acting (or where a PV is could not be
     /// told there): left alone.
     InUse,
+    /// `--archive`, but `<base>/.lpp-trash` is a symlink or not a directory: left alone.
+    TrashUnsafe,
     Failed,
     /// Refused by the script's own checks.
     Refused,
@@ -237,6 +257,7 @@ pub fn parse_outcomes(output: &str, count: usize) -> Vec<Outcome> {
             "symlink" => Outcome::Symlink,
             "not-empty" => Outcome::NotEmpty,
             "in-use" => Outcome::InUse,
+            "trash-unsafe" => Outcome::TrashUnsafe,
             "failed" => Outcome::Failed,
             "bad" => Outcome::Refused,
             _ => Outcome::Unknown,
@@ -248,6 +269,7 @@ pub fn parse_outcomes(output: &str, count: usize) -> Vec<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gc::classify::TRASH;
     use crate::gc::inventory::{EntryKind, here};
     use std::os::unix::fs::symlink;
 
@@ -486,5 +508,43 @@ mod tests {
                 ("/alias", Some("/lpp-gc/0"), HostPathType::Unchecked, true),
             ]
         );
+    }
+
+    #[test]
+    fn archive_never_follows_the_trash_and_keeps_earlier_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        let outside = dir.path().join("outside");
+        for d in ["a", "b", "c"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+            std::fs::write(base.join(d).join("data"), d).unwrap();
+        }
+        std::fs::create_dir_all(&outside).unwrap();
+        let b = base.display().to_string();
+        let archive = |name: &str| {
+            let args: Vec<String> = ["archive", &b, name].map(str::to_owned).to_vec();
+            parse_outcomes(&run_script(&args), 1)[0]
+        };
+        let trash = base.join(TRASH);
+        symlink(&outside, &trash).unwrap();
+        assert_eq!(archive("a"), Outcome::TrashUnsafe);
+        std::fs::remove_file(&trash).unwrap();
+        std::fs::write(&trash, b"").unwrap();
+        assert_eq!(archive("a"), Outcome::TrashUnsafe);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(base.join("a/data").exists());
+
+        std::fs::remove_file(&trash).unwrap();
+        assert_eq!(archive("a"), Outcome::Done);
+        std::fs::create_dir_all(base.join("a")).unwrap();
+        std::fs::write(base.join("a/data"), b"second").unwrap();
+        assert_eq!(archive("a"), Outcome::Done);
+        assert_eq!(std::fs::read(trash.join("a/data")).unwrap(), b"a");
+        assert_eq!(std::fs::read(trash.join("a.1/data")).unwrap(), b"second");
+        // A symlink planted inside the trash is not followed either.
+        symlink(&outside, trash.join("b")).unwrap();
+        assert_eq!(archive("b"), Outcome::Done);
+        assert_eq!(std::fs::read(trash.join("b.1/data")).unwrap(), b"b");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

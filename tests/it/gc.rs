@@ -535,3 +535,87 @@ async fn a_pv_gc_cannot_locate_holds_its_node() {
     assert_eq!(done.code, 0, "{done:?}");
     assert!(paths["deleted"].join("data").exists() && paths["empty"].exists());
 }
+
+/// `gc prune --archive` used to follow a symlinked `<base>/.lpp-trash` and move the data out of
+/// the base path. A trash that is a symlink or not a directory is refused, with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_never_follows_a_symlinked_trash() {
+    let cluster = installed().await;
+    let paths = layout(&cluster).await;
+    let elsewhere = cluster.node_path("node-1", "/opt/elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let trash = cluster.node_path("node-1", &format!("{BASE}/.lpp-trash"));
+    std::os::unix::fs::symlink("../elsewhere", &trash).unwrap();
+
+    let done = cluster
+        .lpp([
+            "gc",
+            "prune",
+            "--older-than",
+            "0s",
+            "--archive",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(done.code, 1, "the archive was not done: {done:?}");
+    let report = json_of(&done.stdout);
+    let outcomes: Vec<(&str, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap_or("none"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("archive", "trash-unsafe"), ("remove-empty", "done")],
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stderr.contains(".lpp-trash") && done.stderr.contains("remove or rename"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(
+        std::fs::read(paths["deleted"].join("data")).unwrap(),
+        b"old data",
+        "the data stays where it was"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing appears at the symlink's target"
+    );
+    assert!(trash.symlink_metadata().unwrap().file_type().is_symlink());
+
+    // A trash that is a file is refused the same way.
+    std::fs::remove_file(&trash).unwrap();
+    std::fs::write(&trash, b"not a directory").unwrap();
+    let again = cluster
+        .lpp([
+            "gc",
+            "prune",
+            "--older-than",
+            "0s",
+            "--archive",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(again.code, 1, "{again:?}");
+    assert_eq!(
+        json_of(&again.stdout)["results"][0]["outcome"],
+        "trash-unsafe",
+        "{}",
+        again.stdout
+    );
+    assert!(paths["deleted"].join("data").exists());
+}

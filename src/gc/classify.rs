@@ -83,7 +83,7 @@ impl NodeVolumes {
     pub fn held(&self) -> Option<String> {
         self.hold.clone().or_else(|| {
             self.volumes.iter().find_map(|v| match &v.located {
-                Located::Unknown(why) => Some(format!("PV {} ({}): {why}", v.name, v.path)),
+                Located::Unknown(why) => Some(format!("PV {} ({}): {why}", v.name, shown(&v.path))),
                 Located::Seen { .. } => None,
             })
         })
@@ -141,7 +141,9 @@ pub fn node_view(
     let hold = inventory.incomplete.first().map(|i| {
         format!(
             "the search of {} for PVs inside its entries did not finish",
-            bases.get(*i).map_or("a base path", String::as_str)
+            bases
+                .get(*i)
+                .map_or_else(|| "a base path".to_owned(), |b| shown(b))
         )
     });
     let scanned = bases
@@ -210,6 +212,41 @@ pub struct Orphan {
     /// not tell where some PV is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+}
+
+/// How a path or name is shown in a table or any line of text: control characters (and
+/// characters that reorder text) escaped as `ls -b` does — `\n`, `\t`, `\\` for a backslash,
+/// octal bytes for the rest — so that every entry keeps one line and reads unambiguously. JSON
+/// and YAML keep the exact text.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let escape = match c {
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\t' => "\\t",
+            '\r' => "\\r",
+            '\u{7}' => "\\a",
+            '\u{8}' => "\\b",
+            '\u{b}' => "\\v",
+            '\u{c}' => "\\f",
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                let mut bytes = [0; 4];
+                for b in c.encode_utf8(&mut bytes).bytes() {
+                    out.push_str(&format!("\\{b:03o}"));
+                }
+                continue;
+            }
+            c => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push_str(escape);
+    }
+    out
 }
 
 /// A PV of ours whose directory is not on its node.
@@ -1056,6 +1093,23 @@ mod tests {
                     prop_assert!(matches!(outcome, Outcome::Done | Outcome::InUse), "{t}: {outcome:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn names_are_shown_on_one_line_and_unambiguously() {
+        assert_eq!(shown("plain name/é"), "plain name/é");
+        assert_eq!(shown("a\nb\tc\\d\r"), "a\\nb\\tc\\\\d\\r");
+        assert_eq!(shown("x\u{1}\u{7f}\u{85}"), "x\\001\\177\\302\\205");
+        assert_eq!(shown("evil\u{202e}txt"), "evil\\342\\200\\256txt");
+        assert_ne!(shown("\\n"), shown("\n"), "a backslash is escaped too");
+        assert_ne!(shown("\\001"), shown("\u{1}"));
+    }
+
+    proptest! {
+        #[test]
+        fn a_shown_name_has_no_control_character(a in any::<String>()) {
+            prop_assert!(!shown(&a).chars().any(char::is_control));
         }
     }
 

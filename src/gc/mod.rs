@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::cluster::{self, Target};
 use crate::error::Exit;
 use crate::ui::{self, Report, Ui};
-use classify::{Findings, MissingDirectory, Orphan};
+use classify::{Findings, MissingDirectory, Orphan, shown};
 use prune::{Outcome, Target as PruneTarget};
 use scan::NodeScan;
 
@@ -112,7 +112,7 @@ fn orphan_table(orphans: &[Orphan], wide: bool) -> Table {
     for o in orphans {
         let mut row = vec![
             o.node.clone(),
-            o.path.clone(),
+            shown(&o.path),
             ui::bytes(o.size_bytes),
             age_of(o.modified),
             o.reason.text().to_owned(),
@@ -138,7 +138,7 @@ impl Report for GcReport {
         if !self.missing.is_empty() {
             let mut t = ui::table(["volume", "node", "missing directory"]);
             for m in &self.missing {
-                t.add_row(vec![m.volume.clone(), m.node.clone(), m.path.clone()]);
+                t.add_row(vec![m.volume.clone(), m.node.clone(), shown(&m.path)]);
             }
             tables.push(t);
         }
@@ -148,7 +148,7 @@ impl Report for GcReport {
                 t.add_row(vec![
                     n.node.clone(),
                     n.status.clone(),
-                    n.base_paths.join(","),
+                    shown(&n.base_paths.join(",")),
                 ]);
             }
             tables.push(t);
@@ -159,7 +159,7 @@ impl Report for GcReport {
     fn names(&self) -> Vec<String> {
         self.orphans
             .iter()
-            .map(|o| format!("{}:{}", o.node, o.path))
+            .map(|o| format!("{}:{}", o.node, shown(&o.path)))
             .collect()
     }
 }
@@ -230,7 +230,7 @@ impl Report for PruneReport {
                 .unwrap_or_default();
             t.add_row(vec![
                 r.target.node.clone(),
-                r.target.path.clone(),
+                shown(&r.target.path),
                 ui::bytes(r.target.size_bytes),
                 action,
                 result,
@@ -240,7 +240,7 @@ impl Report for PruneReport {
         if !self.kept.is_empty() {
             let mut k = ui::table(["node", "kept", "why"]);
             for o in &self.kept {
-                k.add_row(vec![o.node.clone(), o.path.clone(), o.why.clone()]);
+                k.add_row(vec![o.node.clone(), shown(&o.path), shown(&o.why)]);
             }
             tables.push(k);
         }
@@ -250,7 +250,7 @@ impl Report for PruneReport {
     fn names(&self) -> Vec<String> {
         self.results
             .iter()
-            .map(|r| format!("{}:{}", r.target.node, r.target.path))
+            .map(|r| format!("{}:{}", r.target.node, shown(&r.target.path)))
             .collect()
     }
 }

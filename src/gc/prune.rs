@@ -200,7 +200,8 @@ pub fn trash_unsafe_advice(node: &str, base: &str) -> String {
     format!(
         "node {node}: {} is a symlink or not a directory, so nothing was archived in {base}; \
          remove or rename it (it is never followed), then run `lpp gc prune --archive` again",
-        crate::config::path::join(base, super::classify::TRASH)
+        super::classify::shown(&crate::config::path::join(base, super::classify::TRASH)),
+        base = super::classify::shown(base),
     )
 }
 

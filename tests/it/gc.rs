@@ -619,3 +619,38 @@ async fn archive_never_follows_a_symlinked_trash() {
     );
     assert!(paths["deleted"].join("data").exists());
 }
+
+/// A name with a newline used to break the table into two rows; it is shown escaped there (as
+/// `ls -b` does) and exactly in JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_control_characters_keep_one_row_each() {
+    let cluster = installed().await;
+    let base = cluster.node_path("node-1", BASE);
+    std::fs::create_dir_all(base.join("bad\nname\tx\\y")).unwrap();
+
+    let table = cluster.lpp(["gc", "--older-than", "0s"]).await;
+    assert_eq!(table.code, 0, "{table:?}");
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one row: {}", table.stdout);
+    assert!(
+        lines[1].contains(&format!("{BASE}/bad\\nname\\tx\\\\y")),
+        "{}",
+        table.stdout
+    );
+    let names = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "name"])
+        .await;
+    assert_eq!(names.stdout.lines().count(), 1, "{}", names.stdout);
+
+    let json = cluster
+        .lpp(["gc", "--older-than", "0s", "-o", "json"])
+        .await;
+    let report = json_of(&json.stdout);
+    assert_eq!(report["orphans"][0]["name"], "bad\nname\tx\\y");
+
+    let pruned = cluster
+        .lpp(["gc", "prune", "--older-than", "0s", "--dry-run"])
+        .await;
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    assert_eq!(pruned.stdout.lines().count(), 2, "{}", pruned.stdout);
+}

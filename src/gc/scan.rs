@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, ResourceExt};
 use serde::Serialize;
 
@@ -69,6 +70,9 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
     )
     .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
     let timeout = contents.config.cmd_timeout;
+    if let Some(class) = &options.storage_class {
+        check_class(client, &contents, class, &options.provisioner_name).await?;
+    }
     let (nodes, known_nodes) = select_nodes(client, &options.nodes).await?;
     // Each inventory looks for the PVs that may use its node, to see where they really are.
     let (before, _, _) = read_volumes(client, &options.provisioner_name).await?;
@@ -196,6 +200,63 @@ async fn select_nodes(
         .filter(|n| wanted.contains(&n.name_any()))
         .collect();
     Ok((selected, known))
+}
+
+/// Whether `--storage-class class` names a class whose directories gc can find: one the config
+/// lists in `storageClassConfigs` (its StorageClass may be gone, its directories not), or, when
+/// the config lists none, a StorageClass of our provisioner. Else a usage error naming the
+/// classes there are, as `--node` does.
+async fn check_class(
+    client: &kube::Client,
+    contents: &ConfigMapContents,
+    class: &str,
+    provisioner: &str,
+) -> Result<(), Error> {
+    let config = &contents.config;
+    let list = |names: Vec<String>| match names.is_empty() {
+        true => "none".to_owned(),
+        false => names.join(", "),
+    };
+    if let Some(served) = config.served_classes() {
+        if !served.contains(&class) {
+            let served = served.into_iter().map(str::to_owned).collect();
+            return Err(Error::Usage(format!(
+                "--storage-class {class}: the config serves no such class (storageClassConfigs: {})",
+                list(served)
+            )));
+        }
+    } else {
+        let classes: Api<StorageClass> = Api::all(client.clone());
+        let classes = classes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::Cluster(format!("cannot list StorageClasses: {e}")))?
+            .items;
+        let ours: Vec<String> = classes
+            .iter()
+            .filter(|c| c.provisioner == provisioner)
+            .map(|c| c.name_any())
+            .collect();
+        if !ours.iter().any(|c| c == class) {
+            let what = match classes.iter().find(|c| c.name_any() == class) {
+                Some(other) => format!(
+                    "StorageClass {class} is provisioned by {}, not {provisioner}",
+                    other.provisioner
+                ),
+                None => "no such StorageClass".to_owned(),
+            };
+            return Err(Error::Usage(format!(
+                "--storage-class {class}: {what} (classes of {provisioner}: {})",
+                list(ours)
+            )));
+        }
+    }
+    match config.storage_for_class(class) {
+        Ok(Storage::Unusable(problem)) => Err(Error::Config(format!(
+            "--storage-class {class}: the config cannot be used for it: {problem}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The base paths to inventory on `node`: those of `class`, or of every class.

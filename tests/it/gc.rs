@@ -654,3 +654,26 @@ async fn names_with_control_characters_keep_one_row_each() {
     assert_eq!(pruned.code, 0, "{pruned:?}");
     assert_eq!(pruned.stdout.lines().count(), 2, "{}", pruned.stdout);
 }
+
+/// `--storage-class nosuch` used to scan nothing and exit 0; like `--node nosuch` it is a usage
+/// error naming the classes there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_storage_class_is_a_usage_error() {
+    let cluster = installed().await;
+    for args in [
+        vec!["gc", "--storage-class", "nosuch"],
+        vec!["gc", "prune", "--storage-class", "nosuch", "--yes"],
+    ] {
+        let out = cluster.lpp(&args).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("nosuch") && out.stderr.contains("local-path"),
+            "{}",
+            out.stderr
+        );
+    }
+    let known = cluster
+        .lpp(["gc", "--storage-class", "local-path", "-o", "json"])
+        .await;
+    assert_eq!(known.code, 0, "{known:?}");
+}

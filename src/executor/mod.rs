@@ -197,7 +197,21 @@ impl Executor {
             let agents = self.agents();
             let known = agents.known().await;
             let dirs: Vec<&str> = job.host_dirs.iter().map(|d| d.path.as_str()).collect();
-            match serving(&known, job.node.as_deref(), &dirs) {
+            // An agent mounts host paths at themselves only.
+            let same_paths = job.host_dirs.iter().all(|d| {
+                d.mount_path
+                    .as_deref()
+                    .is_none_or(|m| path::clean(m) == path::clean(&d.path))
+            });
+            let agent = if same_paths {
+                serving(&known, job.node.as_deref(), &dirs)
+            } else {
+                Err(format!(
+                    "{} mounts host paths elsewhere than at themselves",
+                    job.name
+                ))
+            };
+            match agent {
                 Ok(agent) => {
                     let mut argv = vec!["env".to_owned()];
                     argv.extend(job.env.iter().map(|(k, v)| format!("{k}={v}")));

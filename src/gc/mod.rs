@@ -15,16 +15,17 @@ pub mod inventory;
 pub mod prune;
 pub mod scan;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use comfy_table::Table;
 use serde::Serialize;
 
 use crate::cluster::{self, Target};
+use crate::config::ExecutorKind;
 use crate::error::Exit;
-use crate::provision::helper_pod::{HostDir, ScriptJob};
 use crate::ui::{self, Report, Ui};
-use classify::{Findings, MissingDirectory, Orphan};
+use classify::{Findings, MissingDirectory, Orphan, shown};
 use prune::{Outcome, Target as PruneTarget};
 use scan::NodeScan;
 
@@ -106,6 +107,10 @@ pub struct OrphanEntry {
     pub reason: classify::Reason,
     /// Whether `gc prune` may remove it.
     pub prunable: bool,
+    /// Why it is not prunable although its reason would allow it: gc cannot tell where a PV
+    /// that may use this node keeps its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl From<&Orphan> for OrphanEntry {
@@ -121,6 +126,7 @@ impl From<&Orphan> for OrphanEntry {
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
             reason: o.reason,
             prunable: o.prunable,
+            held: o.held.clone(),
         }
     }
 }
@@ -172,7 +178,7 @@ fn orphan_table(orphans: &[OrphanEntry], wide: bool) -> Table {
     for o in orphans {
         let mut row = vec![
             o.node.clone(),
-            o.path.clone(),
+            shown(&o.path),
             ui::bytes(o.size_bytes),
             age_of(o.modified),
             o.reason.text().to_owned(),
@@ -207,7 +213,7 @@ impl Report for GcReport {
         if !self.missing.is_empty() {
             let mut t = ui::table(["volume", "node", "missing directory"]);
             for m in &self.missing {
-                t.add_row(vec![m.volume.clone(), m.node.clone(), m.path.clone()]);
+                t.add_row(vec![m.volume.clone(), m.node.clone(), shown(&m.path)]);
             }
             tables.push(t);
         }
@@ -217,7 +223,7 @@ impl Report for GcReport {
                 t.add_row(vec![
                     n.node.clone(),
                     n.status.clone(),
-                    n.base_paths.join(","),
+                    shown(&n.base_paths.join(",")),
                 ]);
             }
             tables.push(t);
@@ -228,7 +234,7 @@ impl Report for GcReport {
     fn names(&self) -> Vec<String> {
         self.orphans
             .iter()
-            .map(|o| format!("{}:{}", o.node, o.path))
+            .map(|o| format!("{}:{}", o.node, shown(&o.path)))
             .collect()
     }
 }
@@ -323,7 +329,7 @@ impl Report for PruneReport {
                 .unwrap_or_default();
             t.add_row(vec![
                 r.node.clone(),
-                r.path.clone(),
+                shown(&r.path),
                 ui::bytes(r.size_bytes),
                 action,
                 result,
@@ -333,7 +339,7 @@ impl Report for PruneReport {
         if !self.kept.is_empty() {
             let mut k = ui::table(["node", "kept", "why"]);
             for o in &self.kept {
-                k.add_row(vec![o.node.clone(), o.path.clone(), o.why.clone()]);
+                k.add_row(vec![o.node.clone(), shown(&o.path), shown(&o.why)]);
             }
             tables.push(k);
         }
@@ -343,7 +349,7 @@ impl Report for PruneReport {
     fn names(&self) -> Vec<String> {
         self.results
             .iter()
-            .map(|r| format!("{}:{}", r.node, r.path))
+            .map(|r| format!("{}:{}", r.node, shown(&r.path)))
             .collect()
     }
 }
@@ -361,7 +367,12 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
         .filter(|o| o.prunable)
         .cloned()
         .collect();
-    let listed_only = scan.findings.orphans.len() - candidates.len();
+    let listed_only = scan
+        .findings
+        .orphans
+        .iter()
+        .filter(|o| o.reason == classify::Reason::Foreign)
+        .count();
     if listed_only > 0 {
         ui.note(&format!(
             "{listed_only} listed entries are not made by a provisioner and are never pruned (see `lpp gc`)"
@@ -414,11 +425,12 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             .map(|target| PruneResult::new(target, None, None))
             .collect();
     } else {
-        let mut nodes: Vec<&str> = targets.iter().map(|t| t.node.as_str()).collect();
-        nodes.dedup();
-        for node in nodes {
-            let on_node: Vec<&PruneTarget> = targets.iter().filter(|t| t.node == node).collect();
-            let outcome = prune_on(client, &scan, node, &on_node).await;
+        let mut by_node: BTreeMap<&str, Vec<&PruneTarget>> = BTreeMap::new();
+        for t in &targets {
+            by_node.entry(t.node.as_str()).or_default().push(t);
+        }
+        for (node, on_node) in by_node {
+            let outcome = prune_on(&scan, node, &on_node, &volumes).await;
             for (i, t) in on_node.into_iter().enumerate() {
                 results.push(match &outcome {
                     Ok(outcomes) => PruneResult::new(t, outcomes.get(i).copied(), None),
@@ -427,8 +439,20 @@ pub async fn prune(ui: &Ui, target: &Target, options: PruneOptions) -> Result<Ex
             }
         }
     }
+    let unsafe_trash: std::collections::BTreeSet<(&str, &str)> = results
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::TrashUnsafe))
+        .map(|r| (r.node.as_str(), r.base.as_str()))
+        .collect();
+    for (node, base) in unsafe_trash {
+        ui.warn(&prune::trash_unsafe_advice(node, base));
+    }
     let failed = results.iter().any(|r| {
-        r.error.is_some() || matches!(r.outcome, Some(Outcome::Failed | Outcome::Unknown))
+        r.error.is_some()
+            || matches!(
+                r.outcome,
+                Some(Outcome::Failed | Outcome::Unknown | Outcome::TrashUnsafe)
+            )
     });
     ui.print(&PruneReport {
         type_meta: ui::TypeMeta::new("PruneReport"),
@@ -453,33 +477,18 @@ pub fn listing(lines: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 async fn prune_on(
-    client: &kube::Client,
     scan: &scan::Scan,
     node: &str,
     targets: &[&PruneTarget],
+    volumes: &[classify::VolumeRecord],
 ) -> Result<Vec<Outcome>, String> {
-    let mut bases: Vec<String> = targets.iter().map(|t| t.base.clone()).collect();
-    bases.sort();
-    bases.dedup();
-    let mut args = vec!["prune".to_owned()];
-    args.extend(prune::script_args(targets));
-    let job = ScriptJob {
-        name: format!("lpp-gc-prune-{node}"),
-        action: "prune".into(),
-        node: Some(node.to_owned()),
-        host_dirs: bases
-            .into_iter()
-            .map(|path| HostDir {
-                path,
-                create: false,
-                read_only: false,
-            })
-            .collect(),
-        command: vec!["/bin/sh".into(), "-c".into(), prune::SCRIPT.into()],
-        args,
-        env: Vec::new(),
-    };
-    let output = scan::run_job(client, &scan.helpers, &job, scan.timeout).await?;
+    let on_node = scan::volumes_on(volumes, node, &scan.known_nodes);
+    let job = prune::job(node, targets, &on_node, &scan::suffix());
+    let output = scan
+        .executor
+        .script(&scan.helpers, &job, scan.timeout, ExecutorKind::Agent)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(prune::parse_outcomes(&output, targets.len()))
 }
 

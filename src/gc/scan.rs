@@ -5,16 +5,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, ResourceExt};
-use kube::runtime::wait::await_condition;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ListParams, ResourceExt};
 use serde::Serialize;
 
-use super::classify::{Findings, Scanned, VolumeRecord, classify};
+use super::classify::{Findings, NodeVolumes, Scanned, VolumeRecord, classify, node_view};
 use super::inventory::{self, Listing};
 use super::{Error, ScanOptions};
-use crate::config::{ConfigMapContents, Storage};
-use crate::provision::helper_pod::{HelperOutcome, HelperPods, HostDir, ScriptJob, helper_outcome};
+use crate::config::{ConfigMapContents, ExecutorKind, Storage};
+use crate::executor::Executor;
+use crate::provision::helper_pod::{HelperPods, HostDir, HostPathType, ScriptJob};
 use crate::ui::Ui;
 
 /// The service account helper pods run as, as upstream's install names it.
@@ -32,16 +33,31 @@ pub struct NodeScan {
     pub base_paths: Vec<String>,
 }
 
-/// Everything a scan learned.
-#[derive(Debug)]
+/// Everything a scan learned, and what runs the prune's jobs the same way.
 pub struct Scan {
     pub findings: Findings,
     pub nodes: Vec<NodeScan>,
     pub helpers: HelperPods,
     pub timeout: Duration,
+    /// Runs the scan's and the prune's helper pods, all observed on one shared watch.
+    pub executor: Executor,
+    /// Every node of the cluster, by name.
+    pub known_nodes: BTreeSet<String>,
 }
 
-/// Runs the scan: config, nodes, inventories, volumes, claims.
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("findings", &self.findings)
+            .field("nodes", &self.nodes)
+            .field("helpers", &self.helpers)
+            .field("timeout", &self.timeout)
+            .field("known_nodes", &self.known_nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the scan: config, nodes, volumes, inventories, then volumes and claims again.
 pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Result<Scan, Error> {
     let contents = read_config(client, options).await?;
     let helpers = HelperPods::new(
@@ -54,7 +70,13 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
     )
     .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
     let timeout = contents.config.cmd_timeout;
-    let nodes = select_nodes(client, &options.nodes).await?;
+    if let Some(class) = &options.storage_class {
+        check_class(client, &contents, class, &options.provisioner_name).await?;
+    }
+    let (nodes, known_nodes) = select_nodes(client, &options.nodes).await?;
+    // Each inventory looks for the PVs that may use its node, to see where they really are.
+    let (before, _, _) = read_volumes(client, &options.provisioner_name).await?;
+    let executor = Executor::start(client.clone(), &options.namespace, false);
     let bar = ui.progress(nodes.len() as u64, "scanning nodes");
     let jobs = nodes.iter().map(|node| {
         let bases = bases_on(
@@ -62,37 +84,69 @@ pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Resu
             options.storage_class.as_deref(),
             &node.name_any(),
         );
+        let on_node = volumes_on(&before, &node.name_any(), &known_nodes);
         let helpers = &helpers;
+        let executor = &executor;
         let bar = &bar;
         async move {
-            let result = inventory_node(client, helpers, node, &bases, timeout).await;
+            let result = inventory_node(executor, helpers, node, &bases, &on_node, timeout).await;
             bar.inc(1);
             result
         }
     });
-    let results: Vec<(NodeScan, Vec<Scanned>)> = futures::stream::iter(jobs)
+    let results: Vec<(NodeScan, Vec<Scanned>, Option<NodeVolumes>)> = futures::stream::iter(jobs)
         .buffer_unordered(CONCURRENT_NODES)
         .collect()
         .await;
     bar.finish_and_clear();
+    // Read again: what a PV or claim took during the inventories is not listed. (A PV made
+    // since is compared by its path only; `gc prune` checks it on the node before acting.)
     let (volumes, pending, claims) = read_volumes(client, &options.provisioner_name).await?;
     let mut node_scans = Vec::new();
     let mut scanned = Vec::new();
-    for (node, listings) in results {
+    let mut views = Vec::new();
+    for (node, listings, view) in results {
+        if let Some(why) = view.as_ref().and_then(NodeVolumes::held) {
+            ui.warn(&format!(
+                "node {}: its orphans are listed but not pruned: {why}",
+                node.node
+            ));
+        }
         node_scans.push(node);
         scanned.extend(listings);
+        views.extend(view);
     }
     node_scans.sort_by(|a, b| a.node.cmp(&b.node));
     scanned.sort_by(|a, b| (&a.node, &a.base).cmp(&(&b.node, &b.base)));
     let cutoff = jiff::Timestamp::now().as_second()
         - i64::try_from(options.older_than.as_secs()).unwrap_or(i64::MAX);
-    let findings = classify(&scanned, &volumes, &pending, &claims, cutoff);
+    let findings = classify(&scanned, &views, &volumes, &pending, &claims, cutoff);
     Ok(Scan {
         findings,
         nodes: node_scans,
         helpers,
         timeout,
+        executor,
+        known_nodes,
     })
+}
+
+/// The PVs that may use `node`'s directories: those on it, those on no node (a shared
+/// filesystem, no affinity), and those whose node is not one of `known` (an affinity on another
+/// label than the node's name): a PV counts wherever it might be.
+pub fn volumes_on<'a>(
+    volumes: &'a [VolumeRecord],
+    node: &str,
+    known: &BTreeSet<String>,
+) -> Vec<&'a VolumeRecord> {
+    volumes
+        .iter()
+        .filter(|v| {
+            v.node
+                .as_deref()
+                .is_none_or(|n| n == node || !known.contains(n))
+        })
+        .collect()
 }
 
 async fn read_config(
@@ -119,28 +173,90 @@ async fn read_config(
     })
 }
 
-/// The nodes to scan: all of them, or the ones named by `--node` (each must exist).
-async fn select_nodes(client: &kube::Client, wanted: &[String]) -> Result<Vec<Node>, Error> {
+/// The nodes to scan: all of them, or the ones named by `--node` (each must exist); and the
+/// names of all.
+async fn select_nodes(
+    client: &kube::Client,
+    wanted: &[String],
+) -> Result<(Vec<Node>, BTreeSet<String>), Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let all = nodes
         .list(&ListParams::default())
         .await
         .map_err(|e| Error::Cluster(format!("cannot list nodes: {e}")))?
         .items;
-    if wanted.is_empty() {
-        return Ok(all);
-    }
     let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
+    if wanted.is_empty() {
+        return Ok((all, known));
+    }
     if let Some(unknown) = wanted.iter().find(|n| !known.contains(*n)) {
         return Err(Error::Usage(format!(
             "--node {unknown}: no such node (nodes: {})",
             known.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(all
+    let selected = all
         .into_iter()
         .filter(|n| wanted.contains(&n.name_any()))
-        .collect())
+        .collect();
+    Ok((selected, known))
+}
+
+/// Whether `--storage-class class` names a class whose directories gc can find: one the config
+/// lists in `storageClassConfigs` (its StorageClass may be gone, its directories not), or, when
+/// the config lists none, a StorageClass of our provisioner. Else a usage error naming the
+/// classes there are, as `--node` does.
+async fn check_class(
+    client: &kube::Client,
+    contents: &ConfigMapContents,
+    class: &str,
+    provisioner: &str,
+) -> Result<(), Error> {
+    let config = &contents.config;
+    let list = |names: Vec<String>| match names.is_empty() {
+        true => "none".to_owned(),
+        false => names.join(", "),
+    };
+    if let Some(served) = config.served_classes() {
+        if !served.contains(&class) {
+            let served = served.into_iter().map(str::to_owned).collect();
+            return Err(Error::Usage(format!(
+                "--storage-class {class}: the config serves no such class (storageClassConfigs: {})",
+                list(served)
+            )));
+        }
+    } else {
+        let classes: Api<StorageClass> = Api::all(client.clone());
+        let classes = classes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::Cluster(format!("cannot list StorageClasses: {e}")))?
+            .items;
+        let ours: Vec<String> = classes
+            .iter()
+            .filter(|c| c.provisioner == provisioner)
+            .map(|c| c.name_any())
+            .collect();
+        if !ours.iter().any(|c| c == class) {
+            let what = match classes.iter().find(|c| c.name_any() == class) {
+                Some(other) => format!(
+                    "StorageClass {class} is provisioned by {}, not {provisioner}",
+                    other.provisioner
+                ),
+                None => "no such StorageClass".to_owned(),
+            };
+            return Err(Error::Usage(format!(
+                "--storage-class {class}: {what} (classes of {provisioner}: {})",
+                list(ours)
+            )));
+        }
+    }
+    match config.storage_for_class(class) {
+        Ok(Storage::Unusable(problem)) => Err(Error::Config(format!(
+            "--storage-class {class}: the config cannot be used for it: {problem}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The base paths to inventory on `node`: those of `class`, or of every class.
@@ -168,12 +284,13 @@ fn is_ready(node: &Node) -> bool {
 }
 
 async fn inventory_node(
-    client: &kube::Client,
+    executor: &Executor,
     helpers: &HelperPods,
     node: &Node,
     bases: &[String],
+    volumes: &[&VolumeRecord],
     timeout: Duration,
-) -> (NodeScan, Vec<Scanned>) {
+) -> (NodeScan, Vec<Scanned>, Option<NodeVolumes>) {
     let name = node.name_any();
     let report = |ok: bool, status: String| NodeScan {
         node: name.clone(),
@@ -185,135 +302,92 @@ async fn inventory_node(
         return (
             report(true, "no base paths configured here".into()),
             Vec::new(),
+            None,
         );
     }
     if !is_ready(node) {
-        return (report(false, "not Ready: not scanned".into()), Vec::new());
+        return (
+            report(false, "not Ready: not scanned".into()),
+            Vec::new(),
+            None,
+        );
     }
+    let paths: Vec<String> = volumes.iter().map(|v| v.path.clone()).collect();
+    let plan = inventory::plan(bases, &paths);
+    let mut args = vec!["inventory".to_owned()];
+    args.extend(inventory::args(bases, &plan));
     // Each base path is mounted as itself; like upstream's helper pods, a missing one is
     // created (empty), so a node that never held volumes still scans cleanly.
-    let mut args = vec!["inventory".to_owned()];
-    args.extend(bases.iter().cloned());
+    let mut host_dirs: Vec<HostDir> = bases
+        .iter()
+        .map(|b| HostDir {
+            path: b.clone(),
+            mount_path: None,
+            kind: HostPathType::DirectoryOrCreate,
+            read_only: true,
+        })
+        .collect();
+    host_dirs.extend(plan.mounts.iter().cloned());
     let job = ScriptJob {
         name: format!("lpp-gc-inventory-{name}-{}", suffix()),
         action: "inventory".into(),
         node: Some(name.clone()),
-        host_dirs: bases
-            .iter()
-            .map(|b| HostDir {
-                path: b.clone(),
-                create: true,
-                read_only: true,
-            })
-            .collect(),
+        host_dirs,
         command: vec!["/bin/sh".into(), "-c".into(), inventory::SCRIPT.into()],
         args,
         env: Vec::new(),
     };
-    match run_job(client, helpers, &job, timeout).await {
-        Err(why) => (report(false, why), Vec::new()),
-        Ok(output) => match inventory::parse(&output, bases.len()) {
-            Err(e) => (
+    // A node agent, where one serves the node and mounts what the job needs; else a helper pod.
+    let output = match executor
+        .script(helpers, &job, timeout, ExecutorKind::Agent)
+        .await
+    {
+        Ok(output) => output,
+        Err(why) => return (report(false, why.to_string()), Vec::new(), None),
+    };
+    let inventory = match inventory::parse(&output, bases.len(), volumes.len()) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            return (
                 report(false, format!("the inventory's output is not valid: {e}")),
                 Vec::new(),
-            ),
-            Ok(listings) => {
-                let missing = listings
-                    .iter()
-                    .filter(|l| matches!(l, Listing::Missing))
-                    .count();
-                let status = if missing == 0 {
-                    "scanned".to_owned()
-                } else {
-                    format!("scanned ({missing} base paths do not exist)")
-                };
-                let scanned = bases
-                    .iter()
-                    .zip(listings)
-                    .map(|(base, listing)| Scanned {
-                        node: name.clone(),
-                        base: base.clone(),
-                        listing,
-                    })
-                    .collect();
-                (report(true, status), scanned)
-            }
-        },
-    }
-}
-
-/// A short suffix that keeps concurrent gc runs' pod names apart.
-fn suffix() -> String {
-    let nanos = jiff::Timestamp::now().subsec_nanosecond();
-    format!("{:05x}", (nanos as u32 ^ std::process::id()) & 0xfffff)
-}
-
-/// Runs a script helper pod to completion and returns its output; the pod is deleted after.
-pub async fn run_job(
-    client: &kube::Client,
-    helpers: &HelperPods,
-    job: &ScriptJob,
-    timeout: Duration,
-) -> Result<String, String> {
-    let pod = helpers
-        .for_script(job)
-        .map_err(|e| format!("cannot build the helper pod: {e}"))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &helpers.namespace);
-    let name = pod.name_any();
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .map_err(|e| format!("cannot create helper pod {name}: {e}"))?;
-    tracing::debug!(pod = %name, "helper pod created; waiting for it to finish");
-    let done = tokio::time::timeout(timeout, finished(&pods, &name)).await;
-    tracing::debug!(pod = %name, "helper pod finished; reading its output");
-    let logs = pods.logs(&name, &LogParams::default()).await;
-    let _ = pods.delete(&name, &DeleteParams::background()).await;
-    let pod = match done {
-        Err(_) => {
-            return Err(format!(
-                "helper pod {name} did not finish within {}s",
-                timeout.as_secs()
-            ));
+                None,
+            );
         }
-        Ok(Err(e)) => return Err(format!("watching helper pod {name} failed: {e}")),
-        Ok(Ok(None)) => return Err(format!("helper pod {name} was deleted before it finished")),
-        Ok(Ok(Some(pod))) => pod,
     };
-    match helper_outcome(&pod) {
-        HelperOutcome::Succeeded => {
-            logs.map_err(|e| format!("cannot read the output of {name}: {e}"))
-        }
-        HelperOutcome::Failed(why) | HelperOutcome::Stuck(why) => Err(why),
-        HelperOutcome::Running => Err(format!("helper pod {name} is still running")),
+    let missing = inventory
+        .listings
+        .iter()
+        .filter(|l| matches!(l, Listing::Missing))
+        .count();
+    let (scanned, view) = node_view(&name, bases, volumes, &plan, inventory);
+    let mut status = "scanned".to_owned();
+    if missing > 0 {
+        status.push_str(&format!(" ({missing} base paths do not exist)"));
     }
+    if let Some(why) = view.held() {
+        status.push_str(&format!("; nothing here is pruned: {why}"));
+    }
+    (report(true, status), scanned, Some(view))
 }
 
-/// The helper pod once it is no longer running (`None`: it is gone), seen on a watch; every few
-/// seconds it is also read directly, so a watch that drops an event costs seconds, not the
-/// whole timeout.
-async fn finished(pods: &Api<Pod>, name: &str) -> Result<Option<Pod>, kube::Error> {
-    let done = |pod: Option<&Pod>| {
-        pod.is_none_or(|p| !matches!(helper_outcome(p), HelperOutcome::Running))
-    };
-    loop {
-        let watched = tokio::time::timeout(
-            Duration::from_secs(3),
-            await_condition(pods.clone(), name, |pod: Option<&Pod>| done(pod)),
-        )
-        .await;
-        match watched {
-            Ok(Ok(pod)) => return Ok(pod),
-            Ok(Err(e)) => {
-                tracing::debug!(pod = %name, "watch failed ({e}); reading it directly");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(_) => {}
-        }
-        let now = pods.get_opt(name).await?;
-        if done(now.as_ref()) {
-            return Ok(now);
-        }
-    }
+/// A suffix that makes each script helper pod's name unique, so that a pod left by a killed run
+/// or made by a concurrent one never collides with this run's (a collision would fail the job,
+/// or worse, adopt the other run's pod and report its result). Random per process (std's
+/// hasher keys), and counted within it.
+pub fn suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(jiff::Timestamp::now().as_nanosecond().unsigned_abs());
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() & 0xffff_ffff)
 }
 
 /// Every PV's path (any provisioner), the uids of claims not yet bound, and of all claims.

@@ -357,13 +357,26 @@ pub struct HelperPods {
     pub config_map: String,
 }
 
-/// A host directory a script helper pod mounts at the same path.
+/// What the kubelet checks before mounting a host directory (the hostPath `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPathType {
+    /// `Directory`: it must exist.
+    Directory,
+    /// `DirectoryOrCreate`: the kubelet creates it when missing.
+    DirectoryOrCreate,
+    /// `""`: no check at all (container runtimes create a missing source, empty).
+    Unchecked,
+}
+
+/// A host directory a script helper pod mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostDir {
     /// Absolute directory on the node.
     pub path: String,
-    /// Create it when missing (`DirectoryOrCreate`) or require it (`Directory`).
-    pub create: bool,
+    /// Where the container sees it; `None`: at `path` itself.
+    pub mount_path: Option<String>,
+    /// What the kubelet checks before mounting it.
+    pub kind: HostPathType,
     /// Mount read-only.
     pub read_only: bool,
 }
@@ -499,7 +512,7 @@ impl HelperPods {
             .insert(VOLUME_LABEL.to_string(), job.pv_name.clone());
         let spec = pod.spec.get_or_insert_with(Default::default);
         let volumes = spec.volumes.get_or_insert_with(Vec::new);
-        volumes.push(host_path_volume(DATA_VOLUME, parent, true));
+        volumes.push(host_path_volume(DATA_VOLUME, parent, "DirectoryOrCreate"));
         let (command, script_item) = match &job.script {
             Script::ConfigMapKey { key, .. } => (
                 vec!["/bin/sh".to_string(), format!("{SCRIPT_DIR}/{key}")],
@@ -576,11 +589,20 @@ impl HelperPods {
             if !dir.path.starts_with('/') {
                 return Err(HelperPodError::BadVolumePath(dir.path.clone()));
             }
+            let mount_path = dir.mount_path.as_deref().unwrap_or(&dir.path);
+            if !mount_path.starts_with('/') {
+                return Err(HelperPodError::BadVolumePath(mount_path.to_owned()));
+            }
             let name = format!("host-{i}");
-            volumes.push(host_path_volume(&name, &path::clean(&dir.path), dir.create));
+            let kind = match dir.kind {
+                HostPathType::Directory => "Directory",
+                HostPathType::DirectoryOrCreate => "DirectoryOrCreate",
+                HostPathType::Unchecked => "",
+            };
+            volumes.push(host_path_volume(&name, &path::clean(&dir.path), kind));
             mounts.push(VolumeMount {
                 name,
-                mount_path: path::clean(&dir.path),
+                mount_path: path::clean(mount_path),
                 read_only: dir.read_only.then_some(true),
                 ..Default::default()
             });
@@ -641,19 +663,12 @@ impl HelperPods {
     }
 }
 
-fn host_path_volume(name: &str, path: &str, create: bool) -> Volume {
+fn host_path_volume(name: &str, path: &str, kind: &str) -> Volume {
     Volume {
         name: name.to_string(),
         host_path: Some(HostPathVolumeSource {
             path: path.to_string(),
-            type_: Some(
-                if create {
-                    "DirectoryOrCreate"
-                } else {
-                    "Directory"
-                }
-                .to_string(),
-            ),
+            type_: Some(kind.to_string()),
         }),
         ..Default::default()
     }

@@ -637,7 +637,8 @@ fn script_jobs_mount_host_dirs() {
             node: Some("node-1".into()),
             host_dirs: vec![HostDir {
                 path: "/opt/local-path-provisioner/".into(),
-                create: false,
+                mount_path: None,
+                kind: super::helper_pod::HostPathType::Directory,
                 read_only: true,
             }],
             command: vec![

@@ -296,7 +296,8 @@ async fn without_script_keys_the_default_script_runs_inline() {
             node: Some("node-2".into()),
             host_dirs: vec![provision::HostDir {
                 path: "/opt/local-path-provisioner".into(),
-                create: false,
+                mount_path: None,
+                kind: provision::helper_pod::HostPathType::Directory,
                 read_only: true,
             }],
             command: vec![

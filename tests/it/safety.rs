@@ -256,8 +256,13 @@ async fn a_claim_deleted_while_its_setup_runs_gets_no_volume_and_no_directory() 
 async fn an_unsafe_template_is_an_invalid_config_and_a_fixed_config_serves_refused_claims() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    let runner = cluster.spawn_lpp(["run"]);
-    runner.wait_provisioning().await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    // A first volume: the run has loaded a good configuration.
+    provisioned(
+        &cluster,
+        claim_on("first", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
     // A template with host networking: reported on the ConfigMap, the last good one stays.
     set_config(
         &cluster,

@@ -1,7 +1,8 @@
 //! The sandbox's nodes over HTTP: the kubelet runs helper pods on their node with the host path
-//! mapped, reports failures with their termination message, serves logs; the PV controller and
-//! the scheduler run the WaitForFirstConsumer dance; image pulls fail realistically; pods on
-//! missing nodes are collected; a NotReady node stops its pods.
+//! mapped, confines containers to their own root, reports failures with their termination
+//! message, serves logs; the PV controller and the scheduler run the WaitForFirstConsumer dance;
+//! image pulls fail realistically; pods on missing nodes are collected; a NotReady node stops
+//! its pods.
 
 use std::time::Duration;
 
@@ -484,4 +485,44 @@ async fn deleting_a_node_stops_its_pods_and_they_are_collected() {
     .await;
     assert!(end.is_ok(), "the pod kept running on a deleted node");
     wait_gone(&pods, "on-node-2", DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_cannot_see_or_touch_what_it_did_not_mount() {
+    let c = TestCluster::start().await;
+    // A file of this machine, outside every node.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("marker"), "host\n").unwrap();
+    let o = outside.path().display();
+    let pods: Api<Pod> = Api::namespaced(c.client(), "default");
+    pods.create(
+        &PostParams::default(),
+        &from(json!({"metadata": {"name": "confined"},
+            "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox",
+                        "command": ["sh", "-c", format!(
+                            "d=/data; printf '%s/%s\\n' \"$d\" x > /data/x; cat /data/x; \
+                             cat {o}/marker || echo unseen; rm -rf {o}; ls /opt")],
+                        "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                     "volumes": [{"name": "d", "hostPath": {"path": "/srv/confined"}}]}})),
+    )
+    .await
+    .unwrap();
+    let pod = wait_for(&pods, "confined", DEADLINE, |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    })
+    .await;
+    // `ls /opt` fails: the container's root has no /opt, whatever this machine has.
+    assert_eq!(terminated(&pod)["exitCode"], 2, "{pod:#?}");
+    let logs = pods.logs("confined", &LogParams::default()).await.unwrap();
+    assert!(logs.starts_with("/data/x\n"), "{logs}");
+    assert!(logs.contains("unseen\n"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(c.node_path("node-1", "/srv/confined/x")).unwrap(),
+        "/data/x\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("marker")).unwrap(),
+        "host\n"
+    );
 }

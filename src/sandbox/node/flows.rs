@@ -1,6 +1,7 @@
 //! The node agents end to end against a small fake API server: helper pods on a named node,
-//! failures with their termination message, the WaitForFirstConsumer dance, logs, exec, image
-//! pull failures, pods on missing nodes, NotReady nodes.
+//! failures with their termination message, containers confined to their own root, the
+//! WaitForFirstConsumer dance, logs, exec, image pull failures, pods on missing nodes, NotReady
+//! nodes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -186,27 +187,143 @@ async fn a_failing_helper_reports_exit_code_and_the_tail_of_its_output() {
     f.agents.shutdown().await;
 }
 
+/// The whole output of a container.
+async fn logs(f: &Fixture, ns: &str, pod: &str) -> String {
+    let mut logs = f.agents.logs(ns, pod, None, false, None).await.unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut logs).await {
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_naming_an_unmounted_path_is_refused() {
+async fn a_container_sees_and_touches_only_its_own_root() {
+    let f = Fixture::new();
+    // A directory of this machine that no volume mounts.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("marker"), "host\n").unwrap();
+    let o = outside.path().display().to_string();
+    // Plain `/` everywhere: nothing reads the command any more.
+    let script = format!(
+        "base=/data; printf '%s/%s\\n' \"$base\" x; s=$(printf '\\057'); echo \"${{s}}data\"; \
+         ls /; cat {o}/marker || echo no marker; rm -rf {o} /usr/no-such /; echo rm=$?; \
+         ls /data; echo bye > /dev/termination-log"
+    );
+    std::fs::create_dir_all(f.node_path("node-1", "/srv/d/kept")).unwrap();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "confined", "namespace": "default"},
+               "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script],
+                                        "volumeMounts": [{"name": "d", "mountPath": "/data", "readOnly": true}]}],
+                        "volumes": [{"name": "d", "hostPath": {"path": "/srv/d"}}]}}),
+    );
+    let pod = f
+        .until("pods", "default", "confined", |o| {
+            matches!(phase(o), "Succeeded" | "Failed")
+        })
+        .await;
+    let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["exitCode"], 0, "{t}");
+    assert_eq!(t["message"], "bye\n");
+    let text = logs(&f, "default", "confined").await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["/data/x", "/data"], "{text}");
+    // `ls /`: the container's root, nothing else of this machine.
+    let mut root: Vec<String> = super::runtime::system_dirs()
+        .iter()
+        .cloned()
+        .chain(["data", "dev", "etc", "proc", "root", "tmp"].map(String::from))
+        .collect();
+    root.sort();
+    assert_eq!(lines[2..2 + root.len()], root, "{text}");
+    assert!(text.contains("no marker\n"), "{text}");
+    assert!(text.contains("kept\n"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("marker")).unwrap(),
+        "host\n",
+        "rm -rf of a path the container did not mount leaves this machine alone"
+    );
+    assert!(f.node_path("node-1", "/srv/d/kept").is_dir(), "readOnly");
+    f.agents.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_mount_at_new_paths_and_the_termination_message_path_is_honoured() {
+    let f = Fixture::new();
+    f.api.put(
+        "configmaps",
+        json!({"metadata": {"name": "conf", "namespace": "default"},
+               "data": {"app.yaml": "answer: 42\n", "extra": "more\n"}}),
+    );
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "files", "namespace": "default"},
+               "spec": {"nodeName": "node-2", "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox", "workingDir": "/srv/work",
+                            "command": ["sh", "-c", "pwd; cat /opt/app/app.yaml /etc/extra.conf; cat /etc/hostname; \
+                                         echo done > /var/log/term; exit 2"],
+                            "terminationMessagePath": "/var/log/term",
+                            "volumeMounts": [
+                                {"name": "conf", "mountPath": "/opt/app/app.yaml", "subPath": "app.yaml"},
+                                {"name": "conf", "mountPath": "/etc/extra.conf", "subPath": "extra"}]}],
+                        "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]}}),
+    );
+    let pod = f
+        .until("pods", "default", "files", |o| phase(o) == "Failed")
+        .await;
+    let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["exitCode"], 2, "{t}");
+    assert_eq!(t["message"], "done\n");
+    assert_eq!(
+        logs(&f, "default", "files").await,
+        "/srv/work\nanswer: 42\nmore\nfiles\n"
+    );
+    f.agents.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_program_is_a_start_error() {
     let f = Fixture::new();
     f.api.put(
         "pods",
-        json!({"metadata": {"name": "rm", "namespace": "default"},
+        json!({"metadata": {"name": "typo", "namespace": "default"},
                "spec": {"nodeName": "node-1", "restartPolicy": "Never",
-                        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "rm -rf /home/nobody-here"]}]}}),
+                        "containers": [{"name": "c", "image": "busybox", "command": ["no-such-program", "x"]}]}}),
     );
     let pod = f
-        .until("pods", "default", "rm", |o| phase(o) == "Failed")
+        .until("pods", "default", "typo", |o| phase(o) == "Failed")
         .await;
     let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!(t["exitCode"], 126);
-    assert!(
-        t["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"/home/nobody-here\""),
-        "{t}"
+    assert_eq!(t["exitCode"], 128);
+    assert_eq!(t["reason"], "StartError");
+    assert_eq!(
+        t["message"],
+        "failed to start container \"c\": exec: \"no-such-program\": executable file not found in $PATH"
     );
+    f.agents.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_planted_on_a_node_resolves_on_that_node() {
+    let f = Fixture::new();
+    // As a container with the node's `/` as a hostPath could plant it.
+    std::fs::create_dir_all(f.node_path("node-1", "/opt")).unwrap();
+    std::fs::create_dir_all(f.node_path("node-1", "/var/node-only")).unwrap();
+    std::os::unix::fs::symlink("/", f.node_path("node-1", "/opt/evil")).unwrap();
+    f.api.put(
+        "pods",
+        json!({"metadata": {"name": "follows", "namespace": "default"},
+               "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox", "command": ["ls", "/data/var"],
+                                        "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "d", "hostPath": {"path": "/opt/evil", "type": "Directory"}}]}}),
+    );
+    f.until("pods", "default", "follows", |o| phase(o) == "Succeeded")
+        .await;
+    // The node's /var (its kubelet's `lib` and what the test put there), not this machine's.
+    assert_eq!(logs(&f, "default", "follows").await, "lib\nnode-only\n");
     f.agents.shutdown().await;
 }
 
@@ -505,7 +622,7 @@ async fn init_containers_run_first_and_always_restarts_with_a_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_takes_stdin_and_refuses_unmounted_paths() {
+async fn exec_takes_stdin_and_cannot_reach_unmounted_paths() {
     let f = Fixture::new();
     f.api.put(
         "pods",
@@ -566,21 +683,56 @@ async fn exec_takes_stdin_and_refuses_unmounted_paths() {
         out, "/root\n/root /tmp\n",
         "the container's own paths, never the host's"
     );
-    let refused = f
+    // Paths of this machine the container did not mount are not there for exec either.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("marker"), "host\n").unwrap();
+    let o = outside.path().display().to_string();
+    let mut s = f
         .agents
         .exec(
             "default",
             "web",
             None,
-            vec!["rm".into(), "-rf".into(), "/srv".into()],
+            vec!["cat".into(), format!("{o}/marker")],
             false,
             false,
         )
-        .await;
-    assert!(
-        matches!(&refused, Err(e) if e.status_code() == 400),
-        "{refused:?}"
+        .await
+        .unwrap();
+    let mut err = String::new();
+    tokio::time::timeout(DEADLINE, s.stderr.read_to_string(&mut err))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, s.exit)
+            .await
+            .unwrap()
+            .unwrap(),
+        1
     );
+    let s = f
+        .agents
+        .exec(
+            "default",
+            "web",
+            None,
+            vec!["rm".into(), "-rf".into(), o.clone(), "/srv".into()],
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, s.exit)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert!(outside.path().join("marker").is_file());
+    assert!(f.node_path("node-1", "/srv/web/in").is_file());
     let missing = f
         .agents
         .exec("default", "nope", None, vec!["true".into()], false, false)

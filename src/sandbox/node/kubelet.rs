@@ -1,7 +1,7 @@
 //! The kubelet of every sandbox node: one worker per pod bound to a Ready node runs its
-//! containers as local processes (see the path rules in [`super`]), reports their status, keeps
-//! their output, stops them on deletion (SIGTERM, grace period, SIGKILL), and garbage-collects
-//! pods bound to nodes that do not exist.
+//! containers as local processes, each in its own namespaces and root (see [`super`] and
+//! [`runtime`]), reports their status, keeps their output, stops them on deletion (SIGTERM,
+//! grace period, SIGKILL), and garbage-collects pods bound to nodes that do not exist.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Need, Snapshot, run_loop};
 use super::events::{Recorder, Regarding};
-use super::mounts::MountTable;
-use super::runtime::{self, LogBuffer, ProcessSpec};
+use super::mounts;
+use super::runtime::{self, ContainerSpec, LogBuffer};
 use super::schedule::is_ready;
 use super::termination;
 use super::volumes::{self, Backing, VolumePlan};
@@ -332,14 +332,10 @@ pub fn expand(text: &str, env: &[(String, String)]) -> String {
 pub struct ContainerRuntime {
     /// The current instance's output.
     pub log: Arc<LogBuffer>,
-    /// Its mounts.
-    pub table: MountTable,
-    /// Its environment (host paths).
+    /// Its environment.
     pub env: Vec<(String, String)>,
-    /// Its working directory (host path).
-    pub cwd: PathBuf,
-    /// Whether it is running now.
-    pub running: bool,
+    /// The PID (on this machine) of its PID 1, whose namespaces exec enters, while it runs.
+    pub namespace_pid: Option<u32>,
 }
 
 /// What the node agents keep of one pod they run.
@@ -650,7 +646,8 @@ struct Worker {
 enum Setup {
     /// Try again shortly, as a kubelet does (an API error, a missing ConfigMap).
     Retry(String),
-    /// Never: the container would touch this machine outside its mounts.
+    /// Never: the spec cannot run (a path climbing out of its volume, a relative working
+    /// directory).
     Refuse(String),
 }
 
@@ -897,7 +894,7 @@ impl Worker {
         }
         let mut told = String::new();
         loop {
-            match self.materialise(&plans, &spec).await {
+            match self.materialise(&plans).await {
                 Ok(()) => break,
                 Err(Setup::Refuse(message)) => {
                     self.event("Warning", "FailedMount", &message);
@@ -939,11 +936,7 @@ impl Worker {
     }
 
     /// Creates node directories and pod-private volumes.
-    async fn materialise(
-        &self,
-        plans: &[VolumePlan],
-        spec: &k8s_openapi::api::core::v1::PodSpec,
-    ) -> Result<(), Setup> {
+    async fn materialise(&self, plans: &[VolumePlan]) -> Result<(), Setup> {
         let namespace = self.handle.namespace.clone();
         runtime::ensure_dir(&self.pod_dir.join("tmp"))
             .await
@@ -953,38 +946,38 @@ impl Worker {
                     self.pod_dir.display()
                 ))
             })?;
-        // File contents are rewritten with every container's mounts together.
-        let pod_table = MountTable::new(
-            spec.init_containers
-                .iter()
-                .flatten()
-                .chain(spec.containers.iter())
-                .filter_map(|c| volumes::mount_table(c, plans, &self.pod_dir).ok())
-                .flat_map(|t| t.mounts().to_vec()),
-        );
+        // The pod's `/etc`, which its containers share, as they share its hostname.
+        let (etc, hostname) = (self.pod_dir.join("etc"), self.handle.name.clone());
+        tokio::task::spawn_blocking(move || runtime::write_etc(&etc, &hostname))
+            .await
+            .map_err(retry)?
+            .map_err(Setup::Retry)?;
         for plan in plans {
             match &plan.backing {
-                Backing::Node { kind } => match kind.as_str() {
-                    "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => {
-                        if tokio::fs::metadata(&plan.host).await.is_err() {
-                            return Err(Setup::Retry(format!(
-                                "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {} is not a {}",
-                                plan.name,
-                                pod_table.to_container(&plan.host.to_string_lossy()),
-                                kind.to_lowercase()
-                            )));
+                Backing::Node { kind, path, .. } => {
+                    // Where the node path is now, its symlinks resolved on the node.
+                    let host = plan.resolve(mounts::read_link).map_err(refuse)?;
+                    match kind.as_str() {
+                        "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => {
+                            if tokio::fs::metadata(&host).await.is_err() {
+                                return Err(Setup::Retry(format!(
+                                    "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {path} is not a {}",
+                                    plan.name,
+                                    kind.to_lowercase()
+                                )));
+                            }
                         }
+                        "FileOrCreate" => {
+                            if let Some(parent) = host.parent() {
+                                runtime::ensure_dir(parent).await.map_err(retry)?;
+                            }
+                            if tokio::fs::metadata(&host).await.is_err() {
+                                tokio::fs::write(&host, b"").await.map_err(retry)?;
+                            }
+                        }
+                        _ => runtime::ensure_dir(&host).await.map_err(retry)?,
                     }
-                    "FileOrCreate" => {
-                        if let Some(parent) = plan.host.parent() {
-                            runtime::ensure_dir(parent).await.map_err(retry)?;
-                        }
-                        if tokio::fs::metadata(&plan.host).await.is_err() {
-                            tokio::fs::write(&plan.host, b"").await.map_err(retry)?;
-                        }
-                    }
-                    _ => runtime::ensure_dir(&plan.host).await.map_err(retry)?,
-                },
+                }
                 Backing::EmptyDir => runtime::ensure_dir(&plan.host).await.map_err(retry)?,
                 Backing::ConfigMap {
                     name,
@@ -1011,7 +1004,7 @@ impl Worker {
                             )));
                         }
                     }
-                    write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
+                    write_files(&plan.host, files, items, &plan.name).await?;
                 }
                 Backing::Secret {
                     name,
@@ -1038,7 +1031,7 @@ impl Worker {
                             )));
                         }
                     }
-                    write_files(&plan.host, files, items, &pod_table, &plan.name).await?;
+                    write_files(&plan.host, files, items, &plan.name).await?;
                 }
             }
         }
@@ -1189,7 +1182,7 @@ impl Worker {
                     self.event("Warning", "Failed", &format!("Error: {message}"));
                     log.append(message.as_bytes());
                     log.close();
-                    self.register(c, &log, None);
+                    self.register(c, &log, &[]);
                     sink.update(|m| {
                         if let Some(cm) = m.container(&c.name, init) {
                             cm.id = id.clone();
@@ -1204,52 +1197,44 @@ impl Worker {
                     });
                     126
                 }
-                Ok((spec, table)) => {
-                    let _ =
-                        tokio::fs::remove_file(volumes::termination_file(&self.pod_dir, &c.name))
-                            .await;
-                    if let Some(parent) = volumes::termination_file(&self.pod_dir, &c.name).parent()
-                    {
-                        let _ = runtime::ensure_dir(parent).await;
-                    }
-                    self.register(c, &log, Some((&spec, &table, true)));
-                    let running = |sink: &StatusSink| {
-                        self.event(
-                            "Normal",
-                            "Started",
-                            &format!("Started container {}", c.name),
-                        );
-                        sink.update(|m| {
-                            if let Some(cm) = m.container(&c.name, init) {
-                                cm.id = id.clone();
-                                cm.state = State::Running {
-                                    started_at: started_at.clone(),
-                                };
-                            }
-                        });
+                Ok((spec, stand_in)) => {
+                    self.register(c, &log, &spec.env);
+                    let started = match runtime::isolation().await {
+                        Ok(isolation) => runtime::start(isolation, &spec, &log, &stop).await,
+                        Err(why) => Err(why),
                     };
-                    let outcome: Result<i32, String> = if spec.argv.is_empty() {
-                        // No command: the image's entrypoint "runs" until the pod stops.
-                        running(sink);
-                        stop.cancelled().await;
-                        Ok(0)
-                    } else {
-                        match runtime::spawn(&spec, &table, &log) {
-                            Ok(process) => {
-                                running(sink);
+                    let outcome: Result<i32, String> = match started {
+                        Ok(process) => {
+                            self.set_running(&c.name, process.namespace_pid());
+                            self.event(
+                                "Normal",
+                                "Started",
+                                &format!("Started container {}", c.name),
+                            );
+                            sink.update(|m| {
+                                if let Some(cm) = m.container(&c.name, init) {
+                                    cm.id = id.clone();
+                                    cm.state = State::Running {
+                                        started_at: started_at.clone(),
+                                    };
+                                }
+                            });
+                            if stand_in {
+                                // The stand-in for an image's entrypoint has nothing to stop
+                                // gracefully: it goes at once, and the container ends well.
+                                let _ = process.wait(&stop, Duration::ZERO).await;
+                                Ok(0)
+                            } else {
                                 Ok(process.wait(&stop, self.handle.grace()).await)
                             }
-                            Err(e) => Err(format!(
-                                "failed to start container \"{}\": exec: \"{}\": {e}",
-                                c.name,
-                                table.to_container(
-                                    spec.argv.first().map(String::as_str).unwrap_or_default()
-                                )
-                            )),
                         }
+                        Err(message) => Err(format!(
+                            "failed to start container \"{}\": {message}",
+                            c.name
+                        )),
                     };
                     log.close();
-                    self.set_running(&c.name, false);
+                    self.set_running(&c.name, None);
                     let finished_at = now();
                     match outcome {
                         Ok(code) => {
@@ -1258,8 +1243,7 @@ impl Worker {
                                 &c.name,
                             ))
                             .await
-                            .ok()
-                            .map(|t| table.to_container(&t));
+                            .ok();
                             let message = termination::message(
                                 file.as_deref(),
                                 c.termination_message_policy.as_deref(),
@@ -1280,9 +1264,11 @@ impl Worker {
                             code
                         }
                         Err(message) => {
-                            log.append(message.as_bytes());
+                            self.event("Warning", "Failed", &format!("Error: {message}"));
+                            log.append(format!("{message}\n").as_bytes());
                             sink.update(|m| {
                                 if let Some(cm) = m.container(&c.name, init) {
+                                    cm.id = id.clone();
                                     cm.state = State::Terminated {
                                         exit_code: 128,
                                         reason: "StartError".into(),
@@ -1344,25 +1330,33 @@ impl Worker {
         }
     }
 
-    /// The process of a container, with every path mapped.
+    /// Everything a container instance needs to start: its mounts (symlinks under their roots
+    /// resolved now), environment, argv and working directory as the container names them,
+    /// and its root directory made. `true` with it when the container has no command and the
+    /// stand-in for its image's entrypoint runs.
     async fn prepare(
         &self,
         c: &Container,
         plans: &[VolumePlan],
-    ) -> Result<(ProcessSpec, MountTable), Setup> {
-        let table = volumes::mount_table(c, plans, &self.pod_dir).map_err(refuse)?;
-        let raw_env = self.environment(c).await.map_err(Setup::Retry)?;
-        let mut env = Vec::with_capacity(raw_env.len() + 2);
-        for (k, v) in &raw_env {
-            let v = if k == "PATH" && v == PATH {
-                v.clone()
-            } else {
-                table.to_host(v, &format!("env {k}")).map_err(refuse)?
-            };
-            env.push((k.clone(), v));
+    ) -> Result<(ContainerSpec, bool), Setup> {
+        // The name names directories of the pod.
+        if c.name.is_empty() || c.name.contains('/') || c.name == "." || c.name == ".." {
+            return Err(refuse(format!("invalid container name {:?}", c.name)));
         }
+        let table =
+            volumes::mount_table(c, plans, &self.pod_dir, mounts::read_link).map_err(refuse)?;
+        let env = self.environment(c).await.map_err(Setup::Retry)?;
         let home = volumes::home_dir(&self.pod_dir, &c.name);
         runtime::ensure_dir(&home).await.map_err(retry)?;
+        // Each instance starts with an empty termination-message file.
+        let termination = volumes::termination_file(&self.pod_dir, &c.name);
+        tokio::fs::write(&termination, b"").await.map_err(retry)?;
+        // Subpaths are created in their volume, as the kubelet does.
+        for m in table.mounts() {
+            if tokio::fs::metadata(&m.host).await.is_err() {
+                runtime::ensure_dir(&m.host).await.map_err(retry)?;
+            }
+        }
         let words: Vec<String> = match (&c.command, &c.args) {
             (Some(cmd), args) if !cmd.is_empty() => {
                 cmd.iter().chain(args.iter().flatten()).cloned().collect()
@@ -1370,63 +1364,72 @@ impl Worker {
             (_, Some(args)) => args.clone(),
             _ => Vec::new(),
         };
-        let mut argv = Vec::with_capacity(words.len());
-        for w in &words {
-            argv.push(
-                table
-                    .to_host(&expand(w, &raw_env), "command")
-                    .map_err(refuse)?,
-            );
-        }
-        let cwd = match c.working_dir.as_deref().filter(|w| !w.is_empty()) {
-            Some(w) => table.host_path(w).ok_or_else(|| {
-                refuse(format!(
-                    "refusing to run: workingDir {w:?} is under no volume mount of the container"
-                ))
-            })?,
-            None => home,
+        let stand_in = words.is_empty();
+        let argv: Vec<String> = if stand_in {
+            runtime::ENTRYPOINT_STAND_IN
+                .iter()
+                .map(|w| (*w).to_string())
+                .collect()
+        } else {
+            words.iter().map(|w| expand(w, &env)).collect()
         };
-        runtime::ensure_dir(&cwd).await.map_err(retry)?;
-        Ok((ProcessSpec { argv, env, cwd }, table))
+        let working_dir = match c.working_dir.as_deref().filter(|w| !w.is_empty()) {
+            Some(w) => {
+                mounts::normalize(w).map_err(|e| refuse(format!("workingDir {w:?}: {e}")))?
+            }
+            None => "/root".to_string(),
+        };
+        let dir = self.pod_dir.join("containers").join(&c.name);
+        let kubelet_dir = self.node_root.join("var/lib/kubelet");
+        let etc = self.pod_dir.join("etc");
+        // A few small file operations, some on new paths: off the async threads.
+        let spec = tokio::task::spawn_blocking(move || {
+            let node = runtime::node_dirs(&kubelet_dir).map_err(Setup::Retry)?;
+            let lent = mounts::Lent {
+                system: runtime::system_dirs(),
+                dev: &node.dev,
+                etc: &etc,
+                stage: &dir.join("stage"),
+            };
+            let is_file = |p: &Path| std::fs::metadata(p).is_ok_and(|m| !m.is_dir());
+            let layout = mounts::layout(&lent, &table, is_file).map_err(refuse)?;
+            let spec = ContainerSpec {
+                argv,
+                env,
+                working_dir,
+                root: node.root,
+                layout,
+                fstab: dir.join("fstab"),
+            };
+            runtime::prepare_root(&spec).map_err(Setup::Retry)?;
+            Ok::<_, Setup>(spec)
+        })
+        .await
+        .map_err(retry)??;
+        Ok((spec, stand_in))
     }
 
-    fn register(
-        &self,
-        c: &Container,
-        log: &Arc<LogBuffer>,
-        process: Option<(&ProcessSpec, &MountTable, bool)>,
-    ) {
+    /// Makes the container's current instance what exec and logs see.
+    fn register(&self, c: &Container, log: &Arc<LogBuffer>, env: &[(String, String)]) {
         let Ok(mut containers) = self.handle.containers.lock() else {
             return;
-        };
-        let (table, env, cwd, running) = match process {
-            Some((spec, table, running)) => {
-                (table.clone(), spec.env.clone(), spec.cwd.clone(), running)
-            }
-            None => (
-                MountTable::default(),
-                Vec::new(),
-                self.pod_dir.clone(),
-                false,
-            ),
         };
         containers.insert(
             c.name.clone(),
             ContainerRuntime {
                 log: Arc::clone(log),
-                table,
-                env,
-                cwd,
-                running,
+                env: env.to_vec(),
+                namespace_pid: None,
             },
         );
     }
 
-    fn set_running(&self, name: &str, running: bool) {
+    /// Marks the container running in the namespaces of this PID 1, or not running.
+    fn set_running(&self, name: &str, namespace_pid: Option<u32>) {
         if let Ok(mut containers) = self.handle.containers.lock()
             && let Some(c) = containers.get_mut(name)
         {
-            c.running = running;
+            c.namespace_pid = namespace_pid;
         }
     }
 }
@@ -1435,7 +1438,6 @@ async fn write_files(
     dir: &Path,
     files: BTreeMap<String, Vec<u8>>,
     items: &[(String, String)],
-    table: &MountTable,
     volume: &str,
 ) -> Result<(), Setup> {
     runtime::ensure_dir(dir).await.map_err(retry)?;
@@ -1450,14 +1452,7 @@ async fn write_files(
                 "MountVolume.SetUp failed for volume \"{volume}\" : configmap references non-existent config key: {key}"
             )));
         };
-        let target = super::mounts::under_root(dir, &format!("/{rel}")).map_err(refuse)?;
-        let content = match std::str::from_utf8(content) {
-            Ok(text) => table
-                .to_host(text, &format!("file {rel} of volume {volume}"))
-                .map_err(refuse)?
-                .into_bytes(),
-            Err(_) => content.clone(),
-        };
+        let target = mounts::under_root(dir, &format!("/{rel}")).map_err(refuse)?;
         if let Some(parent) = target.parent() {
             runtime::ensure_dir(parent).await.map_err(retry)?;
         }

@@ -51,8 +51,10 @@
 //!   A terminated container reports exit code, reason (`Completed`/`Error`, `StartError` when
 //!   the program cannot start) and message: its termination-message file, or with
 //!   `FallbackToLogsOnError` the tail of its output (80 lines / 4 KiB) when it failed. A
-//!   container with neither command nor args (an image entrypoint such as nginx) "runs" with
-//!   no process until the pod stops. Output is kept in memory, the last 8 MiB per container.
+//!   container with neither command nor args (an image entrypoint such as nginx) runs
+//!   `sleep infinity` in its place, so that exec has something to enter, until the pod stops;
+//!   it is stopped at once and ends with code 0. Output is kept in memory, the last 8 MiB per
+//!   container.
 //!   Volume and container setup that fails for a reason that can pass (an API error, a missing
 //!   ConfigMap or key, a `Directory` hostPath not there yet) is retried every 0.5 s
 //!   (`FailedMount` event, or the container waiting with `CreateContainerConfigError`). A
@@ -87,56 +89,72 @@
 //! - Pods naming another `schedulerName` are left alone. Not modelled: preferred affinities,
 //!   pod (anti-)affinity, resource fit, preemption.
 //!
-//! # How container paths reach node directories
+//! # How containers are isolated from this machine
 //!
-//! Containers run as local processes (the local `sh` stands in for the image's), so every path
-//! a container names must be translated to a directory on this machine, and nothing else of
-//! this machine may be reachable by name:
+//! Containers run as local processes (this machine's programs stand in for the image's), each
+//! in its own mount and PID namespaces made with util-linux's `unshare` (and a user namespace
+//! mapping the sandbox's user to root when the sandbox does not run as root), with a root of
+//! its own: the paths a container names are its own paths, and nothing of this machine is
+//! there that the pod does not mount. Nothing reads a container's command, environment or
+//! files; the node paths the kubelet mounts are all it maps:
 //!
 //! - node `N`'s root is `<dir>/nodes/N`; a node path `/p` is `<dir>/nodes/N/p`, joined
-//!   lexically, and a path that climbs above `/` with `..` is refused;
+//!   lexically (a path that climbs above `/` with `..` is refused), and symlinks met below the
+//!   node's root resolve inside it, an absolute target starting again from the node's root, as
+//!   on the node itself;
 //! - each pod has its own directory `<dir>/nodes/N/var/lib/kubelet/pods/<uid>/` holding
-//!   `tmp/`, `volumes/<volume>/` and `containers/<container>/` (home and termination log);
-//! - each volumeMount maps its `mountPath` to a host directory: hostPath `/p` → the node path
-//!   `/p` (created for `DirectoryOrCreate` and an empty type, checked for `Directory`/`File`);
-//!   a PVC → its bound PV's `hostPath.path` or `local.path` → the node path; emptyDir,
-//!   configMap and secret volumes → the pod's `volumes/<volume>/` (configMap and secret keys
-//!   written as files); projected and downwardAPI volumes → empty private directories;
-//!   `subPath` is joined to the host directory the same way (no climbing out);
-//! - `/tmp` is the pod's own `tmp/` directory, `/root` the container's home, and
-//!   `/dev/termination-log` (or the container's `terminationMessagePath`) a file in
-//!   `containers/<container>/`;
-//! - every argv element (after `$(VAR)` expansion), every env value, and the text of
-//!   materialised configMap and secret files has each mount path that starts at a path
-//!   boundary (start, whitespace, quote, `=`, `:`, `,`, a shell operator) rewritten to its host
-//!   directory, longest mount path first; a path followed by more name characters
-//!   (`/data-old` for `/data`) is not that mount; file contents use the mounts of all the
-//!   pod's containers together;
-//! - any other absolute path at a boundary must be a system path ([`mounts::SYSTEM_PATHS`]:
-//!   `/bin`, `/usr`, `/lib*`, `/sbin`, `/dev/null` and friends, a few read-only files of
-//!   `/etc`), or the container is not started: it terminates with exit code 126, reason
-//!   `Error`, and a message naming the path and where it was found (an exec is refused with
-//!   400 the same way);
-//! - output (logs, termination messages, exec output) has host directories mapped back to
-//!   container paths (logs line by line; exec output per read, so a path split across two
-//!   reads stays a host path);
-//! - processes start with no inherited environment: `PATH`, `HOSTNAME`, `HOME=/root` (the
-//!   container's own `containers/<container>/home/`, mounted at `/root`) and `TMPDIR=/tmp`,
-//!   then the container's `env`/`envFrom` (values, fieldRefs, configMap and secret keys), in the mapped
-//!   `workingDir` or else the container's home; each container runs in its own process group,
-//!   stopped with SIGTERM, the grace period, then SIGKILL of the whole group (also when the main
-//!   process ends, as when a container's PID namespace goes away).
+//!   `tmp/`, `etc/`, `volumes/<volume>/` and `containers/<container>/` (home, termination-log,
+//!   `fstab`, staged directories);
+//! - a container's `/` is a tmpfs of its own (its writable layer, at most 256 MiB, gone when it
+//!   ends) holding this machine's `/usr`, `/bin`, `/sbin` and `/lib*` read-only (the stand-in
+//!   for the image's userland); a `proc` of its own PID namespace; `/dev` from the node's
+//!   template (`var/lib/kubelet/container-dev/`, read-only: the `fd`, `stdin`, `stdout` and
+//!   `stderr` symlinks) with this machine's `null`, `zero`, `full`, `random`, `urandom` and
+//!   `tty` bound on it and a tmpfs at `/dev/shm` (never the rest of `/dev`: a device node can
+//!   be written whatever its mount's flags say); `/etc` from the pod's `etc/` (`passwd`,
+//!   `group`, `hosts`, `hostname` with the pod's name, this machine's `resolv.conf`); `/tmp`
+//!   the pod's `tmp/`; `/root` the container's home; and at `/dev/termination-log` (or the
+//!   container's `terminationMessagePath`) its termination-message file;
+//! - each volumeMount is bound at its `mountPath`, read-only with `readOnly` (and always for
+//!   configMap and secret volumes): hostPath `/p` → the node path `/p` (created for
+//!   `DirectoryOrCreate` and an empty type, checked for `Directory`/`File`); a PVC → its bound
+//!   PV's `hostPath.path` or `local.path` → the node path; emptyDir, configMap and secret
+//!   volumes → the pod's `volumes/<volume>/` (configMap and secret keys written as files);
+//!   projected and downwardAPI volumes → empty private directories; a `subPath` resolves
+//!   inside its volume (symlinks included) and is created when missing;
+//! - mount points are made by `mount` in the root's tmpfs, by the kubelet inside a writable
+//!   volume (never through a symlink) and must be there in a read-only one; a file mounted at
+//!   a new path of the root (`/app/config.yaml`) has that path's first directory staged in
+//!   `containers/<container>/stage/`, since `mount` makes directories only;
+//! - the kubelet's own setup runs inside the new namespaces ([`runtime::SETUP`]): `mount -a`
+//!   with the container's `fstab`, `pivot_root` into the new root and a lazy unmount of this
+//!   machine's (so that no path leads back, not even out of a `chroot`), the working
+//!   directory (`workingDir`, else `/root`; made when missing), the program looked up on the
+//!   container's `PATH` (not found: `StartError` with exit code 128, as a runtime says it);
+//!   then the program runs through `env -i` with exactly the container's environment, a child
+//!   of that setup shell, which stays PID 1 of the namespace;
+//! - the environment is `PATH`, `HOSTNAME`, `HOME=/root` and `TMPDIR=/tmp`, then the
+//!   container's `env`/`envFrom` (values with `$(VAR)` expanded, fieldRefs, configMap and
+//!   secret keys); each container is its own process group, stopped with SIGTERM, the grace
+//!   period, then SIGKILL of the whole group; whatever is left in its PID namespace dies with
+//!   its PID 1;
+//! - exec enters the container's namespaces, root and working directory (`nsenter`), with the
+//!   container's environment; logs and termination messages are what the container wrote;
+//! - when `unshare` is missing or cannot make the namespaces here, every container fails with
+//!   `StartError` and a message saying why (run the sandbox as root, or allow unprivileged
+//!   user namespaces); there is no weaker fallback.
 //!
 //! Declared disks ([`disks`]): node paths that stand for filesystems of a given size. Their
 //! `df`/`stat -f` stand-ins and the hook that computes a container's view of them are here;
 //! the container start does not install them yet (that module says where it plugs in), so
 //! until then a container's `df` reports this machine's filesystem.
 //!
-//! Limits: the rewrite is textual. A path assembled at run time (`d=/da; rm -r ${d}ta`), a
-//! relative climb out of a mount (`cd /data && rm -r ../..`) or a symlink planted inside a
-//! mount is not caught; processes run as the user running the sandbox, with no mount
-//! namespace, so they are as strong as that user and see this machine's `/bin`, `/usr` and
-//! `/etc`. Images are not pulled or run: only their registry host matters. Resource limits,
+//! Limits: processes run as the user running the sandbox (root inside their user namespace, if
+//! any) and share this machine's network, hostname, IPC and user ids; `/usr` and the rest are
+//! this machine's, not the image's, and images are not pulled or run: only their registry host
+//! matters. The containers of a pod share its `/etc`. A file cannot be mounted right under `/`
+//! or in `/dev/shm`. A symlink swapped into a volume between the kubelet resolving a path and
+//! `mount` binding it is followed (in the container's own mount namespace). Resource limits,
 //! probes, lifecycle hooks, security contexts and host namespaces are ignored; every pod's IP
 //! is 127.0.0.1.
 
@@ -199,9 +217,6 @@ pub enum NodeError {
         /// `waiting to start: ContainerCreating`, `not running`...
         state: String,
     },
-    /// The exec command names a path the sandbox refuses (answer 400).
-    #[error(transparent)]
-    Refused(#[from] mounts::MountError),
     /// Starting the process failed (answer 500).
     #[error("cannot start the command: {0}")]
     Io(#[from] std::io::Error),
@@ -380,7 +395,7 @@ impl NodeAgents {
     }
 
     /// The output of a container (`pods/log`): the last `tail_lines` lines, and with `follow`
-    /// whatever comes until the container ends. Host paths read as container paths.
+    /// whatever comes until the container ends.
     pub async fn logs(
         &self,
         namespace: &str,
@@ -399,8 +414,8 @@ impl NodeAgents {
         Ok(runtime.log.stream(follow, tail_lines))
     }
 
-    /// Runs a command in a running container (`pods/exec`): same mounts, environment and
-    /// working directory as the container, every path mapped the same way.
+    /// Runs a command in a running container (`pods/exec`): in its namespaces and root, with
+    /// its environment and working directory.
     pub async fn exec(
         &self,
         namespace: &str,
@@ -412,25 +427,22 @@ impl NodeAgents {
     ) -> Result<ExecSession, NodeError> {
         self.caught_up(namespace, pod).await;
         let (handle, name, runtime) = self.container(namespace, pod, container)?;
-        let runtime = runtime
-            .filter(|r| r.running)
+        let (namespace_pid, env) = runtime
+            .and_then(|r| Some((r.namespace_pid?, r.env)))
             .ok_or_else(|| NodeError::NotRunning {
                 pod: pod.to_string(),
                 container: name.clone(),
                 state: "not running".into(),
             })?;
-        let mut argv = Vec::with_capacity(command.len());
-        for word in &command {
-            argv.push(runtime.table.to_host(word, "exec command")?);
-        }
-        let spec = runtime::ProcessSpec {
-            argv,
-            env: runtime.env.clone(),
-            cwd: runtime.cwd.clone(),
+        let isolation = runtime::isolation().await.map_err(std::io::Error::other)?;
+        let spec = runtime::ExecSpec {
+            namespace_pid,
+            argv: command,
+            env,
         };
         Ok(runtime::exec(
+            isolation,
             &spec,
-            &runtime.table,
             stdin,
             handle.stop.child_token(),
         )?)

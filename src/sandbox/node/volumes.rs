@@ -1,11 +1,12 @@
 //! Where each volume of a pod lives on this machine, and the mount table of each container
-//! (pure: the kubelet materialises the plan afterwards).
+//! (pure, symlinks read through a function passed in: the kubelet materialises the plan
+//! afterwards).
 
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PersistentVolume, PersistentVolumeClaim, Pod};
 
-use super::mounts::{Mount, MountError, MountTable, container_path, under_root};
+use super::mounts::{Mount, MountError, MountTable, container_path, resolve_in_root, under_root};
 
 /// What backs one pod volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub enum Backing {
     Node {
         /// The hostPath type (`DirectoryOrCreate`, `Directory`, `FileOrCreate`, `File`, `""`...).
         kind: String,
+        /// The node's root directory.
+        root: PathBuf,
+        /// The path on the node, as the spec writes it.
+        path: String,
     },
     /// An empty directory private to the pod.
     EmptyDir,
@@ -42,10 +47,29 @@ pub enum Backing {
 pub struct VolumePlan {
     /// The volume's name in the pod.
     pub name: String,
-    /// Where it lives on this machine.
+    /// Where it lives on this machine, joined lexically.
     pub host: PathBuf,
     /// What fills it.
     pub backing: Backing,
+}
+
+impl VolumePlan {
+    /// Where it lives on this machine now: a node path has the symlinks under the node's root
+    /// resolved inside that root, as the node would; a pod-private volume is where it is.
+    pub fn resolve(
+        &self,
+        read_link: impl FnMut(&Path) -> Option<PathBuf>,
+    ) -> Result<PathBuf, VolumeProblem> {
+        match &self.backing {
+            Backing::Node { root, path, .. } => {
+                resolve_in_root(root, path, read_link).map_err(|source| VolumeProblem::Path {
+                    volume: self.name.clone(),
+                    source,
+                })
+            }
+            _ => Ok(self.host.clone()),
+        }
+    }
 }
 
 /// Why a pod's volumes cannot be set up (yet).
@@ -105,6 +129,8 @@ pub fn plan(
                 host,
                 backing: Backing::Node {
                     kind: kind.to_string(),
+                    root: node_root.to_path_buf(),
+                    path: path.to_string(),
                 },
             })
         };
@@ -176,28 +202,39 @@ pub fn plan(
     Ok(out)
 }
 
-/// The mount table of one container: its volumeMounts (with `subPath`), `/tmp` as the pod's
-/// own tmp directory, `/root` as the container's home and the termination-message file.
+/// The mount table of one container: its volumeMounts (with `subPath`, resolved inside the
+/// volume, and `readOnly`), `/tmp` as the pod's own tmp directory, `/root` as the container's
+/// home and the termination-message file. Symlinks are read with `read_link` (see
+/// [`VolumePlan::resolve`]).
 pub fn mount_table(
     container: &Container,
     plans: &[VolumePlan],
     pod_dir: &Path,
+    mut read_link: impl FnMut(&Path) -> Option<PathBuf>,
 ) -> Result<MountTable, VolumeProblem> {
+    let termination = container
+        .termination_message_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/dev/termination-log");
     let mut mounts = vec![
         Mount {
             container: "/tmp".to_string(),
             host: pod_dir.join("tmp"),
+            read_only: false,
         },
         Mount {
             container: "/root".to_string(),
             host: home_dir(pod_dir, &container.name),
+            read_only: false,
         },
         Mount {
-            container: container
-                .termination_message_path
-                .clone()
-                .unwrap_or_else(|| "/dev/termination-log".to_string()),
+            container: container_path(termination).map_err(|source| VolumeProblem::Path {
+                volume: "terminationMessagePath".into(),
+                source,
+            })?,
             host: termination_file(pod_dir, &container.name),
+            read_only: false,
         },
     ];
     for vm in container.volume_mounts.iter().flatten() {
@@ -209,13 +246,20 @@ pub fn mount_table(
             .iter()
             .find(|p| p.name == vm.name)
             .ok_or_else(|| VolumeProblem::Unsupported(vm.name.clone()))?;
-        let mut host = plan.host.clone();
+        let mut host = plan.resolve(&mut read_link)?;
         if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            host = under_root(&host, &format!("/{sub}")).map_err(problem)?;
+            // A subPath stays inside its volume, symlinks and all, as the kubelet's does.
+            host = resolve_in_root(&host, &format!("/{sub}"), &mut read_link).map_err(problem)?;
         }
+        // The kubelet writes configMap and secret files; containers only read them.
+        let kubelet_written = matches!(
+            plan.backing,
+            Backing::ConfigMap { .. } | Backing::Secret { .. }
+        );
         mounts.push(Mount {
             container: container_path(&vm.mount_path).map_err(problem)?,
             host,
+            read_only: vm.read_only == Some(true) || kubelet_written,
         });
     }
     Ok(MountTable::new(mounts))
@@ -241,6 +285,10 @@ mod tests {
 
     fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn no_links(_: &Path) -> Option<PathBuf> {
+        None
     }
 
     fn helper_pod() -> Pod {
@@ -278,18 +326,34 @@ mod tests {
         );
         assert_eq!(plans[1].host, PathBuf::from("/sb/pod/volumes/script"));
         let container = &pod.spec.as_ref().unwrap().containers[0];
-        let table = mount_table(container, &plans, Path::new("/sb/pod")).unwrap();
+        let table = mount_table(container, &plans, Path::new("/sb/pod"), no_links).unwrap();
+        let mounts: Vec<(&str, &Path, bool)> = table
+            .mounts()
+            .iter()
+            .map(|m| (m.container.as_str(), m.host.as_path(), m.read_only))
+            .collect();
         assert_eq!(
-            table
-                .to_host("/opt/local-path-provisioner/pvc-1_ns_c", "env VOL_DIR")
-                .unwrap(),
-            "/sb/nodes/node-1/opt/local-path-provisioner/pvc-1_ns_c"
+            mounts,
+            [
+                (
+                    "/root",
+                    Path::new("/sb/pod/containers/helper-pod/home"),
+                    false
+                ),
+                ("/script", Path::new("/sb/pod/volumes/script"), true),
+                ("/tmp", Path::new("/sb/pod/tmp"), false),
+                (
+                    "/dev/termination-log",
+                    Path::new("/sb/pod/containers/helper-pod/termination-log"),
+                    false
+                ),
+                (
+                    "/opt/local-path-provisioner",
+                    Path::new("/sb/nodes/node-1/opt/local-path-provisioner"),
+                    false
+                ),
+            ]
         );
-        assert_eq!(
-            table.to_host("/bin/sh /script/setup", "command").unwrap(),
-            "/bin/sh /sb/pod/volumes/script/setup"
-        );
-        assert_eq!(table.to_host("/tmp/x", "args").unwrap(), "/sb/pod/tmp/x");
     }
 
     #[test]
@@ -310,18 +374,30 @@ mod tests {
             Err(VolumeProblem::Unbound("c".into()))
         );
         let plans = plan(&pod, root, Path::new("/p"), &[claim], &[pv]).unwrap();
-        let table = mount_table(
-            &pod.spec.as_ref().unwrap().containers[0],
-            &plans,
-            Path::new("/p"),
-        )
-        .unwrap();
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let table = mount_table(container, &plans, Path::new("/p"), no_links).unwrap();
+        let data = table
+            .mounts()
+            .iter()
+            .find(|m| m.container == "/data")
+            .unwrap();
         assert_eq!(
-            table
-                .to_host("echo local-path-test > /data/test", "command")
-                .unwrap(),
-            "echo local-path-test > /sb/nodes/node-2/opt/local-path-provisioner/pvc-1_default_c/test"
+            data.host,
+            PathBuf::from("/sb/nodes/node-2/opt/local-path-provisioner/pvc-1_default_c")
         );
+        // A symlink planted on the node (by a container with the parent directory as its
+        // hostPath) resolves on the node, never to this machine's `/`.
+        let planted = |p: &Path| {
+            (p == Path::new("/sb/nodes/node-2/opt/local-path-provisioner/pvc-1_default_c"))
+                .then(|| PathBuf::from("/"))
+        };
+        let table = mount_table(container, &plans, Path::new("/p"), planted).unwrap();
+        let data = table
+            .mounts()
+            .iter()
+            .find(|m| m.container == "/data")
+            .unwrap();
+        assert_eq!(data.host, PathBuf::from("/sb/nodes/node-2"));
     }
 
     #[test]
@@ -336,7 +412,8 @@ mod tests {
             mount_table(
                 &pod.spec.as_ref().unwrap().containers[0],
                 &plans,
-                Path::new("/p")
+                Path::new("/p"),
+                no_links
             ),
             Err(VolumeProblem::Path { .. })
         ));

@@ -5,6 +5,8 @@
 //! kills is `cargo run --example soak`.
 
 use std::future::Future;
+
+use futures::StreamExt;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
@@ -106,11 +108,17 @@ async fn faults_and_kill_9_still_give_one_volume_per_claim_and_leave_nothing() {
     });
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
     let (create, delete) = (PostParams::default(), DeleteParams::default());
-    for i in 0..CLAIMS {
-        let node = if i % 2 == 0 { "node-1" } else { "node-2" };
-        let claim = claim_on(&format!("s{i}"), "local-path", Some(node), "ReadWriteOnce");
-        retrying("create claim", || claims.create(&create, &claim)).await;
-    }
+    // Created (and later deleted) sixteen at a time, as a burst from users would come.
+    futures::stream::iter(0..CLAIMS)
+        .for_each_concurrent(16, |i| {
+            let (claims, create) = (&claims, &create);
+            async move {
+                let node = if i % 2 == 0 { "node-1" } else { "node-2" };
+                let claim = claim_on(&format!("s{i}"), "local-path", Some(node), "ReadWriteOnce");
+                retrying("create claim", || claims.create(create, &claim)).await;
+            }
+        })
+        .await;
     // Two kills, each with work in flight: some claims bound, others not yet.
     for share in [3, 6] {
         let target = CLAIMS * share / 10;
@@ -129,10 +137,15 @@ async fn faults_and_kill_9_still_give_one_volume_per_claim_and_leave_nothing() {
     assert_eq!(list(&volumes).await.len(), CLAIMS, "one PV per claim");
     assert_eq!(directories(&cluster), CLAIMS, "one directory per claim");
 
-    for i in 0..CLAIMS {
-        let name = format!("s{i}");
-        retrying("delete claim", || claims.delete(&name, &delete)).await;
-    }
+    futures::stream::iter(0..CLAIMS)
+        .for_each_concurrent(16, |i| {
+            let (claims, delete) = (&claims, &delete);
+            async move {
+                let name = format!("s{i}");
+                retrying("delete claim", || claims.delete(&name, delete)).await;
+            }
+        })
+        .await;
     let pods: Api<Pod> = Api::namespaced(cluster.client(), "local-path-storage");
     until("every volume reclaimed", || async {
         list(&volumes).await.is_empty()

@@ -293,6 +293,32 @@ pub struct ManifestOptions {
     /// this version]
     #[arg(long, value_name = "IMAGE", requires = "in_cluster")]
     pub image: Option<String>,
+
+    /// How scripts run on nodes: helperPod (a pod per volume, as upstream) or agent (also install
+    /// the local-path-agent DaemonSet and set `executor: agent` in config.json: an exec into the
+    /// node's agent, batched, a helper pod where no agent can serve)
+    #[arg(long, value_enum, value_name = "EXECUTOR", default_value_t = Executor::HelperPod)]
+    pub executor: Executor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Executor {
+    /// A short-lived helper pod per script, as upstream
+    #[value(name = "helperPod")]
+    HelperPod,
+    /// An exec into the node's agent pod (the local-path-agent DaemonSet)
+    #[value(name = "agent")]
+    Agent,
+}
+
+impl Executor {
+    /// The configuration's spelling.
+    pub fn kind(self) -> crate::config::ExecutorKind {
+        match self {
+            Executor::HelperPod => crate::config::ExecutorKind::HelperPod,
+            Executor::Agent => crate::config::ExecutorKind::Agent,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -439,6 +465,12 @@ pub struct RunArgs {
     /// Accept a helper pod template that fails the safety checks (extra volumes, privileges, ...)
     #[arg(long)]
     pub allow_unsafe_helper_pod_template: bool,
+
+    /// How scripts run on nodes: helperPod (a pod per volume) or agent (exec into the node's
+    /// local-path-agent pod; a helper pod, with a NodeAgentUnavailable Warning, where none can
+    /// serve) [default: config.json's `executor`, else helperPod]
+    #[arg(long, value_enum, value_name = "EXECUTOR")]
+    pub executor: Option<Executor>,
 
     /// Serve Prometheus metrics on /metrics and health on /healthz and /readyz at this address
     #[arg(long, value_name = "ADDR")]

@@ -149,7 +149,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             allow_unsafe_helper_pod_template: args.allow_unsafe_helper_pod_template,
             metrics_addr: args.metrics_addr,
             origin: String::new(),
-            executor: None,
+            executor: args.executor.map(super::Executor::kind),
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,
@@ -304,6 +304,7 @@ fn manifest_settings(args: ManifestOptions, namespace: String) -> Result<Manifes
             args.image
                 .unwrap_or_else(|| format!("ghcr.io/lpp-dev/lpp:{}", env!("CARGO_PKG_VERSION")))
         }),
+        executor: args.executor.kind(),
     })
 }
 

@@ -61,6 +61,11 @@ const CONFIG_MAP: [Need; 3] = [
     need("list", "", "configmaps", true),
     need("watch", "", "configmaps", true),
 ];
+const AGENTS: [Need; 3] = [
+    need("create", "", "pods/exec", true),
+    need("get", "apps", "daemonsets", true),
+    need("patch", "apps", "daemonsets", true),
+];
 const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
@@ -81,6 +86,9 @@ pub async fn check(
     if options.lease_name.is_some() {
         needs.extend(LEASE.iter());
     }
+    if options.executor == Some(crate::config::ExecutorKind::Agent) {
+        needs.extend(AGENTS.iter());
+    }
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let asks = needs.iter().map(|need| {
         let reviews = reviews.clone();
@@ -89,7 +97,13 @@ pub async fn check(
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(need.verb.into()),
                     group: Some(need.group.into()),
-                    resource: Some(need.resource.into()),
+                    resource: Some(
+                        need.resource
+                            .split_once('/')
+                            .map_or(need.resource, |(r, _)| r)
+                            .into(),
+                    ),
+                    subresource: need.resource.split_once('/').map(|(_, s)| s.to_owned()),
                     namespace: need.namespaced.then(|| options.namespace.clone()),
                     ..ResourceAttributes::default()
                 }),

@@ -416,10 +416,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Attempt::Retry(format!("cannot create PV {pv_name}: {e}")),
     }
-    context
-        .executor
-        .volume_done(&helpers, &plan.helper, &setup)
-        .await;
+    // Counted and said as soon as the PV exists (what its watchers see), then the helper goes.
     let took = started.elapsed();
     context.metrics.provision(Outcome::Success, Some(took));
     context.action(&Done {
@@ -429,6 +426,10 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         path: &plan.path,
         took,
     });
+    context
+        .executor
+        .volume_done(&helpers, &plan.helper, &setup)
+        .await;
     events::record(
         client,
         provisioner,
@@ -532,10 +533,6 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
             }
             let _permit = context.permit().await;
             let deleted = delete_volume(&volumes, &name).await;
-            context
-                .executor
-                .volume_done(&helpers, &job, &teardown)
-                .await;
             if matches!(deleted, Attempt::Done) {
                 let took = started.elapsed();
                 context.metrics.deletion(Outcome::Success, Some(took));
@@ -547,6 +544,10 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
                     took,
                 });
             }
+            context
+                .executor
+                .volume_done(&helpers, &job, &teardown)
+                .await;
             deleted
         }
     }

@@ -1135,6 +1135,7 @@ fn demo_install(storage_class: &str) -> crate::install::ManifestSettings {
         volume_type: "hostPath".into(),
         helper_image: crate::config::DEFAULT_HELPER_IMAGE.into(),
         in_cluster_image: None,
+        executor: crate::config::ExecutorKind::HelperPod,
     }
 }
 

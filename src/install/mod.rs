@@ -29,6 +29,8 @@ pub struct ManifestSettings {
     pub helper_image: String,
     /// The image of the in-cluster Deployment, when `--in-cluster`.
     pub in_cluster_image: Option<String>,
+    /// `--executor`: with `agent`, the node agent DaemonSet and the ConfigMap's `executor` key.
+    pub executor: crate::config::ExecutorKind,
 }
 
 /// `--dry-run` of `install`.
@@ -138,6 +140,7 @@ impl Applied {
             }
             "StorageClass" => "storageclass.storage.k8s.io".to_owned(),
             "Deployment" => "deployment.apps".to_owned(),
+            "DaemonSet" => "daemonset.apps".to_owned(),
             "Lease" => "lease.coordination.k8s.io".to_owned(),
             other => other.to_lowercase(),
         };
@@ -194,6 +197,7 @@ where
         "StorageClass" => "StorageClass",
         "ConfigMap" => "ConfigMap",
         "Deployment" => "Deployment",
+        "DaemonSet" => "DaemonSet",
         _ => "object",
     };
     let name = object.name_any();
@@ -248,6 +252,7 @@ pub async fn apply(
             Object::RoleBinding(o) => o.namespace(),
             Object::ConfigMap(o) => o.namespace(),
             Object::Deployment(o) => o.namespace(),
+            Object::DaemonSet(o) => o.namespace(),
             _ => None,
         };
         let in_new_namespace = server_dry_run
@@ -263,6 +268,7 @@ pub async fn apply(
                 Object::RoleBinding(o) => ("RoleBinding", o.name_any()),
                 Object::ConfigMap(o) => ("ConfigMap", o.name_any()),
                 Object::Deployment(o) => ("Deployment", o.name_any()),
+                Object::DaemonSet(o) => ("DaemonSet", o.name_any()),
                 _ => ("object", String::new()),
             };
             applied.push(Applied {
@@ -283,6 +289,9 @@ pub async fn apply(
             Object::StorageClass(o) => apply_one(Api::all(all(client)), o, &params).await?,
             Object::ConfigMap(o) => apply_one(namespaced(client, o), o, &params).await?,
             Object::Deployment(o) => {
+                apply_one(namespaced(client, o.as_ref()), o.as_ref(), &params).await?
+            }
+            Object::DaemonSet(o) => {
                 apply_one(namespaced(client, o.as_ref()), o.as_ref(), &params).await?
             }
         });
@@ -684,6 +693,10 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns)
     );
     collect!(
+        "DaemonSet",
+        Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(client.clone(), ns)
+    );
+    collect!(
         "ConfigMap",
         Api::<ConfigMap>::namespaced(client.clone(), ns)
     );
@@ -760,6 +773,12 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
                 .map(|_| ()),
             "Deployment" => {
                 Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &nsd)
+                    .delete(&name, &params)
+                    .await
+                    .map(|_| ())
+            }
+            "DaemonSet" => {
+                Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(client.clone(), &nsd)
                     .delete(&name, &params)
                     .await
                     .map(|_| ())

@@ -44,6 +44,7 @@ pub enum Object {
     StorageClass(StorageClass),
     ConfigMap(ConfigMap),
     Deployment(Box<Deployment>),
+    DaemonSet(Box<k8s_openapi::api::apps::v1::DaemonSet>),
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -82,12 +83,16 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 
 /// The config.json the settings ask for.
 pub fn config_json(settings: &ManifestSettings) -> ConfigJson {
-    match &settings.base_paths {
+    let mut config = match &settings.base_paths {
         BasePaths::Shared(path) => ConfigJson::with_shared_path(path),
         BasePaths::Nodes(entries) => {
             ConfigJson::with_node_paths(entries.iter().map(|(n, p)| (n.as_deref(), p.as_str())))
         }
+    };
+    if settings.executor == crate::config::ExecutorKind::Agent {
+        config.executor = settings.executor.as_str().to_owned();
     }
+    config
 }
 
 /// The port of `/metrics`, `/healthz` and `/readyz` in the in-cluster Deployment.
@@ -237,6 +242,10 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
                     &["leases"],
                     &["get", "create", "update"],
                 ),
+                // The node agents: scripts run by exec into them, and `lpp run` adds base paths
+                // to their DaemonSet when the ConfigMap gains one.
+                rule(&[""], &["pods/exec"], &["create", "get"]),
+                rule(&["apps"], &["daemonsets"], &["get", "patch"]),
             ]),
         }),
         Object::ClusterRole(ClusterRole {
@@ -305,6 +314,33 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
     if let Some(image) = &settings.in_cluster_image {
         set.push(Object::Deployment(Box::new(deployment(settings, image))));
     }
+    if settings.executor == crate::config::ExecutorKind::Agent {
+        set.push(Object::DaemonSet(Box::new(agent_daemon_set(settings))));
+    }
+    set
+}
+
+/// The node agents of `--executor agent`: built from the same helper pod template and image the
+/// ConfigMap gets, mounting every base path it names.
+fn agent_daemon_set(settings: &ManifestSettings) -> k8s_openapi::api::apps::v1::DaemonSet {
+    let config = config_json(settings);
+    let paths = crate::config::Config::from_json(&config)
+        .map(|c| c.all_base_paths())
+        .unwrap_or_default();
+    let template = crate::config::parse_helper_pod(&crate::config::default_helper_pod_yaml(
+        &settings.helper_image,
+    ))
+    .unwrap_or_default();
+    let mut set = crate::provision::agent::daemon_set(&template, None, &settings.namespace, &paths);
+    // Its own labels, plus the install set's version, so `lpp uninstall` finds it.
+    set.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(
+            labels()
+                .into_iter()
+                .filter(|(k, _)| k != "app.kubernetes.io/name"),
+        );
     set
 }
 
@@ -324,6 +360,7 @@ mod tests {
             volume_type: "hostPath".into(),
             helper_image: "busybox".into(),
             in_cluster_image: Some("ghcr.io/lpp-dev/lpp:test".into()),
+            executor: crate::config::ExecutorKind::HelperPod,
         }
     }
 

@@ -30,6 +30,11 @@ pub struct StatusReport {
     pub installed_version: Option<String>,
     /// The helper pods' image, from the ConfigMap's template.
     pub helper_image: Option<String>,
+    /// How scripts run on nodes, as the ConfigMap says (`lpp run --executor` may override it):
+    /// `helperPod` or `agent`.
+    pub executor: String,
+    /// The node agents (the `local-path-agent` DaemonSet's pods), one per node where scheduled.
+    pub agents: Vec<AgentStatus>,
     pub lease: LeaseStatus,
     pub classes: Vec<ClassStatus>,
     pub volumes: Vec<VolumeStatus>,
@@ -40,6 +45,16 @@ pub struct StatusReport {
     /// When the report was made, for ages.
     #[serde(skip)]
     pub now: jiff::Timestamp,
+}
+
+/// One node agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    pub node: String,
+    pub pod: String,
+    pub ready: bool,
+    pub image: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,7 +126,13 @@ fn age(then: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
 impl Report for StatusReport {
     fn tables(&self, wide: bool) -> Vec<comfy_table::Table> {
         let now = self.now;
-        let mut headers = vec!["provisioner", "installed", "lease holder", "renewed"];
+        let mut headers = vec![
+            "provisioner",
+            "installed",
+            "executor",
+            "lease holder",
+            "renewed",
+        ];
         if wide {
             headers.push("helper image");
         }
@@ -121,6 +142,7 @@ impl Report for StatusReport {
             self.installed_version
                 .clone()
                 .map_or("not by lpp".to_owned(), |v| format!("lpp {v}")),
+            self.executor.clone(),
             match (&self.lease.holder, self.lease.held) {
                 (Some(h), true) => h.clone(),
                 (Some(h), false) => format!("nobody ({h} stopped renewing)"),
@@ -134,6 +156,15 @@ impl Report for StatusReport {
             row.push(self.helper_image.clone().unwrap_or_else(|| "-".into()));
         }
         summary.add_row(row);
+        let mut agents = ui::table(["node", "agent", "ready", "image"]);
+        for a in &self.agents {
+            agents.add_row(vec![
+                a.node.clone(),
+                a.pod.clone(),
+                if a.ready { "yes" } else { "no" }.to_owned(),
+                a.image.clone(),
+            ]);
+        }
         let mut classes = ui::table(["storageclass", "default", "binding", "reclaim"]);
         for c in &self.classes {
             classes.add_row(vec![
@@ -170,7 +201,11 @@ impl Report for StatusReport {
             }
             volumes.add_row(row);
         }
-        let mut tables = vec![summary, classes, volumes];
+        let mut tables = vec![summary];
+        if !self.agents.is_empty() {
+            tables.push(agents);
+        }
+        tables.extend([classes, volumes]);
         if !self.pending_claims.is_empty() {
             let mut headers = vec!["pending claim", "class", "age", "reason"];
             if wide {
@@ -224,22 +259,44 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
         .await
         .map_err(read("get", format!("namespace {ns}")))?
         .and_then(|n| n.labels().get("app.kubernetes.io/version").cloned());
-    let helper_image = Api::<ConfigMap>::namespaced(client.clone(), ns)
+    let config_data = Api::<ConfigMap>::namespaced(client.clone(), ns)
         .get_opt(crate::config::CONFIG_MAP_NAME)
         .await
         .map_err(read(
             "get",
             format!("configmap {ns}/{}", crate::config::CONFIG_MAP_NAME),
         ))?
-        .and_then(|map| map.data)
-        .map(|data| {
-            data.get(crate::config::HELPER_POD_KEY)
-                .and_then(|text| serde_saphyr::from_str::<Pod>(text).ok())
-                .and_then(|pod| pod.spec)
-                .and_then(|spec| spec.containers.into_iter().next())
-                .and_then(|c| c.image)
-                .unwrap_or_else(|| crate::config::DEFAULT_HELPER_IMAGE.to_owned())
-        });
+        .and_then(|map| map.data);
+    let executor = config_data
+        .as_ref()
+        .and_then(|data| data.get(crate::config::CONFIG_JSON_KEY))
+        .and_then(|text| crate::config::Config::parse(text).ok())
+        .and_then(|c| c.executor)
+        .unwrap_or(crate::config::ExecutorKind::HelperPod)
+        .as_str()
+        .to_owned();
+    let agents: Vec<AgentStatus> = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().labels(crate::provision::agent::AGENT_SELECTOR))
+        .await
+        .map_err(read("list", format!("pods in {ns}")))?
+        .items
+        .iter()
+        .filter_map(crate::provision::agent::AgentPod::of)
+        .map(|a| AgentStatus {
+            node: a.node,
+            pod: a.name,
+            ready: a.ready,
+            image: a.image,
+        })
+        .collect();
+    let helper_image = config_data.map(|data| {
+        data.get(crate::config::HELPER_POD_KEY)
+            .and_then(|text| serde_saphyr::from_str::<Pod>(text).ok())
+            .and_then(|pod| pod.spec)
+            .and_then(|spec| spec.containers.into_iter().next())
+            .and_then(|c| c.image)
+            .unwrap_or_else(|| crate::config::DEFAULT_HELPER_IMAGE.to_owned())
+    });
     let lease_name = crate::controller::lease_name_for(&provisioner);
     let lease = Api::<Lease>::namespaced(client.clone(), ns)
         .get_opt(&lease_name)
@@ -418,6 +475,19 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
             attention.push(line);
         }
     };
+    if executor == crate::config::ExecutorKind::Agent.as_str() {
+        if agents.is_empty() {
+            needs(format!(
+                "config.json asks for the agent executor but no node agent runs in {ns}: scripts run in helper pods (`lpp install --executor agent` installs the local-path-agent DaemonSet)"
+            ));
+        }
+        for a in agents.iter().filter(|a| !a.ready) {
+            needs(format!(
+                "node agent {} on node {} is not Ready: scripts on that node run in helper pods (`kubectl -n {ns} describe pod {}`)",
+                a.pod, a.node, a.pod
+            ));
+        }
+    }
     if classes.is_empty() {
         needs(format!(
             "no StorageClass names provisioner {provisioner}: run `lpp install`"
@@ -469,6 +539,8 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
         provisioner,
         installed_version,
         helper_image,
+        executor,
+        agents,
         lease: LeaseStatus {
             name: lease_name,
             holder,

@@ -270,3 +270,75 @@ async fn kill_9_mid_batch_and_two_runs_converge_to_one_volume_per_claim() {
     let _third = cluster.spawn_lpp(["run", "--no-leader-election"]);
     assert_converged(&cluster, 20).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_with_the_agent_executor_runs_agents_that_status_shows_and_run_uses() {
+    let cluster = TestCluster::start().await;
+    let manifests = cluster.lpp(["manifests", "--executor", "agent"]).await;
+    assert_eq!(manifests.code, 0, "{manifests:?}");
+    assert!(
+        manifests.stdout.contains("kind: DaemonSet")
+            && manifests.stdout.contains("name: local-path-agent")
+            && manifests.stdout.contains("\"executor\": \"agent\"")
+            && manifests.stdout.contains("pods/exec"),
+        "{}",
+        manifests.stdout
+    );
+    let installed = cluster
+        .lpp(["install", "--yes", "--executor", "agent"])
+        .await;
+    assert_eq!(installed.code, 0, "{installed:?}");
+    assert!(
+        installed.stdout.contains("local-path-agent"),
+        "{}",
+        installed.stdout
+    );
+    agents_ready(&cluster, 2, |_| true).await;
+    let runner = cluster.spawn_lpp(["run"]);
+    runner.wait_provisioning().await;
+    cluster.sandbox().reset_request_counts();
+    provisioned(
+        &cluster,
+        claim_on("via-agent", "local-path", Some("node-2"), "ReadWriteOnce"),
+    )
+    .await;
+    assert_eq!(pod_creates(&cluster), 0, "no helper pod");
+    let status = cluster.lpp(["status", "-o", "json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(report["executor"], "agent", "{}", status.stdout);
+    let agents = report["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{}", status.stdout);
+    assert!(
+        agents.iter().all(|a| a["ready"] == true),
+        "{}",
+        status.stdout
+    );
+    let table = cluster.lpp(["status"]).await;
+    assert!(
+        table.stdout.contains("AGENT") && table.stdout.contains("agent"),
+        "{}",
+        table.stdout
+    );
+    // Uninstall removes the agents with the rest.
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client(), "default")
+        .delete("via-agent", &DeleteParams::default())
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(cluster.client());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !volumes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never reclaimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(runner);
+    let removed = cluster.lpp(["uninstall", "--yes"]).await;
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let sets: Api<DaemonSet> = Api::namespaced(cluster.client(), "local-path-storage");
+    assert!(sets.get_opt("local-path-agent").await.unwrap().is_none());
+}

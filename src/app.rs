@@ -50,6 +50,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
             crate::controller::run(cluster.client, options, shutdown_signal()).await?;
             Ok(Exit::Success)
         }
+        Plan::Check(options) => Ok(crate::check::check(&ui, &target, options).await?),
         Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),
         Plan::GcPrune(options) => Ok(crate::gc::prune(&ui, &target, options).await?),
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),

@@ -60,6 +60,9 @@ pub enum Error {
     Gc(#[from] crate::gc::Error),
 
     #[error(transparent)]
+    Check(#[from] crate::check::Error),
+
+    #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
@@ -84,6 +87,7 @@ impl Error {
             Error::Run(crate::controller::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
+            Error::Check(e) => e.exit(),
             Error::Install(e) => e.exit(),
             _ => Exit::Failure,
         }

@@ -44,6 +44,12 @@ lpp status -o wide                   # with claim uids, classes and the helper i
 lpp status -w                        # print again on every change until Ctrl-C
 lpp status -o json | jq .attention"
         }
+        "check" => {
+            "lpp check                            # every group; exit 3 when something failed
+lpp check --pre                      # before `lpp install`: what it would meet
+lpp check --node node-1 --timeout 30s
+lpp check --strict -o json | jq '.checks[] | select(.status != \"ok\")'"
+        }
         "run" => {
             "lpp run                              # in the foreground, until Ctrl-C
 lpp run -v 2>&1 | tee run.log        # with lpp's debug lines
@@ -118,8 +124,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("2", "Usage error: the command line is wrong."),
     (
         "3",
-        "Refused: a confirmation is needed (--yes without a terminal), or status found something \
-         that needs attention.",
+        "Refused: a confirmation is needed (--yes without a terminal), status found something \
+         that needs attention, or a check failed (with check --strict, also warned).",
     ),
     (
         "130",

@@ -153,6 +153,10 @@ pub enum Command {
     #[command(long_about = STATUS_ABOUT)]
     Status(StatusArgs),
 
+    /// Look for what keeps volumes from working, and say what to do about each
+    #[command(long_about = CHECK_ABOUT)]
+    Check(CheckArgs),
+
     /// Run the provisioning loop in the foreground until Ctrl-C
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
@@ -204,6 +208,26 @@ const STATUS_ABOUT: &str = "\
 Show what is installed and at which version, who holds the provisioner Lease, the StorageClasses
 served, PVs per node, Released or stuck PVs, pending claims with the reason from their latest event,
 and recent Warning events. Exits 3 when something needs attention.";
+
+const CHECK_ABOUT: &str = "\
+The doctor: run groups of checks and print each as ✓ (fine), ! (worth a look) or ✗ (will not
+work), with one line of what it saw and, for ! and ✗, what to do (a command to run or a config
+key to change).
+
+cluster: reachable and its version; this account's permissions for `lpp install` and for `lpp
+run` (SelfSubjectAccessReviews). install: the namespace and its Pod Security level against the
+helper pods' hostPath volumes, the ConfigMap, the StorageClasses, a second default class, other
+Deployments serving the same provisioner name, k3s's bundled local-storage. provisioning: the
+Lease holder alive and renewing, the installed version, stuck claims and Released volumes with
+the reason from their events. nodes (each, or --node): Ready, taints that keep helper pods off,
+the kubernetes.io/hostname label (and each class's nodeAffinityKey), and through a helper pod:
+the helper image pulls, each base path exists, is a directory, is writable by the helper (a file
+is made and removed), its filesystem, whether it is a mount of its own, free space, SELinux
+context. data: a gc summary (orphaned directories, volumes whose directory is missing).
+
+Each node has a deadline (--timeout); a node that does not answer is reported, not waited for.
+--pre checks a cluster before `lpp install`: what install would be refused or would take over.
+Exits 0 when nothing failed, 3 when a check failed (with --strict, also when one warned).";
 
 const RUN_ABOUT: &str = "\
 Watch PersistentVolumeClaims of the served StorageClasses, create their directories on the chosen
@@ -415,6 +439,39 @@ pub struct StatusArgs {
     /// Print again whenever what it shows changes, until Ctrl-C (then exit 0)
     #[arg(short = 'w', long)]
     pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check a cluster before `lpp install`: permissions for install, what Pod Security and
+    /// the cluster's current objects would refuse or have install take over; nothing runs on
+    /// nodes
+    #[arg(long)]
+    pub pre: bool,
+
+    /// Only this node; repeatable
+    #[arg(
+        long = "node",
+        value_name = "NODE",
+        add = clap_complete::ArgValueCandidates::new(docs::complete_nodes)
+    )]
+    pub nodes: Vec<String>,
+
+    /// Exit 3 when a check warns (!), not only when one fails (✗)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How long each node's checks may take before the node is reported as not answering
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Provisioner name whose Lease, classes and volumes to check
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// ConfigMap (in the provisioner's namespace) naming the base paths and the helper template
+    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    pub config_map: String,
 }
 
 #[derive(Debug, Args)]
@@ -777,6 +834,9 @@ mod tests {
                 "manifests",
                 "uninstall",
                 "status",
+                "check",
+                "--pre",
+                "--strict",
                 "run",
                 "gc",
                 "prune",

@@ -36,6 +36,7 @@ pub enum Plan {
     Manifests(ManifestSettings),
     Uninstall(UninstallOptions),
     Status(StatusOptions),
+    Check(crate::check::CheckOptions),
     Run(RunOptions),
     Gc(ListOptions),
     GcPrune(PruneOptions),
@@ -57,6 +58,7 @@ impl Plan {
             Plan::Manifests(_) => "manifests",
             Plan::Uninstall(_) => "uninstall",
             Plan::Status(_) => "status",
+            Plan::Check(_) => "check",
             Plan::Run(_) => "run",
             Plan::Gc(_) => "gc",
             Plan::GcPrune(_) => "gc prune",
@@ -81,6 +83,7 @@ impl Plan {
             Plan::Manifests(_) => &[Yaml, Json],
             Plan::Install(_) | Plan::Uninstall(_) => &[Table, Json, Yaml, Name],
             Plan::Status(_) => &[Table, Wide, Json, Yaml],
+            Plan::Check(_) => &[Table, Json, Yaml],
             Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
             Plan::Demo(_) => &[Table, Json],
             Plan::Version { .. } => &[Table, Json, Yaml],
@@ -129,6 +132,22 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             events_since: args.events_since,
             watch: args.watch,
         }),
+        Command::Check(args) => {
+            if args.timeout.is_zero() {
+                return Err(Error::Usage(
+                    "--timeout 0: every node needs a deadline; give one, e.g. --timeout 1m".into(),
+                ));
+            }
+            Plan::Check(crate::check::CheckOptions {
+                namespace: provisioner_ns(),
+                provisioner_name: args.provisioner_name,
+                config_map: args.config_map,
+                nodes: args.nodes,
+                pre: args.pre,
+                strict: args.strict,
+                timeout: args.timeout,
+            })
+        }
         Command::Run(args) => Plan::Run(RunOptions {
             namespace: provisioner_ns(),
             lease_name: (!args.no_leader_election).then(|| {

@@ -1,6 +1,7 @@
 //! Before any work: does this account have the permissions the loop uses? Asked with
 //! SelfSubjectAccessReviews, so every missing one is named at once instead of surfacing as a
-//! watch that retries forever or an operation that fails per claim.
+//! watch that retries forever or an operation that fails per claim. `lpp check` asks the same
+//! list ([`needs`], [`review`]).
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -9,16 +10,28 @@ use kube::api::{Api, PostParams};
 
 use super::{Error, RunOptions};
 
-/// One permission: verb, API group, resource, and whether it is asked in the provisioner
-/// namespace (otherwise cluster-wide).
-struct Need {
-    verb: &'static str,
-    group: &'static str,
-    resource: &'static str,
-    namespaced: bool,
+/// One permission: verb, API group, resource (`pods/exec` for a subresource), and whether it
+/// is asked in the provisioner namespace (otherwise cluster-wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub namespaced: bool,
 }
 
-const fn need(
+impl Need {
+    /// As a person says it: `create pods in local-path-storage`, `watch persistentvolumes`.
+    pub fn describe(&self, namespace: &str) -> String {
+        match self.namespaced {
+            true => format!("{} {} in {namespace}", self.verb, self.resource),
+            false => format!("{} {}", self.verb, self.resource),
+        }
+    }
+}
+
+/// A [`Need`], in a `const`.
+pub const fn need(
     verb: &'static str,
     group: &'static str,
     resource: &'static str,
@@ -34,7 +47,7 @@ const fn need(
 
 /// What the loop does, cluster-wide and in its namespace: every verb of every request it makes,
 /// so that a role missing one is told at start, not found by a watch that retries forever.
-const NEEDS: &[Need] = &[
+pub const NEEDS: &[Need] = &[
     need("list", "", "persistentvolumeclaims", false),
     need("watch", "", "persistentvolumeclaims", false),
     need("get", "", "persistentvolumeclaims", false),
@@ -56,55 +69,61 @@ const NEEDS: &[Need] = &[
     need("list", "", "pods", true),
     need("watch", "", "pods", true),
 ];
-const CONFIG_MAP: [Need; 3] = [
+pub const CONFIG_MAP: [Need; 3] = [
     need("get", "", "configmaps", true),
     need("list", "", "configmaps", true),
     need("watch", "", "configmaps", true),
 ];
-const AGENTS: [Need; 3] = [
+pub const AGENTS: [Need; 3] = [
     need("create", "", "pods/exec", true),
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
-const LEASE: [Need; 3] = [
+pub const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
     need("update", "coordination.k8s.io", "leases", true),
 ];
 
-/// Fails with one line naming every missing permission. When the review API itself cannot be
-/// used, says nothing and lets the loop find out.
-pub async fn check(
-    client: &kube::Client,
-    options: &RunOptions,
-    config_map: bool,
-) -> Result<(), Error> {
-    let mut needs: Vec<&Need> = NEEDS.iter().collect();
+/// Everything `lpp run` asks for: [`NEEDS`], plus the ConfigMap's when it reads one, the
+/// Lease's with leader election, and the node agents' with the agent executor.
+pub fn needs(config_map: bool, lease: bool, agent: bool) -> Vec<Need> {
+    let mut needs: Vec<Need> = NEEDS.to_vec();
     if config_map {
-        needs.extend(CONFIG_MAP.iter());
+        needs.extend(CONFIG_MAP);
     }
-    if options.lease_name.is_some() {
-        needs.extend(LEASE.iter());
+    if lease {
+        needs.extend(LEASE);
     }
-    if options.executor == Some(crate::config::ExecutorKind::Agent) {
-        needs.extend(AGENTS.iter());
+    if agent {
+        needs.extend(AGENTS);
     }
+    needs
+}
+
+/// Asks the server, one SelfSubjectAccessReview each (all at once), whether this account may do
+/// each of `needs` (namespaced ones in `namespace`): one answer per need, in order. Fails when
+/// the review API itself cannot be used.
+pub async fn review(
+    client: &kube::Client,
+    needs: &[Need],
+    namespace: &str,
+) -> Result<Vec<bool>, kube::Error> {
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let asks = needs.iter().map(|need| {
         let reviews = reviews.clone();
+        let (resource, subresource) = match need.resource.split_once('/') {
+            Some((r, s)) => (r, Some(s.to_owned())),
+            None => (need.resource, None),
+        };
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some(need.verb.into()),
                     group: Some(need.group.into()),
-                    resource: Some(
-                        need.resource
-                            .split_once('/')
-                            .map_or(need.resource, |(r, _)| r)
-                            .into(),
-                    ),
-                    subresource: need.resource.split_once('/').map(|(_, s)| s.to_owned()),
-                    namespace: need.namespaced.then(|| options.namespace.clone()),
+                    resource: Some(resource.into()),
+                    subresource,
+                    namespace: need.namespaced.then(|| namespace.to_owned()),
                     ..ResourceAttributes::default()
                 }),
                 ..SelfSubjectAccessReviewSpec::default()
@@ -113,21 +132,38 @@ pub async fn check(
         };
         async move { reviews.create(&PostParams::default(), &review).await }
     });
-    let answers = futures::future::join_all(asks).await;
-    let mut missing = Vec::new();
-    for (need, answer) in needs.iter().zip(answers) {
-        match answer {
-            Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
-            Ok(_) => missing.push(match need.namespaced {
-                true => format!("{} {} in {}", need.verb, need.resource, options.namespace),
-                false => format!("{} {}", need.verb, need.resource),
-            }),
-            Err(e) => {
-                tracing::debug!("cannot review access ({e}); skipping the check");
-                return Ok(());
-            }
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|answer| answer.map(|r| r.status.as_ref().is_some_and(|s| s.allowed)))
+        .collect()
+}
+
+/// Fails with one line naming every missing permission. When the review API itself cannot be
+/// used, says nothing and lets the loop find out.
+pub async fn check(
+    client: &kube::Client,
+    options: &RunOptions,
+    config_map: bool,
+) -> Result<(), Error> {
+    let needs = needs(
+        config_map,
+        options.lease_name.is_some(),
+        options.executor == Some(crate::config::ExecutorKind::Agent),
+    );
+    let answers = match review(client, &needs, &options.namespace).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::debug!("cannot review access ({e}); skipping the check");
+            return Ok(());
         }
-    }
+    };
+    let missing: Vec<String> = needs
+        .iter()
+        .zip(answers)
+        .filter(|(_, allowed)| !allowed)
+        .map(|(need, _)| need.describe(&options.namespace))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -18,7 +18,7 @@
 //! taken before any work and renewed every 2 s; a run that loses it, or cannot renew it within
 //! 10 s (well inside its 15 s), stops; Ctrl-C releases it.
 
-mod access;
+pub mod access;
 mod agents;
 mod events;
 mod lease;

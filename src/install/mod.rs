@@ -862,5 +862,5 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     Ok(Exit::Success)
 }
 
-mod status;
+pub mod status;
 pub use status::{StatusReport, status};

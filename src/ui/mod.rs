@@ -213,6 +213,11 @@ impl Ui {
         self.styled(console::Style::new().red().bold(), text)
     }
 
+    /// Yellow when colour is on: something worth a look, not a failure.
+    pub fn caution(&self, text: &str) -> String {
+        self.paint_warning(text)
+    }
+
     fn paint_warning(&self, text: &str) -> String {
         self.styled(console::Style::new().yellow().bold(), text)
     }

@@ -1059,6 +1059,21 @@ pub enum Probe {
     },
 }
 
+/// A Pod Security refusal names every field the level wants; `install/pod-security` already
+/// says what to do, so a node's line keeps only the level (`violates PodSecurity
+/// "restricted:latest"`). Any other refusal is kept whole.
+fn pod_security_short(why: &str) -> String {
+    const VIOLATES: &str = "violates PodSecurity \"";
+    let Some(start) = why.find(VIOLATES) else {
+        return why.to_owned();
+    };
+    let rest = &why[start + VIOLATES.len()..];
+    match rest.find('"') {
+        Some(end) => format!("{VIOLATES}{}\" (see install pod-security)", &rest[..end]),
+        None => why.to_owned(),
+    }
+}
+
 fn free_text(l: &Looked) -> String {
     match (l.free_bytes, l.total_bytes) {
         (Some(free), Some(total)) => format!("{} free of {}", ui::bytes(free), ui::bytes(total)),
@@ -1091,7 +1106,7 @@ pub fn probe(
                 Group::Nodes,
                 "helper",
                 Status::Failed,
-                format!("the helper pod was refused: {why}"),
+                format!("the helper pod was refused: {}", pod_security_short(why)),
             )
             .fix(if why.contains("PodSecurity") {
                 format!("kubectl label --overwrite namespace {namespace} {ENFORCE}=privileged")

@@ -566,8 +566,17 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
             .collect(),
     };
     let facts: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
+    // A node whose taints keep helper pods off is not probed: the kubelet would refuse the pod.
+    let mut kept_off: Vec<String> = Vec::new();
     for n in &facts {
-        checks.extend(evaluate::node(n, &helper, ns, &options.config_map));
+        let lines = evaluate::node(n, &helper, ns, &options.config_map);
+        if lines
+            .iter()
+            .any(|c| c.name == "taints" && c.status == Status::Failed)
+        {
+            kept_off.push(n.name.clone());
+        }
+        checks.extend(lines);
     }
     if options.pre {
         return Ok(report(checks));
@@ -600,10 +609,13 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
                     .base_paths_on(&node.name)
                     .into_iter()
                     .collect();
-                let (executor, helpers, bar, client) = (&executor, &helpers, &bar, &client);
+                let (executor, helpers, bar, client, kept_off) =
+                    (&executor, &helpers, &bar, &client, &kept_off);
                 async move {
                     let probe = if let Err(why) = &node.ready {
                         Probe::Skipped(format!("the node is {why}"))
+                    } else if kept_off.contains(&node.name) {
+                        Probe::Skipped("its taints keep helper pods off (see taints)".into())
                     } else {
                         probe_node(
                             client,
@@ -662,7 +674,8 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
         _ => true,
     };
     let mut healthy: Vec<String> = Vec::new();
-    let mut fresh = 0;
+    let mut fresh: Vec<String> = Vec::new();
+    let mut unscanned: Vec<String> = Vec::new();
     for (node, probe) in &probes {
         if let Probe::Ran { looked, .. } = probe {
             let all_dirs = looked.iter().all(|l| l.kind == Kind::Directory);
@@ -672,8 +685,12 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
             if all_dirs || (usable && has_volumes(node)) {
                 healthy.push(node.clone());
             } else if usable {
-                fresh += 1;
+                fresh.push(node.clone());
+            } else {
+                unscanned.push(node.clone());
             }
+        } else {
+            unscanned.push(node.clone());
         }
     }
     if contents.is_some() && !healthy.is_empty() {
@@ -716,24 +733,35 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
                 fix: Some("`lpp gc` scans without a deadline".into()),
             }),
         }
-    } else if fresh > 0 && fresh == probes.len() {
+    } else if !fresh.is_empty() {
         checks.push(Check {
             group: Group::Data,
             name: "scan".into(),
             node: None,
             path: None,
             status: Status::Ok,
-            seen: "no base path exists yet: no volume directory to look at".into(),
+            seen: format!(
+                "no base path exists yet on {}: no volume directory to look at",
+                fresh.join(", ")
+            ),
             fix: None,
         });
-    } else {
+    }
+    if !unscanned.is_empty() || probes.is_empty() {
         checks.push(Check {
             group: Group::Data,
             name: "scan".into(),
             node: None,
             path: None,
             status: Status::Warning,
-            seen: "volume directories not scanned: no node passed its checks".into(),
+            seen: if probes.is_empty() {
+                "volume directories not scanned: no node to look at".into()
+            } else {
+                format!(
+                    "volume directories not scanned on {}: the node checks did not pass there",
+                    unscanned.join(", ")
+                )
+            },
             fix: Some("fix the nodes group first; `lpp gc` scans on its own".into()),
         });
     }

@@ -580,6 +580,9 @@ fn substance(report: &StatusReport) -> StatusReport {
     copy
 }
 
+/// Said on stderr under a report that needs attention: status shows what, check says why.
+const CHECK_HINT: &str = "`lpp check` looks for the cause of each and says what to do about it";
+
 /// `lpp status`. Exit 0 when healthy, 3 when something needs attention; with `-w`, prints
 /// again whenever what it shows changes, until Ctrl-C (then exit 0).
 pub async fn status(ui: &Ui, target: &Target, options: StatusOptions) -> Result<Exit, Error> {
@@ -589,6 +592,9 @@ pub async fn status(ui: &Ui, target: &Target, options: StatusOptions) -> Result<
         let report = gather(client, &options).await?;
         let healthy = report.attention.is_empty();
         ui.print(&report)?;
+        if !healthy {
+            ui.note(CHECK_HINT);
+        }
         return Ok(if healthy {
             Exit::Success
         } else {
@@ -608,6 +614,9 @@ pub async fn status(ui: &Ui, target: &Target, options: StatusOptions) -> Result<
                 ui.write_stdout(&format!("--- {}", report.now.strftime("%H:%M:%S")))?;
             }
             ui.print(&report)?;
+            if !report.attention.is_empty() {
+                ui.note(CHECK_HINT);
+            }
             shown = Some(now);
         }
         tokio::select! {

@@ -741,7 +741,8 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
             path: None,
             status: Status::Ok,
             seen: format!(
-                "no base path exists yet on {}: no volume directory to look at",
+                "not scanned on {}: no volume there yet, and a scan would make the base paths \
+                 that do not exist yet",
                 fresh.join(", ")
             ),
             fix: None,

@@ -520,3 +520,93 @@ async fn missing_permissions_a_dead_lease_holder_and_a_stuck_claim() {
         text.stdout
     );
 }
+
+/// A read-only filesystem mounted on a node path for the life of a test (unmounted on drop,
+/// before the sandbox's directory goes).
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn new(path: std::path::PathBuf) -> ReadOnlyMount {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=64m", "lpp-check-ro"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a read-only tmpfs needs root, as CI and the sandbox's isolation have: {out:?}"
+        );
+        ReadOnlyMount(path)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_base_path_and_one_that_cannot_be_made_there_are_named_with_their_fix() {
+    let cluster = TestCluster::start().await;
+    let installed = cluster.lpp(["install", "--yes"]).await;
+    assert_eq!(installed.code, 0, "{installed:?}");
+    let _runner = cluster.spawn_lpp(["run"]);
+    // As on Talos, Flatcar or NixOS: a path on a read-only filesystem.
+    let _mount = ReadOnlyMount::new(cluster.node_path("node-1", "/var/ro"));
+    set_config(
+        &cluster,
+        json!({"config.json": json!({"nodePathMap": [
+            {"node": "node-1", "paths": ["/var/ro", "/var/ro/volumes"]},
+            {"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["/opt/local-path-provisioner"]}
+        ]}).to_string()}),
+    )
+    .await;
+    let (out, all) = check_json(&cluster, &["--node", "node-1"]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    let writable = "point nodePathMap at a writable directory";
+    says(
+        find(&all, "path", Some("node-1"), Some("/var/ro")),
+        "failed",
+        &[
+            "the helper cannot write here",
+            "Read-only file system",
+            "tmpfs",
+            "a mount of its own",
+        ],
+        &[
+            writable,
+            "kubectl -n local-path-storage edit configmap local-path-config",
+        ],
+    );
+    says(
+        find(&all, "path", Some("node-1"), Some("/var/ro/volumes")),
+        "failed",
+        &["does not exist, and cannot be made", "read-only"],
+        &[writable],
+    );
+    // Nothing was written to the node's path, and no probe pod is left.
+    assert_eq!(
+        std::fs::read_dir(cluster.node_path("node-1", "/var/ro"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client(), "local-path-storage");
+    let left = pods.list(&Default::default()).await.unwrap();
+    assert!(
+        left.items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_some()),
+        "{:?}",
+        left.items
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+}

@@ -1385,3 +1385,399 @@ pub fn data(findings: &Findings, nodes: &[NodeScan], older_than: Duration) -> Ve
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gc::classify::MissingDirectory;
+
+    fn taint(key: &str, value: &str, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: (!value.is_empty()).then(|| value.into()),
+            effect: effect.into(),
+            ..Taint::default()
+        }
+    }
+
+    fn toleration(key: &str, operator: &str, value: &str, effect: &str) -> Toleration {
+        Toleration {
+            key: (!key.is_empty()).then(|| key.into()),
+            operator: Some(operator.into()),
+            value: (!value.is_empty()).then(|| value.into()),
+            effect: (!effect.is_empty()).then(|| effect.into()),
+            ..Toleration::default()
+        }
+    }
+
+    fn class(name: &str, provisioner: &str, default: bool, created: i64) -> ClassFacts {
+        ClassFacts {
+            name: name.into(),
+            provisioner: provisioner.into(),
+            default,
+            binding_mode: "WaitForFirstConsumer".into(),
+            reclaim_policy: "Delete".into(),
+            node_affinity_key: None,
+            created: jiff::Timestamp::from_second(created).ok(),
+            k3s: false,
+        }
+    }
+
+    fn helper(executor: ExecutorKind) -> HelperFacts {
+        HelperFacts {
+            tolerations: vec![toleration(
+                "node.kubernetes.io/disk-pressure",
+                "Exists",
+                "",
+                "NoSchedule",
+            )],
+            executor,
+            shared: false,
+            affinity_keys: Vec::new(),
+        }
+    }
+
+    fn node_facts(name: &str, taints: Vec<Taint>, hostname: Option<&str>) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            ready: Ok("v1.33.0".into()),
+            taints,
+            labels: hostname
+                .map(|h| (DEFAULT_NODE_AFFINITY_KEY.to_owned(), h.to_owned()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn named<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name}: {checks:#?}"))
+    }
+
+    #[test]
+    fn tolerations_match_taints_as_the_scheduler_does() {
+        let t = taint("dedicated", "db", "NoExecute");
+        assert!(tolerates(&toleration("dedicated", "Exists", "", ""), &t));
+        assert!(tolerates(&toleration("", "Exists", "", ""), &t));
+        assert!(tolerates(
+            &toleration("dedicated", "Equal", "db", "NoExecute"),
+            &t
+        ));
+        assert!(!tolerates(
+            &toleration("dedicated", "Equal", "web", "NoExecute"),
+            &t
+        ));
+        assert!(!tolerates(
+            &toleration("dedicated", "Exists", "", "NoSchedule"),
+            &t
+        ));
+        assert!(!tolerates(&toleration("other", "Exists", "", ""), &t));
+    }
+
+    #[test]
+    fn a_no_execute_taint_fails_and_no_schedule_matters_only_where_helpers_are_scheduled() {
+        let n = node_facts(
+            "node-1",
+            vec![
+                taint("dedicated", "db", "NoExecute"),
+                taint("gpu", "", "NoSchedule"),
+            ],
+            Some("node-1"),
+        );
+        let checks = node(&n, &helper(ExecutorKind::HelperPod), "ns", "cm");
+        let taints = named(&checks, "taints");
+        assert_eq!(taints.status, Status::Failed);
+        assert_eq!(taints.node.as_deref(), Some("node-1"));
+        assert!(
+            taints
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("{key: dedicated, operator: Exists, effect: NoExecute}")
+        );
+        // Helper pods are bound by nodeName: NoSchedule alone does not keep them off.
+        let n = node_facts(
+            "node-1",
+            vec![taint("gpu", "", "NoSchedule")],
+            Some("node-1"),
+        );
+        let checks = node(&n, &helper(ExecutorKind::HelperPod), "ns", "cm");
+        assert_eq!(named(&checks, "taints").status, Status::Ok);
+        // The agent DaemonSet goes through the scheduler: it does.
+        let checks = node(&n, &helper(ExecutorKind::Agent), "ns", "cm");
+        assert_eq!(named(&checks, "taints").status, Status::Warning);
+        // A tolerated taint is fine.
+        let n = node_facts(
+            "node-1",
+            vec![taint("node.kubernetes.io/disk-pressure", "", "NoSchedule")],
+            Some("node-1"),
+        );
+        let checks = node(&n, &helper(ExecutorKind::Agent), "ns", "cm");
+        assert_eq!(named(&checks, "taints").status, Status::Ok);
+    }
+
+    #[test]
+    fn the_hostname_label_is_compared_with_the_node_name() {
+        let h = helper(ExecutorKind::HelperPod);
+        let same = node(
+            &node_facts("node-1", vec![], Some("node-1")),
+            &h,
+            "ns",
+            "cm",
+        );
+        assert_eq!(named(&same, "hostname").status, Status::Ok);
+        let other = node(&node_facts("node-2", vec![], Some("ip-10")), &h, "ns", "cm");
+        let c = named(&other, "hostname");
+        assert_eq!(c.status, Status::Warning);
+        assert!(
+            c.seen.contains("kubernetes.io/hostname=ip-10 differs"),
+            "{c:?}"
+        );
+        let none = node(&node_facts("node-3", vec![], None), &h, "ns", "cm");
+        let c = named(&none, "hostname");
+        assert_eq!(c.status, Status::Failed);
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("kubectl label node node-3 kubernetes.io/hostname=node-3")
+        );
+        // A class's nodeAffinityKey must be on every node.
+        let mut keyed = h.clone();
+        keyed.affinity_keys = vec![("zoned".into(), "topology.kubernetes.io/zone".into())];
+        let c = node(
+            &node_facts("node-1", vec![], Some("node-1")),
+            &keyed,
+            "ns",
+            "cm",
+        );
+        assert_eq!(named(&c, "hostname").status, Status::Failed);
+    }
+
+    #[test]
+    fn pod_security_fails_after_an_install_and_warns_before_one() {
+        let restricted = NamespaceFacts {
+            name: "ns".into(),
+            labels: Some([(ENFORCE.to_owned(), "restricted".to_owned())].into()),
+        };
+        let after = namespace(&restricted, false);
+        assert_eq!(named(&after, "pod-security").status, Status::Failed);
+        let before = namespace(&restricted, true);
+        assert_eq!(named(&before, "pod-security").status, Status::Warning);
+        let privileged = NamespaceFacts {
+            name: "ns".into(),
+            labels: Some([(ENFORCE.to_owned(), "privileged".to_owned())].into()),
+        };
+        assert_eq!(
+            named(&namespace(&privileged, false), "pod-security").status,
+            Status::Ok
+        );
+        let missing = NamespaceFacts {
+            name: "ns".into(),
+            labels: None,
+        };
+        assert_eq!(
+            named(&namespace(&missing, false), "namespace").status,
+            Status::Failed
+        );
+        assert_eq!(
+            named(&namespace(&missing, true), "namespace").status,
+            Status::Ok
+        );
+        assert_eq!(
+            pod_security_short(
+                "pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\": host \
+                 namespaces (...), restricted volume types (...)"
+            ),
+            "violates PodSecurity \"restricted:latest\" (see install pod-security)"
+        );
+        assert_eq!(pod_security_short("webhook said no"), "webhook said no");
+    }
+
+    #[test]
+    fn two_defaults_fail_and_the_fix_keeps_ours() {
+        let classes = [
+            class("fast", "example.com/fast", true, 2_000),
+            class("local-path", "rancher.io/local-path", true, 1_000),
+            class("slow", "example.com/slow", false, 3_000),
+        ];
+        let c = default_class(&classes, "rancher.io/local-path");
+        assert_eq!(c.status, Status::Failed);
+        assert!(
+            c.seen
+                .contains("2 default StorageClasses (fast and local-path)"),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some(
+                "keep one, e.g. local-path: kubectl annotate storageclass fast \
+                 storageclass.kubernetes.io/is-default-class-"
+            )
+        );
+        // Without ours among them, the newest is the one kept.
+        let c = default_class(&classes[..1], "x");
+        assert_eq!(c.status, Status::Ok);
+        let both_theirs = [
+            class("a", "example.com/a", true, 1_000),
+            class("b", "example.com/b", true, 2_000),
+        ];
+        let c = default_class(&both_theirs, "rancher.io/local-path");
+        assert!(
+            c.fix.as_deref().unwrap().starts_with("keep one, e.g. b:"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn another_provisioner_fails_unless_scaled_to_zero() {
+        let d = |replicas: i32, k3s: bool| DeploymentFacts {
+            namespace: "kube-system".into(),
+            name: "local-path-provisioner".into(),
+            replicas,
+            serves: Some("rancher.io/local-path".into()),
+            image: "rancher/local-path-provisioner:v0.0.31".into(),
+            ours: false,
+            k3s,
+        };
+        let c = other_provisioners(&Ok(vec![d(1, true)]), "rancher.io/local-path");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].status, Status::Failed);
+        let fix = c[0].fix.as_deref().unwrap();
+        assert!(
+            fix.contains("--replicas=0") && fix.contains("--disable local-storage"),
+            "{fix}"
+        );
+        let idle = other_provisioners(&Ok(vec![d(0, false)]), "rancher.io/local-path");
+        assert_eq!(idle[0].status, Status::Ok);
+        assert!(idle[0].seen.contains("scaled to 0"));
+        let other_name = other_provisioners(&Ok(vec![d(1, false)]), "example.com/x");
+        assert_eq!(other_name[0].status, Status::Ok);
+        let k3s = k3s_local_storage(true, &[], &Ok(vec![d(0, true)]));
+        assert_eq!(k3s.status, Status::Warning);
+    }
+
+    fn looked(kind: Kind) -> Looked {
+        Looked {
+            kind,
+            fs_type: Some("xfs".into()),
+            total_bytes: Some(100 << 30),
+            free_bytes: Some(50 << 30),
+            own_mount: Some(true),
+            read_only: Some(false),
+            selinux: None,
+        }
+    }
+
+    #[test]
+    fn each_base_path_is_judged_by_what_sits_there_and_whether_the_helper_wrote() {
+        let ran = |l: Looked, w: Option<Result<Written, String>>| {
+            let checks = probe(
+                "node-1",
+                &Probe::Ran {
+                    bases: vec!["/data".into()],
+                    looked: vec![l],
+                    written: vec![w],
+                },
+                "busybox",
+                "ns",
+                "cm",
+            );
+            assert_eq!(named(&checks, "helper").status, Status::Ok);
+            named(&checks, "path").clone()
+        };
+        let ok = ran(looked(Kind::Directory), Some(Ok(Written::Ok)));
+        assert_eq!((ok.status, ok.path.as_deref()), (Status::Ok, Some("/data")));
+        assert!(
+            ok.seen
+                .contains("xfs, a mount of its own, 50GiB free of 100GiB"),
+            "{ok:?}"
+        );
+        let mut ro = looked(Kind::Directory);
+        ro.read_only = Some(true);
+        let c = ran(
+            ro,
+            Some(Ok(Written::Failed("Read-only file system".into()))),
+        );
+        assert_eq!(c.status, Status::Failed);
+        assert!(
+            c.fix.as_deref().unwrap().contains("writable directory"),
+            "{c:?}"
+        );
+        let mut labelled = looked(Kind::Directory);
+        labelled.selinux = Some("system_u:object_r:var_t:s0".into());
+        let c = ran(
+            labelled,
+            Some(Ok(Written::Failed("Permission denied".into()))),
+        );
+        assert!(c.fix.as_deref().unwrap().contains("chcon"), "{c:?}");
+        let mut full = looked(Kind::Directory);
+        full.free_bytes = Some(100 << 20);
+        assert_eq!(ran(full, Some(Ok(Written::Ok))).status, Status::Warning);
+        assert_eq!(ran(looked(Kind::File), None).status, Status::Failed);
+        assert_eq!(ran(looked(Kind::Missing), None).status, Status::Ok);
+        let mut ro_missing = looked(Kind::Missing);
+        ro_missing.read_only = Some(true);
+        assert_eq!(ran(ro_missing, None).status, Status::Failed);
+        assert_eq!(ran(looked(Kind::Symlink), None).status, Status::Warning);
+    }
+
+    #[test]
+    fn a_probe_that_cannot_start_says_why() {
+        let failed = |f: JobFailure| {
+            let checks = probe(
+                "node-1",
+                &Probe::Failed(f),
+                "registry.invalid/busybox",
+                "ns",
+                "cm",
+            );
+            assert_eq!(checks.len(), 1);
+            checks[0].clone()
+        };
+        let c = failed(JobFailure::Stuck("ErrImagePull: no such host".into()));
+        assert!(
+            c.seen.contains("registry.invalid/busybox cannot be pulled"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix.as_deref().unwrap().contains("--helper-image"),
+            "{c:?}"
+        );
+        let c = failed(JobFailure::TimedOut {
+            after: Duration::from_secs(3),
+            events: vec!["FailedMount: not a directory".into()],
+        });
+        assert!(c.seen.contains("within 3s: FailedMount"), "{c:?}");
+        assert!(
+            c.fix.as_deref().unwrap().contains("cannot be mounted"),
+            "{c:?}"
+        );
+        let c = failed(JobFailure::Refused(
+            "violates PodSecurity \"baseline:latest\": hostPath".into(),
+        ));
+        assert!(
+            c.fix.as_deref().unwrap().contains("enforce=privileged"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn missing_directories_fail_and_orphans_warn() {
+        let mut findings = Findings::default();
+        let clean = data(&findings, &[], Duration::from_secs(86_400));
+        assert!(clean.iter().all(|c| c.status == Status::Ok), "{clean:#?}");
+        findings.missing.push(MissingDirectory {
+            volume: "pvc-1".into(),
+            node: "node-1".into(),
+            path: "/opt/x/pvc-1".into(),
+        });
+        let c = data(&findings, &[], Duration::from_secs(86_400));
+        let missing = named(&c, "missing");
+        assert_eq!(missing.status, Status::Failed);
+        assert!(
+            missing.seen.contains("pvc-1 (node-1:/opt/x/pvc-1)"),
+            "{missing:?}"
+        );
+    }
+}

@@ -19,7 +19,7 @@ use crate::provision::helper_pod::{HelperPods, HostDir, HostPathType, ScriptJob}
 use crate::ui::Ui;
 
 /// The service account helper pods run as, as upstream's install names it.
-const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
+const SERVICE_ACCOUNT: &str = crate::upstream::SERVICE_ACCOUNT;
 /// How many nodes are scanned at once.
 const CONCURRENT_NODES: usize = 8;
 

@@ -170,9 +170,10 @@ pub fn run_permissions(access: &Access, namespace: &str, needed_now: bool) -> Ch
             ),
         )
         .fix(format!(
-            "bind the Role and ClusterRole local-path-provisioner-role that `lpp install` creates \
+            "bind the Role and ClusterRole {} that `lpp install` creates \
              (namespace {namespace}) to this account, or run the provisioner in the cluster \
-             (`lpp install --in-cluster`: its service account has them)"
+             (`lpp install --in-cluster`: its service account has them)",
+            crate::upstream::ROLE
         )),
     }
 }

@@ -63,7 +63,7 @@ fn unreadable(group: Group, name: &str, what: &str, why: &str) -> Check {
 fn default_settings(namespace: &str, provisioner: &str) -> ManifestSettings {
     ManifestSettings {
         namespace: namespace.to_owned(),
-        storage_class: "local-path".into(),
+        storage_class: crate::upstream::STORAGE_CLASS.into(),
         provisioner_name: provisioner.to_owned(),
         base_paths: BasePaths::Nodes(vec![(None, crate::config::DEFAULT_PATH.to_owned())]),
         default_class: false,
@@ -254,7 +254,7 @@ fn serves(deployment: &Deployment) -> Option<(String, String)> {
             .and_then(|e| e.value.clone());
         let name = flag
             .or(env)
-            .unwrap_or_else(|| crate::cli::DEFAULT_PROVISIONER.to_owned());
+            .unwrap_or_else(|| crate::upstream::PROVISIONER.to_owned());
         Some((name, image))
     })
 }

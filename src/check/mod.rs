@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cluster::{self, Target};
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::ui::{self, Report, Ui};
 
 /// What `lpp check` looks at.

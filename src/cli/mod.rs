@@ -470,7 +470,7 @@ pub struct CheckArgs {
     pub provisioner_name: String,
 
     /// ConfigMap (in the provisioner's namespace) naming the base paths and the helper template
-    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::CONFIG_MAP)]
     pub config_map: String,
 }
 

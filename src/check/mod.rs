@@ -350,6 +350,7 @@ mod tests {
         let ui = Ui::new(ui::UiSettings {
             format: ui::Format::Table,
             color: false,
+            color_stdout: false,
             quiet: false,
             yes: false,
         });

@@ -215,13 +215,12 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
     };
 
     let format = output_format(&plan, global.output)?;
-    let color = match global.color {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stderr().is_terminal()
-        }
+    let auto = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal();
+    let (color, color_stdout) = match global.color {
+        ColorWhen::Always => (true, true),
+        ColorWhen::Never => (false, false),
+        ColorWhen::Auto => (auto, auto && std::io::stdout().is_terminal()),
     };
     Ok(Invocation {
         target: Target {
@@ -233,6 +232,7 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
         ui: UiSettings {
             format,
             color,
+            color_stdout,
             quiet: global.quiet,
             yes: global.yes,
         },

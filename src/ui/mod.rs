@@ -37,7 +37,11 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct UiSettings {
     pub format: Format,
+    /// Colour on stderr (warnings).
     pub color: bool,
+    /// Colour in what goes to stdout (`--color always`, or `auto` with stdout a terminal too:
+    /// `lpp check | less` gets plain text).
+    pub color_stdout: bool,
     pub quiet: bool,
     /// `--yes`: confirmations are answered yes.
     pub yes: bool,
@@ -215,16 +219,22 @@ impl Ui {
 
     /// Yellow when colour is on: something worth a look, not a failure.
     pub fn caution(&self, text: &str) -> String {
-        self.paint_warning(text)
-    }
-
-    fn paint_warning(&self, text: &str) -> String {
         self.styled(console::Style::new().yellow().bold(), text)
     }
 
+    fn paint_warning(&self, text: &str) -> String {
+        console::Style::new()
+            .yellow()
+            .bold()
+            .force_styling(self.settings.color)
+            .apply_to(text)
+            .to_string()
+    }
+
+    /// The painters above style text for stdout.
     fn styled(&self, style: console::Style, text: &str) -> String {
         style
-            .force_styling(self.settings.color)
+            .force_styling(self.settings.color_stdout)
             .apply_to(text)
             .to_string()
     }

@@ -1,6 +1,8 @@
 //! `lpp check` through the real binary: each fault upstream's users meet, made on the sandbox,
 //! is named with its fix; a healthy install is all ✓ and exits 0.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -298,6 +300,42 @@ async fn pod_security_a_file_a_path_that_cannot_be_made_and_a_taint_are_named_wi
         &["does not exist yet"],
         &[],
     );
+
+    // On a terminal, a progress line on stderr while the nodes are checked (util-linux's
+    // `script` gives it one); the report still goes to stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let typescript = dir.path().join("typescript");
+    let mut script = std::process::Command::new("script");
+    script
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .env("HOME", dir.path())
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    let shell = format!(
+        "'{}' check --timeout 3s > '{}'",
+        crate::support::lpp_bin().display(),
+        report.display()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::run(
+            script,
+            [
+                std::ffi::OsStr::new("-qec"),
+                shell.as_ref(),
+                typescript.as_os_str(),
+            ],
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.code, 3, "{out:?}");
+    let terminal = std::fs::read_to_string(dir.path().join("typescript")).unwrap();
+    assert!(terminal.contains("checking nodes"), "{terminal:?}");
+    let printed = std::fs::read_to_string(&report).unwrap();
+    assert!(printed.contains("✗ node-1 helper"), "{printed}");
+    assert!(!printed.contains("checking nodes"), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

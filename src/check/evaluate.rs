@@ -58,6 +58,11 @@ impl Check {
     }
 }
 
+/// `1 volume`, `2 volumes`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A list as people write it: `a, b and c`.
 fn listed(items: &[String]) -> String {
     match items {
@@ -826,7 +831,10 @@ pub fn provisioning(report: &StatusReport, client_version: &str, namespace: &str
             Group::Provisioning,
             "volumes",
             Status::Ok,
-            format!("{} volumes, none Released or Failed", report.volumes.len()),
+            format!(
+                "{}, none Released or Failed",
+                counted(report.volumes.len(), "volume", "volumes")
+            ),
         ));
     }
     out
@@ -1333,8 +1341,8 @@ pub fn data(findings: &Findings, nodes: &[NodeScan], older_than: Duration) -> Ve
             "orphans",
             Status::Warning,
             format!(
-                "{} directories no PV references ({} on {})",
-                findings.orphans.len(),
+                "{} no PV references ({} on {})",
+                counted(findings.orphans.len(), "directory", "directories"),
                 ui::bytes(size),
                 nodes.into_iter().collect::<Vec<_>>().join(", ")
             ),
@@ -1361,8 +1369,9 @@ pub fn data(findings: &Findings, nodes: &[NodeScan], older_than: Duration) -> Ve
             "missing",
             Status::Failed,
             format!(
-                "{} volumes have no directory on their node: {}{}",
-                findings.missing.len(),
+                "{} no directory on {} node: {}{}",
+                counted(findings.missing.len(), "volume has", "volumes have"),
+                if findings.missing.len() == 1 { "its" } else { "their" },
                 shown.join(", "),
                 if more > 0 {
                     format!(" and {more} more")

@@ -150,6 +150,37 @@ async fn a_healthy_install_checks_all_ok_and_exits_0_before_and_after() {
     let status = cluster.lpp(["status"]).await;
     assert_eq!(status.code, 0, "{status:?}");
     assert!(!status.stderr.contains("lpp check"), "{}", status.stderr);
+
+    // data: a directory no PV references, two days old, and a volume whose directory is gone.
+    let base = cluster.node_path("node-1", "/opt/local-path-provisioner");
+    let orphan = base.join("pvc-0b6c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21_default_gone");
+    std::fs::create_dir(&orphan).unwrap();
+    std::fs::write(orphan.join("data"), b"old data").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for path in [orphan.join("data"), orphan.clone()] {
+        std::fs::File::open(&path)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    }
+    std::fs::remove_dir_all(cluster.node_path("node-1", &volume_path(&volume))).unwrap();
+    let (out, all) = check_json(&cluster, &[]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    says(
+        find(&all, "orphans", None, None),
+        "warning",
+        &["1 directory no PV references", "node-1"],
+        &["lpp gc prune"],
+    );
+    says(
+        find(&all, "missing", None, None),
+        "failed",
+        &[
+            "1 volume has no directory on its node",
+            volume.metadata.name.as_deref().unwrap(),
+        ],
+        &["lpp gc -o wide"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,13 +105,15 @@ fn install_needs(settings: &ManifestSettings) -> Vec<Need> {
 }
 
 /// Asks every need at once and splits the answers back per list.
-async fn review(client: &kube::Client, lists: &[&[Need]], namespace: &str) -> Vec<Access> {
+async fn review(
+    client: &kube::Client,
+    lists: &[&[Need]],
+    namespace: &str,
+    wait: Duration,
+) -> Vec<Access> {
     let all: Vec<Need> = lists.iter().flat_map(|l| l.iter().copied()).collect();
-    match access::review(client, &all, namespace).await {
-        Err(e) => {
-            let why = cluster::describe(&e);
-            lists.iter().map(|_| Access::Unknown(why.clone())).collect()
-        }
+    match read(wait, access::review(client, &all, namespace)).await {
+        Err(why) => lists.iter().map(|_| Access::Unknown(why.clone())).collect(),
         Ok(answers) => {
             let mut answers = answers.into_iter();
             lists
@@ -432,9 +434,15 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
             watch: false,
         };
         Some(
-            crate::install::status::gather(&client, &status_options)
-                .await
-                .map_err(|e| e.to_string()),
+            match tokio::time::timeout(
+                wait * 3,
+                crate::install::status::gather(&client, &status_options),
+            )
+            .await
+            {
+                Ok(gathered) => gathered.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}", ui::duration(wait * 3))),
+            },
         )
     };
     let lease_held = matches!(&status, Some(Ok(s)) if s.lease.held);
@@ -447,7 +455,7 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
     };
     let install = install_needs(&settings);
     let run_needs = access::needs(true, true, executor_kind == ExecutorKind::Agent);
-    let answers = review(&client, &[&install, &run_needs, &PROBE_NEEDS], ns).await;
+    let answers = review(&client, &[&install, &run_needs, &PROBE_NEEDS], ns, wait).await;
     let may_probe =
         matches!(answers.get(2), Some(Access::Reviewed { missing, .. }) if missing.is_empty());
     let probe_refusal = match answers.get(2) {
@@ -513,9 +521,11 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
         &deployments,
     ));
     if options.pre {
-        let concerns = crate::install::look(&client, &settings)
-            .await
-            .map_err(|e| e.to_string());
+        let concerns =
+            match tokio::time::timeout(wait * 3, crate::install::look(&client, &settings)).await {
+                Ok(looked) => looked.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}", ui::duration(wait * 3))),
+            };
         checks.extend(evaluate::takeover(&concerns));
     }
 

@@ -78,7 +78,9 @@ fn listed(items: &[String]) -> String {
 /// Where the cluster is and whether it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reach {
+    /// The kubeconfig context.
     pub context: String,
+    /// The API server's URL.
     pub server: String,
     /// The server's `gitVersion`, or why it did not answer.
     pub version: Result<String, String>,
@@ -106,7 +108,12 @@ pub fn reachable(reach: &Reach) -> Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// Asked `asked` permissions; these were refused.
-    Reviewed { asked: usize, missing: Vec<String> },
+    Reviewed {
+        /// How many permissions were asked.
+        asked: usize,
+        /// The refused ones, as people say them (`create pods in local-path-storage`).
+        missing: Vec<String>,
+    },
     /// The review API could not be used.
     Unknown(String),
 }
@@ -189,7 +196,9 @@ pub fn run_permissions(access: &Access, namespace: &str, needed_now: bool) -> Ch
 /// The provisioner namespace: its labels, or `None` when it does not exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceFacts {
+    /// The namespace's name.
     pub name: String,
+    /// Its labels, or `None` when it does not exist.
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -297,7 +306,9 @@ pub enum ConfigFacts {
 pub struct ValidConfig {
     /// Every base path of every node and class.
     pub base_paths: Vec<String>,
+    /// Which executor `lpp run` uses (`executor` in config.json).
     pub executor: ExecutorKind,
+    /// The helper pod's image, from `helperPod.yaml`.
     pub image: String,
     /// The helper pod template's tolerations (lpp adds the disk-pressure one when it has none).
     pub tolerations: Vec<Toleration>,
@@ -355,10 +366,15 @@ pub fn config(config: &ConfigFacts, namespace: &str, config_map: &str) -> Check 
 /// One StorageClass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassFacts {
+    /// The class's name.
     pub name: String,
+    /// The provisioner it names.
     pub provisioner: String,
+    /// Whether it is annotated as the default class.
     pub default: bool,
+    /// `volumeBindingMode` (`Immediate` when unset).
     pub binding_mode: String,
+    /// `reclaimPolicy` (`Delete` when unset).
     pub reclaim_policy: String,
     /// `parameters.nodeAffinityKey`.
     pub node_affinity_key: Option<String>,
@@ -481,8 +497,11 @@ pub fn default_class(classes: &[ClassFacts], provisioner: &str) -> Check {
 /// A Deployment that may run a provisioner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentFacts {
+    /// The Deployment's namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub name: String,
+    /// `spec.replicas` (1 when unset).
     pub replicas: i32,
     /// The provisioner name it serves, when it runs upstream's provisioner or `lpp run`.
     pub serves: Option<String>,
@@ -846,18 +865,24 @@ pub fn provisioning(report: &StatusReport, client_version: &str, namespace: &str
 /// One node as the API server shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeFacts {
+    /// The node's name.
     pub name: String,
     /// `Ok(kubelet version)` when Ready, else why not.
     pub ready: Result<String, String>,
+    /// `spec.taints`.
     pub taints: Vec<Taint>,
+    /// The node's labels.
     pub labels: BTreeMap<String, String>,
 }
 
 /// What the helper side of the config says, for the node checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HelperFacts {
+    /// The helper template's tolerations.
     pub tolerations: Vec<Toleration>,
+    /// Which executor runs scripts on nodes.
     pub executor: ExecutorKind,
+    /// Whether a class uses a shared filesystem (its helpers go through the scheduler).
     pub shared: bool,
     /// `(class, nodeAffinityKey)` of the classes that set one.
     pub affinity_keys: Vec<(String, String)>,
@@ -1045,7 +1070,9 @@ pub enum JobFailure {
     Stuck(String),
     /// No answer within the deadline; `events` are what the pod's events said.
     TimedOut {
+        /// Time the node was given.
         after: Duration,
+        /// The helper pod's Warning events, `reason: message`, each once.
         events: Vec<String>,
     },
     /// The script failed, or its output was not valid.
@@ -1062,8 +1089,11 @@ pub enum Probe {
     /// The look answered; `written` has one entry per base path: `None` when no write was
     /// tried there, else its result or why the write probe failed.
     Ran {
+        /// The node's base paths, in the order of `looked` and `written`.
         bases: Vec<String>,
+        /// What the look saw at each base path.
         looked: Vec<Looked>,
+        /// Per base path: `None` when no write was tried, else how it went or why the write probe failed.
         written: Vec<Option<Result<Written, String>>>,
     },
 }

@@ -10,6 +10,8 @@
 //! - [`gather`]: the thin layer that reads the cluster, runs the probes and the gc scan, and
 //!   hands the facts to [`evaluate`].
 
+#![warn(missing_docs)]
+
 pub mod evaluate;
 pub mod gather;
 pub mod probe;
@@ -27,7 +29,9 @@ use crate::ui::{self, Report, Ui};
 pub struct CheckOptions {
     /// The provisioner namespace (or, with `pre`, the one `lpp install` would make).
     pub namespace: String,
+    /// The provisioner name whose Lease, classes and volumes are checked.
     pub provisioner_name: String,
+    /// The ConfigMap with the base paths and the helper template.
     pub config_map: String,
     /// Only these nodes (all when empty).
     pub nodes: Vec<String>,
@@ -43,10 +47,15 @@ pub struct CheckOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Group {
+    /// The API server and this account's permissions.
     Cluster,
+    /// The installed objects: namespace, ConfigMap, classes, other provisioners.
     Install,
+    /// Who provisions, and claims and volumes in trouble.
     Provisioning,
+    /// Each node, and through a helper its base paths.
     Nodes,
+    /// The volume directories: orphans and missing ones.
     Data,
 }
 
@@ -90,6 +99,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
+    /// The group it belongs to.
     pub group: Group,
     /// A stable name, e.g. `pod-security`, `path`.
     pub name: String,
@@ -99,6 +109,7 @@ pub struct Check {
     /// The base path it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// How it came out.
     pub status: Status,
     /// One line of what it saw.
     pub seen: String,
@@ -122,8 +133,11 @@ impl Check {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// Checks that are ✓.
     pub ok: usize,
+    /// Checks that are !.
     pub warnings: usize,
+    /// Checks that are ✗.
     pub failed: usize,
 }
 
@@ -132,12 +146,17 @@ pub struct Summary {
 #[serde(rename_all = "camelCase")]
 pub struct CheckReport {
     #[serde(flatten)]
+    /// `apiVersion: lpp.dev/v1alpha1`, `kind: CheckReport`.
     pub type_meta: ui::TypeMeta,
+    /// The kubeconfig context checked.
     pub context: String,
+    /// The API server's URL.
     pub server: String,
     /// Whether it checked before an install (`--pre`).
     pub pre: bool,
+    /// Every check, by group.
     pub checks: Vec<Check>,
+    /// How many came out each way.
     pub summary: Summary,
 }
 
@@ -251,14 +270,18 @@ impl Report for CheckReport {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
+    /// The command line names something that is not there (`--node`).
     Usage(String),
     #[error(transparent)]
+    /// No client could be made (no kubeconfig, a bad context).
     Connect(#[from] cluster::Error),
     #[error(transparent)]
+    /// Printing failed.
     Ui(#[from] ui::Error),
 }
 
 impl Error {
+    /// The exit code for this error.
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,

@@ -156,20 +156,28 @@ pub fn look_plan(bases: &[String]) -> LookPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
+    /// A directory (what a base path should be).
     Directory,
+    /// A regular file.
     File,
+    /// A symbolic link (never followed).
     Symlink,
+    /// A device, socket or pipe.
     Other,
+    /// Nothing there.
     Missing,
 }
 
 /// What [`LOOK`] saw at one base path; `None` where it could not tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Looked {
+    /// What sits there.
     pub kind: Kind,
     /// The filesystem type as `stat -f -c %T` names it (`ext2/ext3`, `xfs`, `tmpfs`).
     pub fs_type: Option<String>,
+    /// The size of the filesystem.
     pub total_bytes: Option<u64>,
+    /// Space free on the filesystem.
     pub free_bytes: Option<u64>,
     /// Whether the base path is a mount point of its own (a directory only).
     pub own_mount: Option<bool>,
@@ -182,6 +190,7 @@ pub struct Looked {
 /// How [`WRITE`] went at one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
+    /// The file was created and removed.
     Ok,
     /// Creating or removing the file failed, with the message.
     Failed(String),
@@ -190,11 +199,19 @@ pub enum Written {
 /// Why a probe's output cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// A line that is not what the protocol says.
     #[error("line {line}: {problem}")]
-    Line { line: usize, problem: String },
+    Line {
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
     #[error("the output stops before END: the helper was cut off")]
+    /// The output stops before `END`.
     Truncated,
     #[error("base path {0} was never reported")]
+    /// A base path (numbered from 1) has no line.
     Unreported(usize),
 }
 

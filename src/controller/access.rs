@@ -14,9 +14,13 @@ use super::{Error, RunOptions};
 /// is asked in the provisioner namespace (otherwise cluster-wide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Need {
+    /// `get`, `list`, `watch`, `create`, ...
     pub verb: &'static str,
+    /// The API group (`""` for the core group).
     pub group: &'static str,
+    /// The resource, `resource/subresource` for a subresource.
     pub resource: &'static str,
+    /// Asked in the provisioner namespace; otherwise cluster-wide.
     pub namespaced: bool,
 }
 
@@ -47,7 +51,7 @@ pub const fn need(
 
 /// What the loop does, cluster-wide and in its namespace: every verb of every request it makes,
 /// so that a role missing one is told at start, not found by a watch that retries forever.
-pub const NEEDS: &[Need] = &[
+const NEEDS: &[Need] = &[
     need("list", "", "persistentvolumeclaims", false),
     need("watch", "", "persistentvolumeclaims", false),
     need("get", "", "persistentvolumeclaims", false),
@@ -69,17 +73,17 @@ pub const NEEDS: &[Need] = &[
     need("list", "", "pods", true),
     need("watch", "", "pods", true),
 ];
-pub const CONFIG_MAP: [Need; 3] = [
+const CONFIG_MAP: [Need; 3] = [
     need("get", "", "configmaps", true),
     need("list", "", "configmaps", true),
     need("watch", "", "configmaps", true),
 ];
-pub const AGENTS: [Need; 3] = [
+const AGENTS: [Need; 3] = [
     need("create", "", "pods/exec", true),
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
-pub const LEASE: [Need; 3] = [
+const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
     need("update", "coordination.k8s.io", "leases", true),

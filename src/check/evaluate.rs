@@ -684,7 +684,12 @@ pub fn provisioning(report: &StatusReport, client_version: &str, namespace: &str
             "lease",
             Status::Ok,
             format!(
-                "{holder} holds Lease {namespace}/{} (renewed {} ago)",
+                "{holder}{} holds Lease {namespace}/{} (renewed {} ago)",
+                lease
+                    .holder_version
+                    .as_ref()
+                    .map(|v| format!(" (lpp {v})"))
+                    .unwrap_or_default(),
                 lease.name,
                 lease
                     .renew_time
@@ -738,6 +743,26 @@ pub fn provisioning(report: &StatusReport, client_version: &str, namespace: &str
         )
         .fix("`lpp install --dry-run=server` shows what an upgrade changes; `lpp install` applies it"),
     });
+    // The running provisioner's own version, when it says it (lpp labels its Lease).
+    if let (Some(running), true) = (&lease.holder_version, lease.held)
+        && running != client_version
+    {
+        out.push(
+            check(
+                Group::Provisioning,
+                "version",
+                Status::Warning,
+                format!(
+                    "the running provisioner is lpp {running}; this client is lpp {client_version}"
+                ),
+            )
+            .fix(format!(
+                "run the same version: restart `lpp run` with this binary, or `lpp install --in-cluster` \
+                 and `kubectl -n {namespace} rollout status deployment/{}`",
+                crate::upstream::DEPLOYMENT
+            )),
+        );
+    }
     let immediate: Vec<&str> = report
         .classes
         .iter()

@@ -22,6 +22,9 @@ const NO_NAMESPACE: &str = "its namespace does not exist";
 /// The deadline of one request about the Lease: a stalled request must not outlive it.
 const CALL_DEADLINE: Duration = Duration::from_secs(3);
 
+/// The label saying which lpp holds the Lease (its version), for `lpp status` and `lpp check`.
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
+
 /// Whether `lease` may be taken by `holder` at `now`: nobody holds it, it is ours, or its holder
 /// stopped renewing more than its duration ago.
 pub fn may_take(lease: &LeaseSpec, holder: &str, now: jiff::Timestamp) -> bool {
@@ -129,6 +132,13 @@ impl Lease {
                 let lease = LeaseObject {
                     metadata: ObjectMeta {
                         name: Some(self.name.clone()),
+                        labels: Some(
+                            [(
+                                VERSION_LABEL.to_owned(),
+                                env!("CARGO_PKG_VERSION").to_owned(),
+                            )]
+                            .into(),
+                        ),
                         ..ObjectMeta::default()
                     },
                     spec: Some(self.spec(true, None)),
@@ -146,6 +156,10 @@ impl Lease {
                 }
                 let ours = spec.holder_identity.as_deref() == Some(self.holder.as_str());
                 lease.spec = Some(self.spec(!ours, Some(&spec)));
+                lease.metadata.labels.get_or_insert_default().insert(
+                    VERSION_LABEL.to_owned(),
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                );
                 tokio::time::timeout(
                     CALL_DEADLINE,
                     self.api.replace(&self.name, &PostParams::default(), &lease),

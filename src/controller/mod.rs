@@ -22,6 +22,7 @@ pub mod access;
 mod agents;
 mod events;
 mod lease;
+pub use lease::VERSION_LABEL as LEASE_VERSION_LABEL;
 mod metrics;
 mod operation;
 mod queue;

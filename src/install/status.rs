@@ -62,6 +62,10 @@ pub struct AgentStatus {
 pub struct LeaseStatus {
     pub name: String,
     pub holder: Option<String>,
+    /// The lpp version of the holder, from the Lease's `app.kubernetes.io/version` label (a
+    /// holder that is not lpp, or an older lpp, has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder_version: Option<String>,
     /// When the holder last renewed (RFC 3339).
     pub renew_time: Option<jiff::Timestamp>,
     pub held: bool,
@@ -301,8 +305,13 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
     let lease = Api::<Lease>::namespaced(client.clone(), ns)
         .get_opt(&lease_name)
         .await
-        .map_err(read("get", format!("lease {ns}/{lease_name}")))?
-        .and_then(|l| l.spec);
+        .map_err(read("get", format!("lease {ns}/{lease_name}")))?;
+    let holder_version = lease.as_ref().and_then(|l| {
+        l.labels()
+            .get(crate::controller::LEASE_VERSION_LABEL)
+            .cloned()
+    });
+    let lease = lease.and_then(|l| l.spec);
     let holder = lease
         .as_ref()
         .and_then(|l| l.holder_identity.clone())
@@ -544,6 +553,7 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
         lease: LeaseStatus {
             name: lease_name,
             holder,
+            holder_version,
             renew_time,
             held,
         },

@@ -135,6 +135,13 @@ async fn a_healthy_install_checks_all_ok_and_exits_0_before_and_after() {
     assert!(all.iter().all(|c| c["status"] == "ok"), "{all:#?}");
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["summary"]["failed"], 0);
+    // The holder says which lpp it is (its Lease's app.kubernetes.io/version label).
+    says(
+        find(&all, "lease", None, None),
+        "ok",
+        &[&format!("(lpp {}) holds Lease", env!("CARGO_PKG_VERSION"))],
+        &[],
+    );
     let yaml = cluster
         .lpp(["check", "-o", "yaml", "--node", "node-2"])
         .await;

@@ -269,6 +269,10 @@ pub struct ManifestOptions {
     #[arg(long)]
     pub default_class: bool,
 
+    /// Let claims of the StorageClass grow (allowVolumeExpansion: true); `lpp run` resizes them
+    #[arg(long)]
+    pub allow_expansion: bool,
+
     /// What happens to a volume's data when its claim is deleted
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = ReclaimPolicy::Delete)]
     pub reclaim_policy: ReclaimPolicy,

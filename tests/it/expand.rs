@@ -438,3 +438,97 @@ async fn a_run_killed_mid_resize_and_the_next_one_converge() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs an example quota script as a helper pod would, with `dir` as `VOL_DIR`.
+fn quota_script(fs: &str, script: &str, dir: &std::path::Path) -> crate::support::Finished {
+    let path = crate::support::repo_root().join(format!("examples/quota/{fs}/{script}"));
+    let mut sh = std::process::Command::new("sh");
+    sh.env("VOL_DIR", dir)
+        .env("VOL_SIZE_BYTES", "1073741824")
+        .env("VOL_MODE", "Filesystem")
+        .arg(path);
+    crate::support::run(sh, ["-a", script], Duration::from_secs(30))
+}
+
+#[test]
+fn the_quota_examples_are_posix_sh_and_say_clearly_when_the_filesystem_cannot_enforce() {
+    let tmp = tempfile::tempdir().unwrap();
+    for fs in ["xfs", "ext4"] {
+        for script in ["setup", "resize", "teardown"] {
+            let path = crate::support::repo_root().join(format!("examples/quota/{fs}/{script}"));
+            let checked = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(checked.status.success(), "{}: {checked:?}", path.display());
+        }
+        // This machine's temporary directory enforces no project quota (or lacks the tools):
+        // setup and resize refuse with the reason, and record nothing.
+        let base = tmp.path().join(fs);
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = base.join("pvc-1234_default_data");
+        let clear = [
+            "not XFS",
+            "not ext4",
+            "not found: the helper image needs",
+            "not enforced on",
+            "not on for",
+        ];
+        for script in ["setup", "resize"] {
+            if script == "resize" {
+                std::fs::create_dir_all(&dir).unwrap();
+            }
+            let out = quota_script(fs, script, &dir);
+            assert_eq!(out.code, 1, "{fs} {script}: {out:?}");
+            assert!(
+                out.stderr.starts_with(&format!("{fs} quota {script}: "))
+                    && clear.iter().any(|c| out.stderr.contains(c)),
+                "{fs} {script}: {}",
+                out.stderr
+            );
+            assert!(!base.join(".lpp-quota-projects").exists());
+        }
+        // A volume that never had a quota is only removed, as often as asked.
+        for _ in 0..2 {
+            let out = quota_script(fs, "teardown", &dir);
+            assert_eq!(out.code, 0, "{fs} teardown: {out:?}");
+            assert!(!dir.exists());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xfs_quota_setup_where_quotas_cannot_be_enforced_fails_the_claim_with_why() {
+    let cluster = TestCluster::builder()
+        .disk("node-1:/opt/local-path-provisioner=3Gi,fs=xfs")
+        .start()
+        .await;
+    install_basics(&cluster).await;
+    let setup =
+        std::fs::read_to_string(crate::support::repo_root().join("examples/quota/xfs/setup"))
+            .unwrap();
+    set_config(&cluster, json!({ "setup": setup })).await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    crate::run::create(
+        &cluster,
+        claim_on("quoted", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    let event = event_for(&cluster, "default", "quoted", "ProvisioningFailed").await;
+    // The script's own reason reaches the claim. Which one depends on what a helper sees at the
+    // declared disk: this machine's filesystem type ("not XFS") until the sandbox's `df`/`stat`
+    // stand-ins answer from the declaration, then the missing tools (or, where xfs_quota
+    // exists, the mount's quota state).
+    assert!(event.contains("xfs quota setup: "), "{event}");
+    assert!(
+        [
+            "not XFS: these scripts need an XFS filesystem",
+            "xfs_quota not found: the helper image needs xfsprogs",
+            "project quotas are not enforced on",
+        ]
+        .iter()
+        .any(|why| event.contains(why)),
+        "{event}"
+    );
+}

@@ -190,6 +190,37 @@ pub fn run_permissions(access: &Access, namespace: &str, needed_now: bool) -> Ch
     }
 }
 
+/// `cluster/permissions-expand`: what `lpp run` needs to grow volumes. Without it, `lpp run`
+/// still provisions and reclaims, so a missing one is only worth a look.
+pub fn expansion_permissions(access: &Access) -> Check {
+    const NAME: &str = "permissions-expand";
+    match access {
+        Access::Unknown(why) => check(
+            Group::Cluster,
+            NAME,
+            Status::Warning,
+            format!("cannot ask the server what this account may do: {why}"),
+        )
+        .fix("`kubectl auth can-i --list` shows what it may do"),
+        Access::Reviewed { missing, .. } if missing.is_empty() => check(
+            Group::Cluster,
+            NAME,
+            Status::Ok,
+            "this account may resize volumes (`lpp run` grows claims that ask for more)".into(),
+        ),
+        Access::Reviewed { missing, .. } => check(
+            Group::Cluster,
+            NAME,
+            Status::Warning,
+            format!(
+                "`lpp run` with this account leaves volume expansion off: it may not {}",
+                listed(missing)
+            ),
+        )
+        .fix("`lpp install` grants it to the provisioner's role; bind that role to this account"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // install
 

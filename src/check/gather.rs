@@ -67,6 +67,7 @@ fn default_settings(namespace: &str, provisioner: &str) -> ManifestSettings {
         provisioner_name: provisioner.to_owned(),
         base_paths: BasePaths::Nodes(vec![(None, crate::config::DEFAULT_PATH.to_owned())]),
         default_class: false,
+        allow_expansion: false,
         reclaim_policy: "Delete".into(),
         binding_mode: "WaitForFirstConsumer".into(),
         volume_type: "hostPath".into(),
@@ -455,7 +456,13 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
     };
     let install = install_needs(&settings);
     let run_needs = access::needs(true, true, executor_kind == ExecutorKind::Agent);
-    let answers = review(&client, &[&install, &run_needs, &PROBE_NEEDS], ns, wait).await;
+    let answers = review(
+        &client,
+        &[&install, &run_needs, &PROBE_NEEDS, &access::EXPANSION],
+        ns,
+        wait,
+    )
+    .await;
     let may_probe =
         matches!(answers.get(2), Some(Access::Reviewed { missing, .. }) if missing.is_empty());
     let probe_refusal = match answers.get(2) {
@@ -477,6 +484,9 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
             ns,
             !options.pre && !lease_held,
         ));
+    }
+    if let Some(a) = answers.get(3) {
+        checks.push(evaluate::expansion_permissions(a));
     }
 
     // install

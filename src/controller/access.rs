@@ -83,14 +83,22 @@ const AGENTS: [Need; 3] = [
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
+/// Growing claims (the external resizer's writes). Without them `lpp run` still provisions
+/// and reclaims, and says that volume expansion is off: an account set up for an older lpp, or
+/// for upstream, keeps working.
+pub const EXPANSION: [Need; 2] = [
+    need("patch", "", "persistentvolumeclaims/status", false),
+    need("patch", "", "persistentvolumes", false),
+];
 const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
     need("update", "coordination.k8s.io", "leases", true),
 ];
 
-/// Everything `lpp run` asks for: [`NEEDS`], plus the ConfigMap's when it reads one, the
-/// Lease's with leader election, and the node agents' with the agent executor.
+/// Everything `lpp run` cannot work without: [`NEEDS`], plus the ConfigMap's when it reads one,
+/// the Lease's with leader election, and the node agents' with the agent executor. (Volume
+/// expansion's, [`EXPANSION`], are asked apart: without them only expansion is off.)
 pub fn needs(config_map: bool, lease: bool, agent: bool) -> Vec<Need> {
     let mut needs: Vec<Need> = NEEDS.to_vec();
     if config_map {
@@ -144,37 +152,52 @@ pub async fn review(
 }
 
 /// Fails with one line naming every missing permission. When the review API itself cannot be
-/// used, says nothing and lets the loop find out.
+/// used, says nothing and lets the loop find out. Returns whether claims may be resized: when
+/// the [`EXPANSION`] permissions are missing, that is said in one warning and the rest goes on.
 pub async fn check(
     client: &kube::Client,
     options: &RunOptions,
     config_map: bool,
-) -> Result<(), Error> {
-    let needs = needs(
+) -> Result<bool, Error> {
+    let mut needs = needs(
         config_map,
         options.lease_name.is_some(),
         options.executor == Some(crate::config::ExecutorKind::Agent),
     );
+    needs.extend(EXPANSION);
     let answers = match review(client, &needs, &options.namespace).await {
         Ok(answers) => answers,
         Err(e) => {
             tracing::debug!("cannot review access ({e}); skipping the check");
-            return Ok(());
+            return Ok(true);
         }
     };
-    let missing: Vec<String> = needs
+    let (expansion, missing): (Vec<Need>, Vec<Need>) = needs
         .iter()
         .zip(answers)
         .filter(|(_, allowed)| !allowed)
-        .map(|(need, _)| need.describe(&options.namespace))
-        .collect();
+        .map(|(need, _)| *need)
+        .partition(|need| EXPANSION.contains(need));
+    let named = |list: &[Need]| -> String {
+        list.iter()
+            .map(|n| n.describe(&options.namespace))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if missing.is_empty() {
-        return Ok(());
+        if !expansion.is_empty() {
+            tracing::warn!(
+                "volume expansion is off: this account may not {}; claims that grow stay as \
+                 they are until it may (`lpp install` grants it)",
+                named(&expansion)
+            );
+        }
+        return Ok(expansion.is_empty());
     }
     Err(Error::Forbidden(format!(
         "this account may not {}: lpp run needs the Role and ClusterRole \
          local-path-provisioner-role that `lpp install` creates (`lpp manifests` shows them); \
          bind them to this account or use a kubeconfig that has them",
-        missing.join(", ")
+        named(&missing)
     )))
 }

@@ -101,6 +101,7 @@ async fn a_healthy_install_checks_all_ok_and_exits_0_before_and_after() {
     for line in [
         "✓ reachable",
         "✓ permissions-run",
+        "✓ permissions-expand",
         "✓ pod-security",
         "✓ lease",
         "✓ node-1 helper",
@@ -523,6 +524,12 @@ async fn missing_permissions_a_dead_lease_holder_and_a_stuck_claim() {
         "warning",
         &["get/create/patch namespaces"],
         &["cluster admin"],
+    );
+    says(
+        find(&all, "permissions-expand", None, None),
+        "warning",
+        &["patch persistentvolumeclaims/status"],
+        &["`lpp install` grants it"],
     );
     let pre = cluster
         .lpp([

@@ -9,6 +9,7 @@ mod agent;
 mod check;
 mod cli;
 mod demo;
+mod expand;
 mod gc;
 mod house;
 mod install;

@@ -151,8 +151,13 @@ pub fn claims_in_use<'p>(pods: impl IntoIterator<Item = &'p Pod>) -> HashSet<(St
 pub fn reconcile(world: World<'_>) -> Vec<VolumeAction> {
     let index = Index::new(world);
     let mut actions = Vec::new();
+    // Volumes promised to a claim earlier in this pass: the real controller binds one claim at
+    // a time and sees its own last binding in its cache (`storeObjectUpdate` after `bind` in
+    // pkg/controller/volume/persistentvolume/pv_controller.go), so two claims never reach for
+    // the same available volume.
+    let mut promised: HashSet<&str> = HashSet::new();
     for claim in world.claims {
-        reconcile_claim(claim, world, &index, &mut actions);
+        reconcile_claim(claim, world, &index, &mut promised, &mut actions);
     }
     for volume in world.volumes {
         reconcile_volume(volume, &index, &mut actions);
@@ -259,10 +264,11 @@ fn with_finalizer(list: &Option<Vec<String>>, f: &str, present: bool) -> Option<
     }
 }
 
-fn reconcile_claim(
+fn reconcile_claim<'a>(
     claim: &PersistentVolumeClaim,
-    world: World<'_>,
+    world: World<'a>,
     index: &Index<'_>,
+    promised: &mut HashSet<&'a str>,
     out: &mut Vec<VolumeAction>,
 ) {
     let (namespace, name) = name_of(&claim.metadata);
@@ -343,7 +349,10 @@ fn reconcile_claim(
                 bind(v, out);
                 return;
             }
-            if let Some(v) = static_match(claim, world) {
+            if let Some(v) = static_match(claim, world, promised) {
+                if let Some(volume) = v.metadata.name.as_deref() {
+                    promised.insert(volume);
+                }
                 out.push(VolumeAction::ClaimVolume {
                     volume: v.metadata.name.clone().unwrap_or_default(),
                     namespace: namespace.clone(),
@@ -439,6 +448,7 @@ pub fn quantity_bytes(q: &str) -> Option<u128> {
 fn static_match<'a>(
     claim: &PersistentVolumeClaim,
     world: World<'a>,
+    promised: &HashSet<&str>,
 ) -> Option<&'a PersistentVolume> {
     if binding_mode(claim, world.classes) == "WaitForFirstConsumer" {
         return None;
@@ -457,6 +467,12 @@ fn static_match<'a>(
         .volumes
         .iter()
         .filter(|v| v.metadata.deletion_timestamp.is_none())
+        .filter(|v| {
+            v.metadata
+                .name
+                .as_deref()
+                .is_none_or(|n| !promised.contains(n))
+        })
         .filter_map(|v| {
             let s = v.spec.as_ref()?;
             if s.claim_ref.is_some() || volume_phase(v).is_some_and(|p| p != "Available") {
@@ -775,6 +791,34 @@ mod tests {
                 uid: "u-1".into()
             }]
         );
+    }
+
+    #[test]
+    fn claims_of_one_pass_reach_for_different_volumes() {
+        let claims: Vec<PersistentVolumeClaim> = (0..3)
+            .map(|i| {
+                let mut c = claim(json!({}), None, Some("Pending"));
+                c.metadata.name = Some(format!("c{i}"));
+                c.metadata.uid = Some(format!("u{i}"));
+                c
+            })
+            .collect();
+        let volumes: Vec<PersistentVolume> = (0..3)
+            .map(|i| {
+                let mut v = volume(None, Some("Available"));
+                v.metadata.name = Some(format!("v{i}"));
+                v
+            })
+            .collect();
+        let mut chosen: Vec<String> = run(&claims, &volumes, &[], &[])
+            .into_iter()
+            .filter_map(|a| match a {
+                VolumeAction::ClaimVolume { volume, .. } => Some(volume),
+                _ => None,
+            })
+            .collect();
+        chosen.sort();
+        assert_eq!(chosen, ["v0", "v1", "v2"]);
     }
 
     #[test]

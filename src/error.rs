@@ -60,6 +60,9 @@ pub enum Error {
     Gc(#[from] crate::gc::Error),
 
     #[error(transparent)]
+    Capacity(#[from] crate::capacity::Error),
+
+    #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
@@ -84,6 +87,7 @@ impl Error {
             Error::Run(crate::controller::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
+            Error::Capacity(e) => e.exit(),
             Error::Install(e) => e.exit(),
             _ => Exit::Failure,
         }

@@ -39,6 +39,7 @@ pub enum Plan {
     Run(RunOptions),
     Gc(ListOptions),
     GcPrune(PruneOptions),
+    Usage(crate::capacity::UsageOptions),
     Demo(DemoOptions),
     SandboxUp(UpOptions),
     Completion(Shell),
@@ -60,6 +61,7 @@ impl Plan {
             Plan::Run(_) => "run",
             Plan::Gc(_) => "gc",
             Plan::GcPrune(_) => "gc prune",
+            Plan::Usage(_) => "usage",
             Plan::Demo(_) => "demo",
             Plan::SandboxUp(_) => "sandbox up",
             Plan::Completion(_) => "completion",
@@ -80,7 +82,7 @@ impl Plan {
         match self {
             Plan::Manifests(_) => &[Yaml, Json],
             Plan::Install(_) | Plan::Uninstall(_) => &[Table, Json, Yaml, Name],
-            Plan::Status(_) => &[Table, Wide, Json, Yaml],
+            Plan::Status(_) | Plan::Usage(_) => &[Table, Wide, Json, Yaml],
             Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
             Plan::Demo(_) => &[Table, Json],
             Plan::Version { .. } => &[Table, Json, Yaml],
@@ -150,6 +152,8 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             metrics_addr: args.metrics_addr,
             origin: String::new(),
             executor: args.executor.map(super::Executor::kind),
+            usage_interval: args.usage_interval,
+            extra_provisioner_names: Vec::new(),
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,
@@ -166,6 +170,13 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
                 archive: prune.archive,
             }),
         },
+        Command::Usage(args) => Plan::Usage(crate::capacity::UsageOptions {
+            namespace: provisioner_ns(),
+            nodes: args.nodes,
+            volumes: args.volumes,
+            config_map: args.config_map,
+            helper_image: args.helper_image,
+        }),
         Command::Demo(args) => Plan::Demo(DemoOptions {
             sandbox: args.sandbox,
             non_interactive: args.non_interactive || global.yes || !std::io::stdin().is_terminal(),

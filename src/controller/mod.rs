@@ -20,6 +20,7 @@
 
 mod access;
 mod agents;
+mod capacity;
 mod events;
 mod lease;
 mod metrics;
@@ -76,6 +77,12 @@ pub struct RunOptions {
     /// `--executor`: how scripts run on nodes; `None` lets the ConfigMap's `executor` key say
     /// (helper pods when it does not).
     pub executor: Option<crate::config::ExecutorKind>,
+    /// `--usage-interval`: how often every node's disks are measured; zero: never (a claim
+    /// whose class needs to know still has its node measured).
+    pub usage_interval: Duration,
+    /// More provisioner names served next to `provisioner_name` (`lpp install
+    /// --capacity-tracking`'s class), with the same configuration.
+    pub extra_provisioner_names: Vec<String>,
 }
 
 /// The Lease name upstream-compatible tooling expects for a provisioner name:
@@ -193,6 +200,8 @@ pub(crate) struct Context {
     pub stores: Stores,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// What is known of the nodes' disks.
+    pub usage: capacity::Usage,
     /// Bounds the operations that are talking to the API at once.
     pub workers: Semaphore,
     /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
@@ -294,6 +303,7 @@ pub async fn run_reporting(
         queue: queue::Queue::default(),
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
+        usage: capacity::Usage::default(),
         stopping: tokio_util::sync::CancellationToken::new(),
         operations: tokio_util::task::TaskTracker::new(),
         actions,
@@ -337,6 +347,10 @@ pub async fn run_reporting(
                 () = follow_nodes(&context, nodes_writer) => Err(Error::Watch {
                     what: "Nodes",
                     why: "the stream ended".into(),
+                }),
+                () = capacity::follow(&context) => Err(Error::Watch {
+                    what: "the nodes' disks",
+                    why: "the refresh ended".into(),
                 }),
             }
         };

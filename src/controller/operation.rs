@@ -118,7 +118,7 @@ pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
 
 /// The configuration for the next operation: the ConfigMap (or the `--config` files) as it is
 /// now, read afresh so that an edit applies to the very next volume; see [`judge`].
-async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
+pub(super) async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
     let options = &context.options;
     let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
     let map = if context.config_file.is_some() && context.helper_pod_file.is_some() {
@@ -306,6 +306,15 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let known = context.stores.volume_refs();
+    // The node's disks, when the class's path choice, budget or mount guards need them.
+    let capacity =
+        match super::capacity::for_claim(context, &contents, class.as_ref(), node.as_ref()).await {
+            Ok(c) => c,
+            Err(why) => {
+                warn(context, &claim, texts::PROVISIONING_FAILED, &why).await;
+                return Attempt::Retry(why);
+            }
+        };
     let decision = decide_claim(&ClaimInput {
         claim: &claim,
         class: class.as_ref(),
@@ -315,6 +324,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         volume_exists,
         choice,
         volumes: &known,
+        capacity: capacity.as_ref(),
     });
     let plan = match decision {
         ClaimDecision::Skip(skip) => {
@@ -326,12 +336,19 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
             warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
             return Attempt::Refused;
         }
+        ClaimDecision::Reschedule(r) => {
+            return match super::capacity::reschedule(context, &claim, &r).await {
+                Ok(()) => Attempt::Done,
+                Err(why) => Attempt::Retry(why),
+            };
+        }
         ClaimDecision::Provision(plan) => plan,
     };
     tracing::debug!(
-        "provisioning on {}:{}",
+        "provisioning on {}:{} ({})",
         plan.node.as_deref().unwrap_or("shared"),
-        plan.path
+        plan.path,
+        plan.path_choice
     );
     let helpers = match helper_pods_of(&context.options, contents.helper_pod.clone()) {
         Ok(h) => h,

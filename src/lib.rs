@@ -15,11 +15,13 @@ pub mod controller;
 pub mod demo;
 pub mod error;
 pub mod executor;
+pub mod exit;
 pub mod gc;
 pub mod install;
 pub mod logging;
 pub mod provision;
 pub mod sandbox;
 pub mod ui;
+pub mod upstream;
 
 pub use error::{Error, Exit};

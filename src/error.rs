@@ -35,9 +35,6 @@ pub enum Error {
     Gc(#[from] crate::gc::Error),
 
     #[error(transparent)]
-    Capacity(#[from] crate::capacity::Error),
-
-    #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
@@ -62,7 +59,6 @@ impl Error {
             Error::Run(crate::controller::Error::Options(_)) => Exit::Usage,
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
-            Error::Capacity(e) => e.exit(),
             Error::Install(e) => e.exit(),
             _ => Exit::Failure,
         }

@@ -18,22 +18,18 @@ pub mod probe;
 use std::collections::BTreeSet;
 
 use comfy_table::Table;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use kube::api::{Api, ListParams, ResourceExt};
 use serde::Serialize;
 
 use crate::cluster::{self, Target};
-use crate::config::{Config, ConfigMapContents};
+use crate::config::Config;
 use crate::error::Exit;
 use crate::executor::Executor;
 use crate::provision::capacity::guard;
-use crate::provision::helper_pod::HelperPods;
 use crate::ui::{self, Report, Ui};
 use measure::{Measured, NodeJob, VolumeOnNode};
 use probe::PathReading;
-
-/// The service account helper pods run as, as upstream's install names it.
-const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
 
 /// What `lpp usage` looks at.
 #[derive(Debug, Clone)]
@@ -47,30 +43,8 @@ pub struct UsageOptions {
     pub helper_image: Option<String>,
 }
 
-/// Why `lpp usage` cannot do its job.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Cluster(String),
-    #[error(transparent)]
-    Connect(#[from] cluster::Error),
-    #[error(transparent)]
-    Ui(#[from] ui::Error),
-}
-
-impl Error {
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::Usage(_) => Exit::Usage,
-            Error::Ui(e) => e.exit(),
-            _ => Exit::Failure,
-        }
-    }
-}
+/// Why `lpp usage` cannot do its job: as gc's (the same configuration, nodes and helpers).
+pub use crate::gc::Error;
 
 /// What `lpp usage` prints.
 #[derive(Debug, Serialize)]
@@ -334,51 +308,18 @@ pub fn report(
     }
 }
 
-async fn read_config(
-    client: &kube::Client,
-    options: &UsageOptions,
-) -> Result<ConfigMapContents, Error> {
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &options.namespace);
-    let map = maps
-        .get_opt(&options.config_map)
-        .await
-        .map_err(|e| {
-            Error::Cluster(cluster::request_failed(
-                "get",
-                &format!("configmap {}", options.config_map),
-                &e,
-            ))
-        })?
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "ConfigMap {}/{} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?",
-                options.namespace, options.config_map
-            ))
-        })?;
-    let data = map.data.unwrap_or_default();
-    ConfigMapContents::from_data(&data, None, None).map_err(|e| {
-        Error::Config(format!(
-            "ConfigMap {}/{}: {e}",
-            options.namespace, options.config_map
-        ))
-    })
-}
-
 /// `lpp usage`: measures the nodes and prints the report. Exits 1 when a node could not be
 /// measured (it is in the report, with why).
 pub async fn usage(ui: &Ui, target: &Target, options: UsageOptions) -> Result<Exit, Error> {
     let cluster = cluster::connect(target).await?;
     let client = &cluster.client;
-    let contents = read_config(client, &options).await?;
-    let helpers = HelperPods::new(
-        contents.helper_pod.clone(),
-        false,
+    let (contents, helpers) = crate::gc::scan::configured(
+        client,
         &options.namespace,
-        SERVICE_ACCOUNT,
-        options.helper_image.as_deref(),
         &options.config_map,
+        options.helper_image.as_deref(),
     )
-    .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
+    .await?;
     let all: Vec<Node> = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await

@@ -108,17 +108,7 @@ pub fn plan(bases: &[String], parent: impl Fn(&str) -> bool, volumes: &[String])
     while bases.iter().any(|b| path::overlaps(b, &prefix)) {
         prefix.push('_');
     }
-    let mut mounts: Vec<HostDir> = bases
-        .iter()
-        .map(|b| HostDir {
-            path: b.clone(),
-            mount_path: None,
-            // As upstream's helper pods: a missing base path is made (empty), so a node that
-            // never held a volume measures cleanly.
-            kind: HostPathType::DirectoryOrCreate,
-            read_only: true,
-        })
-        .collect();
+    let mut mounts = crate::gc::scan::base_mounts(&bases);
     let mut args = vec![bases.len().to_string()];
     for (i, base) in bases.iter().enumerate() {
         args.push(base.clone());
@@ -218,13 +208,7 @@ pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Probe, ParseE
         }
         let fields: Vec<&str> = line.split(' ').collect();
         let position = |field: &str, count: usize, what: &str| -> Result<usize, ParseError> {
-            let i: usize = field
-                .parse()
-                .map_err(|_| bad(&format!("the {what} number is not a number")))?;
-            if i == 0 || i > count {
-                return Err(bad(&format!("no such {what} number")));
-            }
-            Ok(i - 1)
+            crate::gc::inventory::record_number(field, count, what).map_err(|p| bad(&p))
         };
         match fields.as_slice() {
             ["END"] => ended = true,

@@ -271,12 +271,7 @@ impl<'de> Deserialize<'de> for PathOptionsJson {
                             }
                         }
                         "FSTYPES" => {
-                            out.fs_types = map
-                                .next_value::<Option<Vec<Option<String>>>>()?
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(Option::unwrap_or_default)
-                                .collect();
+                            out.fs_types = string_list(&mut map)?;
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -288,6 +283,16 @@ impl<'de> Deserialize<'de> for PathOptionsJson {
         }
         deserializer.deserialize_map(V)
     }
+}
+
+/// A list of strings as Go reads it: `null` is empty, a `null` entry an empty string.
+fn string_list<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error> {
+    Ok(map
+        .next_value::<Option<Vec<Option<String>>>>()?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 /// A `nodePathMap` list; a `null` entry (which crashes upstream) is refused with its index.
@@ -340,12 +345,7 @@ impl<'de> Deserialize<'de> for NodePathsJson {
                         }
                         "PATHS" => {
                             // A `null` path is an empty string in Go; validation names it.
-                            out.paths = map
-                                .next_value::<Option<Vec<Option<String>>>>()?
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(Option::unwrap_or_default)
-                                .collect();
+                            out.paths = string_list(&mut map)?;
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;

@@ -54,7 +54,7 @@ pub struct PruneOptions {
     pub archive: bool,
 }
 
-/// Why gc cannot do its job.
+/// Why gc (or `lpp usage`) cannot do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]

@@ -311,6 +311,13 @@ pub struct ManifestOptions {
     /// node's agent, batched, a helper pod where no agent can serve)
     #[arg(long, value_enum, value_name = "EXECUTOR", default_value_t = Executor::HelperPod)]
     pub executor: Executor,
+
+    /// Also install capacity-aware scheduling: the StorageClass local-path-capacity (provisioner
+    /// local-path.lpp.dev, served by the same `lpp run --capacity-tracking`), the CSIDriver of
+    /// that name with storageCapacity true (kube-scheduler then checks a claim against the
+    /// CSIStorageCapacity objects lpp publishes per node), and the permission to publish them
+    #[arg(long)]
+    pub capacity_tracking: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -493,6 +500,13 @@ pub struct RunArgs {
     /// objects); 0 turns it off (a claim whose class needs to know still has its node measured)
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub usage_interval: Duration,
+
+    /// Also serve the provisioner name local-path.lpp.dev (the class local-path-capacity that
+    /// `lpp install --capacity-tracking` creates) and publish one CSIStorageCapacity per node
+    /// and such class from every usage refresh, for kube-scheduler's capacity check (needs
+    /// --usage-interval above 0)
+    #[arg(long)]
+    pub capacity_tracking: bool,
 
     /// Log line format: text (one line per action), or json (one object per line; action lines
     /// carry action, object, node, path and seconds fields)

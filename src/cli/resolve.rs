@@ -131,6 +131,12 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             events_since: args.events_since,
             watch: args.watch,
         }),
+        Command::Run(args) if args.capacity_tracking && args.usage_interval.is_zero() => {
+            return Err(Error::Usage(
+                "--capacity-tracking publishes what each usage refresh measures: give --usage-interval above 0"
+                    .into(),
+            ));
+        }
         Command::Run(args) => Plan::Run(RunOptions {
             namespace: provisioner_ns(),
             lease_name: (!args.no_leader_election).then(|| {
@@ -153,7 +159,11 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             origin: String::new(),
             executor: args.executor.map(super::Executor::kind),
             usage_interval: args.usage_interval,
-            extra_provisioner_names: Vec::new(),
+            extra_provisioner_names: if args.capacity_tracking {
+                vec![crate::provision::capacity::CAPACITY_PROVISIONER.to_owned()]
+            } else {
+                Vec::new()
+            },
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,
@@ -316,6 +326,7 @@ fn manifest_settings(args: ManifestOptions, namespace: String) -> Result<Manifes
                 .unwrap_or_else(|| format!("ghcr.io/lpp-dev/lpp:{}", env!("CARGO_PKG_VERSION")))
         }),
         executor: args.executor.kind(),
+        capacity_tracking: args.capacity_tracking,
     })
 }
 

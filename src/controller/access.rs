@@ -66,6 +66,12 @@ const AGENTS: [Need; 3] = [
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
+const CAPACITIES: [Need; 4] = [
+    need("list", "storage.k8s.io", "csistoragecapacities", true),
+    need("create", "storage.k8s.io", "csistoragecapacities", true),
+    need("update", "storage.k8s.io", "csistoragecapacities", true),
+    need("delete", "storage.k8s.io", "csistoragecapacities", true),
+];
 const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
@@ -88,6 +94,13 @@ pub async fn check(
     }
     if options.executor == Some(crate::config::ExecutorKind::Agent) {
         needs.extend(AGENTS.iter());
+    }
+    if options
+        .extra_provisioner_names
+        .iter()
+        .any(|p| crate::provision::capacity::trackable(p))
+    {
+        needs.extend(CAPACITIES.iter());
     }
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let asks = needs.iter().map(|need| {

@@ -17,9 +17,14 @@ use super::Context;
 use super::metrics::{PathLabels, VolumeLabels};
 use crate::capacity::measure::{self, Measured, NodeJob, VolumeOnNode};
 use crate::config::{BasePaths, ConfigMapContents};
-use crate::provision::capacity::{Budget, guard, needs_usage};
+use crate::provision::capacity::{
+    Budget, CAPACITY_FOR, capacity_object, capacity_object_name, guard, needs_usage, offer,
+    trackable,
+};
 use crate::provision::events::PROVISIONING_FAILED;
-use crate::provision::volume::{CLAIM_SELECTED_NODE, MAX_RESCHEDULES, RESCHEDULES};
+use crate::provision::volume::{
+    CLAIM_SELECTED_NODE, DEFAULT_NODE_AFFINITY_KEY, MAX_RESCHEDULES, RESCHEDULES,
+};
 use crate::provision::{NodeCapacity, Reschedule};
 use crate::ui::bytes;
 
@@ -330,6 +335,134 @@ async fn refresh(context: &Arc<Context>) {
     publish_metrics(context, &results);
     warn_over_request(context, &results).await;
     warn_guards(context, &contents, &results).await;
+    if let Err(why) = publish_capacities(context, &contents, &results).await {
+        tracing::warn!("CSIStorageCapacity objects not updated: {why}");
+    }
+}
+
+/// Keeps one CSIStorageCapacity per node and class of a provisioner name this run serves that
+/// can have a CSIDriver (no slash; `--capacity-tracking`), from this refresh: created, replaced
+/// when what the node offers changed, deleted when the node or class went. A node that could
+/// not be measured this time keeps its last object.
+async fn publish_capacities(
+    context: &Context,
+    contents: &ConfigMapContents,
+    results: &[(NodeJob, Result<Measured, String>)],
+) -> Result<(), String> {
+    use k8s_openapi::api::storage::v1::CSIStorageCapacity;
+    use kube::api::{DeleteParams, ListParams, PostParams};
+    let options = &context.options;
+    if !options.extra_provisioner_names.iter().any(|p| trackable(p)) {
+        return Ok(());
+    }
+    let classes: Vec<_> = context
+        .stores
+        .classes
+        .state()
+        .into_iter()
+        .filter(|c| options.serves(&c.provisioner) && trackable(&c.provisioner))
+        .collect();
+    let nodes = context.stores.nodes.state();
+    let mut wanted: HashMap<String, CSIStorageCapacity> = HashMap::new();
+    let mut kept: HashSet<String> = HashSet::new();
+    for class in &classes {
+        let class_name = class.name_any();
+        let overcommit = Budget::of_class(class)
+            .ok()
+            .flatten()
+            .map_or(1.0, |b| b.overcommit);
+        let key = class
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("nodeAffinityKey"))
+            .filter(|k| !k.is_empty())
+            .map_or(DEFAULT_NODE_AFFINITY_KEY, String::as_str);
+        for node in &nodes {
+            let name = node.name_any();
+            let Some(value) = node.labels().get(key) else {
+                continue;
+            };
+            let Ok(BasePaths::Node(paths)) = contents.config.paths_for(&class_name, &name) else {
+                continue;
+            };
+            let object_name = capacity_object_name(&class_name, &name);
+            let Some((job, result)) = results.iter().find(|(j, _)| j.node == name) else {
+                continue;
+            };
+            let Ok(measured) = result else {
+                kept.insert(object_name);
+                continue;
+            };
+            let capacity = measure::node_capacity(Ok(measured), &job.volumes);
+            let Some(offer) = offer(
+                &name,
+                paths,
+                &contents.config.path_options,
+                &capacity,
+                overcommit,
+            ) else {
+                kept.insert(object_name);
+                continue;
+            };
+            wanted.insert(
+                object_name,
+                capacity_object(&options.namespace, &class_name, &name, (key, value), offer),
+            );
+        }
+    }
+    let api: Api<CSIStorageCapacity> = Api::namespaced(context.client.clone(), &options.namespace);
+    let existing = api
+        .list(&ListParams::default().labels(CAPACITY_FOR))
+        .await
+        .map_err(|e| crate::cluster::request_failed("list", "csistoragecapacities", &e))?
+        .items;
+    for old in &existing {
+        let name = old.name_any();
+        if wanted.contains_key(&name) || kept.contains(&name) {
+            continue;
+        }
+        tracing::info!("capacity {name}: its node or class is gone; deleted");
+        api.delete(&name, &DeleteParams::default())
+            .await
+            .map_err(|e| {
+                crate::cluster::request_failed("delete", &format!("csistoragecapacity {name}"), &e)
+            })?;
+    }
+    for (name, mut object) in wanted {
+        match existing.iter().find(|o| o.name_any() == name) {
+            None => {
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .map_err(|e| {
+                        crate::cluster::request_failed(
+                            "create",
+                            &format!("csistoragecapacity {name}"),
+                            &e,
+                        )
+                    })?;
+                tracing::debug!("capacity {name}: created");
+            }
+            Some(old)
+                if old.capacity != object.capacity
+                    || old.maximum_volume_size != object.maximum_volume_size
+                    || old.node_topology != object.node_topology =>
+            {
+                object.metadata.resource_version = old.resource_version();
+                api.replace(&name, &PostParams::default(), &object)
+                    .await
+                    .map_err(|e| {
+                        crate::cluster::request_failed(
+                            "update",
+                            &format!("csistoragecapacity {name}"),
+                            &e,
+                        )
+                    })?;
+                tracing::debug!("capacity {name}: updated");
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn publish_metrics(context: &Context, results: &[(NodeJob, Result<Measured, String>)]) {

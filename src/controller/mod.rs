@@ -85,6 +85,17 @@ pub struct RunOptions {
     pub extra_provisioner_names: Vec<String>,
 }
 
+impl RunOptions {
+    /// Whether this run serves claims of classes naming `provisioner`.
+    pub fn serves(&self, provisioner: &str) -> bool {
+        provisioner == self.provisioner_name
+            || self
+                .extra_provisioner_names
+                .iter()
+                .any(|p| p == provisioner)
+    }
+}
+
 /// The Lease name upstream-compatible tooling expects for a provisioner name:
 /// `rancher.io/local-path` → `rancher.io-local-path`.
 pub fn lease_name_for(provisioner_name: &str) -> String {
@@ -474,7 +485,7 @@ async fn announce(
         .map(|l| {
             l.items
                 .into_iter()
-                .filter(|c| c.provisioner == options.provisioner_name)
+                .filter(|c| options.serves(&c.provisioner))
                 .map(|c| c.name_any())
                 .collect()
         })
@@ -496,7 +507,11 @@ async fn announce(
     tracing::info!(
         "lpp run: {origin}(Kubernetes {version}), namespace {}, provisioner {} for {served}, executor {executor}",
         options.namespace,
-        options.provisioner_name
+        std::iter::once(&options.provisioner_name)
+            .chain(&options.extra_provisioner_names)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if classes.is_empty() {
         tracing::warn!(

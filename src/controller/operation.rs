@@ -252,7 +252,6 @@ async fn node_of(context: &Context, name: &str) -> Result<Option<Node>, String> 
 
 async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let client = &context.client;
-    let provisioner = &context.options.provisioner_name;
     let namespace = seen.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
@@ -275,9 +274,13 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         Ok(c) => c,
         Err(why) => return Attempt::Retry(why),
     };
-    if class.as_ref().is_none_or(|c| c.provisioner != *provisioner) {
-        return Attempt::Done;
-    }
+    // The class's provisioner, when this run serves it (the upstream name or, with
+    // --capacity-tracking, lpp's own).
+    let provisioner = match &class {
+        Some(c) if context.options.serves(&c.provisioner) => c.provisioner.clone(),
+        _ => return Attempt::Done,
+    };
+    let provisioner = &provisioner;
     let node = match selected_node(&claim) {
         Some(name) => match node_of(context, name).await {
             Ok(n) => n,
@@ -477,6 +480,12 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
         Ok(c) => c,
         Err(why) => return Attempt::Retry(why),
     };
+    // The volume's provisioner, when this run serves it (any of its names).
+    let provisioner = volume
+        .annotations()
+        .get(crate::provision::volume::PROVISIONED_BY)
+        .filter(|p| context.options.serves(p))
+        .map_or(provisioner.as_str(), String::as_str);
     let nodes = context.stores.nodes.state();
     let name = volume.name_any();
     let decision = decide_reclaim(

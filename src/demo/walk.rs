@@ -1139,6 +1139,7 @@ fn demo_install(storage_class: &str) -> crate::install::ManifestSettings {
         helper_image: crate::config::DEFAULT_HELPER_IMAGE.into(),
         in_cluster_image: None,
         executor: crate::config::ExecutorKind::HelperPod,
+        capacity_tracking: false,
     }
 }
 

@@ -423,6 +423,101 @@ fn pick(ask: &Ask<'_>, paths: &[(&String, Option<Room>)], placed: &[Placed]) -> 
     }
 }
 
+/// lpp's own provisioner name for capacity tracking: a CSIDriver must be named after the
+/// provisioner and that name must be a DNS-1123 subdomain, which `rancher.io/local-path` (with
+/// its slash) can never be.
+pub const CAPACITY_PROVISIONER: &str = "local-path.lpp.dev";
+/// The class `lpp install --capacity-tracking` creates for [`CAPACITY_PROVISIONER`].
+pub const CAPACITY_CLASS: &str = "local-path-capacity";
+/// The label on the CSIStorageCapacity objects lpp publishes, naming the class they are for.
+pub const CAPACITY_FOR: &str = "lpp.dev/capacity-for";
+
+/// Whether lpp can publish capacity for a provisioner name: a CSIDriver can carry it (no slash).
+pub fn trackable(provisioner: &str) -> bool {
+    !provisioner.is_empty() && !provisioner.contains('/')
+}
+
+/// What a node offers a class, as a CSIStorageCapacity says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The room of its usable paths added up.
+    pub capacity: u64,
+    /// The most room of one path: the largest volume that fits.
+    pub maximum_volume_size: u64,
+}
+
+/// What `node` offers a volume among `paths` (the class's base paths there): each path passing
+/// its mount guard counts its room (as the budget computes it, with the class's overcommit).
+/// `None` when none of them was measured.
+pub fn offer(
+    node: &str,
+    paths: &[String],
+    guards: &BTreeMap<String, PathOptions>,
+    capacity: &NodeCapacity,
+    overcommit: f64,
+) -> Option<Offer> {
+    let rooms: Vec<u64> = paths
+        .iter()
+        .filter_map(|p| {
+            let usage = capacity.paths.get(p)?;
+            guard(node, p, guards.get(p), Some(usage), None).ok()?;
+            Some(room(p, usage, &capacity.placed, overcommit).left)
+        })
+        .collect();
+    let measured = paths.iter().any(|p| capacity.paths.contains_key(p));
+    measured.then(|| Offer {
+        capacity: rooms.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+        maximum_volume_size: rooms.iter().copied().max().unwrap_or(0),
+    })
+}
+
+/// The name of the CSIStorageCapacity for `class` on `node`: `lpp-<class>-<node>` when that is
+/// a valid name, else cut and made unique with a hash of both.
+pub fn capacity_object_name(class: &str, node: &str) -> String {
+    let name = format!("lpp-{class}-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in class.bytes().chain([0]).chain(node.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut cut = name[..236].trim_end_matches(['-', '.']).to_owned();
+    cut.push_str(&format!("-{h:016x}"));
+    cut
+}
+
+/// The CSIStorageCapacity lpp publishes for `class` on a node whose `key` label is `value`.
+pub fn capacity_object(
+    namespace: &str,
+    class: &str,
+    node: &str,
+    (key, value): (&str, &str),
+    offer: Offer,
+) -> k8s_openapi::api::storage::v1::CSIStorageCapacity {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    k8s_openapi::api::storage::v1::CSIStorageCapacity {
+        metadata: ObjectMeta {
+            name: Some(capacity_object_name(class, node)),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                ("app.kubernetes.io/managed-by".to_owned(), "lpp".to_owned()),
+                (CAPACITY_FOR.to_owned(), class.to_owned()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        storage_class_name: class.to_owned(),
+        node_topology: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(key.to_owned(), value.to_owned())])),
+            ..LabelSelector::default()
+        }),
+        capacity: Some(Quantity(offer.capacity.to_string())),
+        maximum_volume_size: Some(Quantity(offer.maximum_volume_size.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,5 +881,53 @@ mod tests {
                 prop_assert!(now <= limit, "{p}: {now} placed > {limit}");
             }
         }
+    }
+
+    #[test]
+    fn a_node_offers_the_room_of_its_usable_paths() {
+        let mut capacity = NodeCapacity::default();
+        capacity.paths.insert("/a".into(), usage(10 * GI));
+        capacity.paths.insert("/b".into(), usage(4 * GI));
+        capacity.placed.push(Placed {
+            path: "/a/v".into(),
+            request_bytes: 3 * GI,
+            used_bytes: Some(GI),
+        });
+        let guards = BTreeMap::new();
+        let paths = vec!["/a".to_owned(), "/b".to_owned(), "/c".to_owned()];
+        let o = offer("node-1", &paths, &guards, &capacity, 1.0).unwrap();
+        assert_eq!((o.capacity, o.maximum_volume_size), (12 * GI, 8 * GI));
+        let guarded = BTreeMap::from([(
+            "/a".to_owned(),
+            PathOptions {
+                require_mount_point: false,
+                fs_types: vec!["xfs".into()],
+            },
+        )]);
+        let o = offer("node-1", &paths, &guarded, &capacity, 1.0).unwrap();
+        assert_eq!((o.capacity, o.maximum_volume_size), (4 * GI, 4 * GI));
+        assert_eq!(
+            offer("node-1", &["/c".to_owned()], &guards, &capacity, 1.0),
+            None
+        );
+        let object = capacity_object(
+            "ns",
+            "local-path-capacity",
+            "node-1",
+            ("kubernetes.io/hostname", "node-1"),
+            o,
+        );
+        assert_eq!(
+            object.metadata.name.as_deref(),
+            Some("lpp-local-path-capacity-node-1")
+        );
+        assert_eq!(object.maximum_volume_size.unwrap().0, (4 * GI).to_string());
+        let long = capacity_object_name(&"c".repeat(200), &"n".repeat(200));
+        assert!(long.len() <= 253, "{long}");
+        assert_ne!(
+            long,
+            capacity_object_name(&"c".repeat(200), &"m".repeat(200))
+        );
+        assert!(trackable(CAPACITY_PROVISIONER) && !trackable("rancher.io/local-path"));
     }
 }

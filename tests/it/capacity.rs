@@ -375,3 +375,119 @@ async fn a_path_failing_its_mount_guard_is_not_used_and_status_says_so() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The CSIStorageCapacity objects lpp published, by name, once `cond` holds for them.
+async fn capacities_until(
+    cluster: &TestCluster,
+    what: &str,
+    cond: impl Fn(&[k8s_openapi::api::storage::v1::CSIStorageCapacity]) -> bool,
+) -> Vec<k8s_openapi::api::storage::v1::CSIStorageCapacity> {
+    let api: Api<k8s_openapi::api::storage::v1::CSIStorageCapacity> =
+        Api::namespaced(cluster.client(), "local-path-storage");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let items = api.list(&ListParams::default()).await.unwrap().items;
+        if cond(&items) {
+            return items;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "capacities never {what}: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The maximum volume size the object for `node` offers, in bytes.
+fn max_size_on(
+    items: &[k8s_openapi::api::storage::v1::CSIStorageCapacity],
+    node: &str,
+) -> Option<u64> {
+    items
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(&format!("lpp-local-path-capacity-{node}")))
+        .and_then(|c| c.maximum_volume_size.as_ref())
+        .and_then(|q| q.0.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_tracking_publishes_per_node_and_the_scheduler_uses_it() {
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .disk("node-1:/opt/local-path-provisioner=1Gi")
+        .disk("node-2:/opt/local-path-provisioner=4Gi")
+        .start()
+        .await;
+    let install = cluster
+        .lpp(["install", "--capacity-tracking", "--yes"])
+        .await;
+    assert_eq!(install.code, 0, "{}", install.stderr);
+    for object in [
+        "csidriver.storage.k8s.io/local-path.lpp.dev",
+        "storageclass.storage.k8s.io/local-path-capacity",
+    ] {
+        assert!(
+            install.stdout.contains(object.rsplit('/').next().unwrap()),
+            "{object}: {}",
+            install.stdout
+        );
+    }
+    let runner = cluster.spawn_lpp(["run", "--capacity-tracking", "--usage-interval", "1s"]);
+    runner.wait_provisioning().await;
+
+    // Published: one per node, what each disk has.
+    let items = capacities_until(&cluster, "published for both nodes", |items| {
+        max_size_on(items, "node-1").is_some() && max_size_on(items, "node-2").is_some()
+    })
+    .await;
+    let on1 = max_size_on(&items, "node-1").unwrap();
+    let on2 = max_size_on(&items, "node-2").unwrap();
+    assert!(on1 <= 1 << 30 && on1 > 1000 << 20, "{on1}");
+    assert!(on2 <= 4 << 30 && on2 > 4000 << 20, "{on2}");
+
+    // 2Gi: the scheduler (which would pick node-1 first: ties go to the first name) sees that
+    // only node-2 has room, and selects it; lpp never has to hand the claim back.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    create(&cluster, claim_of("big", "local-path-capacity", "2Gi")).await;
+    start_pod(&cluster, pod_using("user", Some("big"), None)).await;
+    let bound = wait_for(&claims, "big", WAIT, is_bound).await;
+    assert_eq!(
+        bound.metadata.annotations.as_ref().unwrap()["volume.kubernetes.io/selected-node"],
+        "node-2"
+    );
+    let volume = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(cluster.client())
+        .get(bound.spec.as_ref().unwrap().volume_name.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        volume.metadata.annotations.as_ref().unwrap()["pv.kubernetes.io/provisioned-by"],
+        "local-path.lpp.dev"
+    );
+    assert_eq!(event_count(&cluster, "big", "ProvisioningFailed").await, 0);
+
+    // Updated: node-2 promised 2Gi of its 4Gi.
+    capacities_until(&cluster, "updated for node-2", |items| {
+        max_size_on(items, "node-2").is_some_and(|n| n <= 2 << 30)
+    })
+    .await;
+
+    // Removed with the class.
+    Api::<k8s_openapi::api::storage::v1::StorageClass>::all(cluster.client())
+        .delete("local-path-capacity", &Default::default())
+        .await
+        .unwrap();
+    capacities_until(&cluster, "removed", <[_]>::is_empty).await;
+
+    // Uninstall knows the CSIDriver too.
+    let uninstall = cluster.lpp(["uninstall", "--yes"]).await;
+    assert_eq!(uninstall.code, 0, "{}", uninstall.stderr);
+    assert!(
+        Api::<k8s_openapi::api::storage::v1::CSIDriver>::all(cluster.client())
+            .get_opt("local-path.lpp.dev")
+            .await
+            .unwrap()
+            .is_none(),
+        "{}",
+        uninstall.stdout
+    );
+}

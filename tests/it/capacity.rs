@@ -464,6 +464,11 @@ async fn capacity_tracking_publishes_per_node_and_the_scheduler_uses_it() {
         "local-path.lpp.dev"
     );
     assert_eq!(event_count(&cluster, "big", "ProvisioningFailed").await, 0);
+    // Status knows both names: the class and the volume.
+    let status = cluster.lpp(["status", "-o", "json"]).await;
+    for wanted in ["local-path-capacity", volume.metadata.name.as_deref().unwrap()] {
+        assert!(status.stdout.contains(wanted), "{wanted}: {}", status.stdout);
+    }
 
     // Updated: node-2 promised 2Gi of its 4Gi.
     capacities_until(&cluster, "updated for node-2", |items| {

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::cluster::{self, Target};
 use crate::config::Config;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::executor::Executor;
 use crate::provision::capacity::guard;
 use crate::ui::{self, Report, Ui};

@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use crate::cluster::{self, Target};
 use crate::config::Config;
-use crate::exit::Exit;
 use crate::executor::Executor;
+use crate::exit::Exit;
 use crate::provision::capacity::guard;
 use crate::ui::{self, Report, Ui};
 use measure::{Measured, NodeJob, VolumeOnNode};

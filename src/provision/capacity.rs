@@ -132,13 +132,9 @@ impl Budget {
     }
 }
 
+/// A class parameter that is set (an empty one is unset).
 fn parameter<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
-    class
-        .parameters
-        .as_ref()
-        .and_then(|p| p.get(key))
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
+    super::volume::class_parameter(class, key).filter(|v| !v.is_empty())
 }
 
 /// Whether a class needs to know the node's disks to place a volume among `paths`.

@@ -204,14 +204,18 @@ pub fn go_parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// A class setting read as upstream reads it: the parameter, else the annotation of that name.
-fn parameter_or_annotation<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
+/// A class parameter.
+pub(crate) fn class_parameter<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
     class
         .parameters
         .as_ref()
         .and_then(|p| p.get(key))
         .map(String::as_str)
-        .or_else(|| annotation(&class.metadata, key))
+}
+
+/// A class setting read as upstream reads it: the parameter, else the annotation of that name.
+fn parameter_or_annotation<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
+    class_parameter(class, key).or_else(|| annotation(&class.metadata, key))
 }
 
 /// Decides what to do with a claim. Checks run in upstream's order, so the first problem is

@@ -67,6 +67,15 @@ async fn metric_line(addr: &str, prefix: &str, ok: impl Fn(&str) -> bool) -> Str
     }
 }
 
+/// A sandbox of two nodes with these disks (`--disk` declarations).
+async fn two_nodes(disks: &[&str]) -> TestCluster {
+    disks
+        .iter()
+        .fold(TestCluster::builder().nodes(2), |b, d| b.disk(d))
+        .start()
+        .await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -77,14 +86,13 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_most_free_over_request_warning_once_and_metrics() {
-    let cluster = TestCluster::builder()
-        .nodes(2)
-        .disk("node-1:/mnt/a=1Gi")
-        .disk("node-1:/mnt/b=4Gi,fs=xfs")
-        .disk("node-2:/mnt/a=2Gi")
-        .disk("node-2:/mnt/b=1Gi")
-        .start()
-        .await;
+    let cluster = two_nodes(&[
+        "node-1:/mnt/a=1Gi",
+        "node-1:/mnt/b=4Gi,fs=xfs",
+        "node-2:/mnt/a=2Gi",
+        "node-2:/mnt/b=1Gi",
+    ])
+    .await;
     install_basics(&cluster).await;
     set_config(
         &cluster,
@@ -227,12 +235,11 @@ impl TapSize for PersistentVolumeClaim {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_refusal_says_what_the_path_has_reschedules_and_gives_up_after_three() {
-    let cluster = TestCluster::builder()
-        .nodes(2)
-        .disk("node-1:/opt/local-path-provisioner=1Gi")
-        .disk("node-2:/opt/local-path-provisioner=4Gi")
-        .start()
-        .await;
+    let cluster = two_nodes(&[
+        "node-1:/opt/local-path-provisioner=1Gi",
+        "node-2:/opt/local-path-provisioner=4Gi",
+    ])
+    .await;
     install_basics(&cluster).await;
     class(
         &cluster,
@@ -310,12 +317,11 @@ async fn a_budget_refusal_says_what_the_path_has_reschedules_and_gives_up_after_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_failing_its_mount_guard_is_not_used_and_status_says_so() {
-    let cluster = TestCluster::builder()
-        .nodes(2)
-        .disk("node-1:/opt/local-path-provisioner=1Gi,mountpoint=false")
-        .disk("node-2:/opt/local-path-provisioner=1Gi")
-        .start()
-        .await;
+    let cluster = two_nodes(&[
+        "node-1:/opt/local-path-provisioner=1Gi,mountpoint=false",
+        "node-2:/opt/local-path-provisioner=1Gi",
+    ])
+    .await;
     install_basics(&cluster).await;
     set_config(
         &cluster,
@@ -412,12 +418,11 @@ fn max_size_on(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_tracking_publishes_per_node_and_the_scheduler_uses_it() {
-    let cluster = TestCluster::builder()
-        .nodes(2)
-        .disk("node-1:/opt/local-path-provisioner=1Gi")
-        .disk("node-2:/opt/local-path-provisioner=4Gi")
-        .start()
-        .await;
+    let cluster = two_nodes(&[
+        "node-1:/opt/local-path-provisioner=1Gi",
+        "node-2:/opt/local-path-provisioner=4Gi",
+    ])
+    .await;
     let install = cluster
         .lpp(["install", "--capacity-tracking", "--yes"])
         .await;
@@ -466,8 +471,15 @@ async fn capacity_tracking_publishes_per_node_and_the_scheduler_uses_it() {
     assert_eq!(event_count(&cluster, "big", "ProvisioningFailed").await, 0);
     // Status knows both names: the class and the volume.
     let status = cluster.lpp(["status", "-o", "json"]).await;
-    for wanted in ["local-path-capacity", volume.metadata.name.as_deref().unwrap()] {
-        assert!(status.stdout.contains(wanted), "{wanted}: {}", status.stdout);
+    for wanted in [
+        "local-path-capacity",
+        volume.metadata.name.as_deref().unwrap(),
+    ] {
+        assert!(
+            status.stdout.contains(wanted),
+            "{wanted}: {}",
+            status.stdout
+        );
     }
 
     // Updated: node-2 promised 2Gi of its 4Gi.

@@ -208,6 +208,41 @@ pub(crate) async fn for_claim(
     }
 }
 
+/// What `base` on `node` has for a volume of `class` to grow into, from the node's measurement:
+/// with the class's `capacityBudget`, its room (available times overcommit, less what its
+/// volumes were promised and do not use yet, the growing one's current size included), with a
+/// note saying so for messages; without, what it has available. `None` when the path is not
+/// measured (not a configured base path, or the node cannot be measured): the caller measures
+/// it itself.
+pub(crate) async fn room_to_grow(
+    context: &Context,
+    contents: &ConfigMapContents,
+    class: Option<&StorageClass>,
+    node: &str,
+    base: &str,
+) -> Option<(u64, String)> {
+    let node = context
+        .stores
+        .nodes
+        .get(&kube::runtime::reflector::ObjectRef::new(node))?;
+    let measured = measurement(context, contents, &node).await.ok()?;
+    let usage = measured.usage(base)?;
+    match class.and_then(|c| Budget::of_class(c).ok().flatten()) {
+        Some(budget) => {
+            let bases = measure::bases_on(&contents.config, &node.name_any());
+            let volumes = volumes_of(context, &node, &bases);
+            let capacity = measure::node_capacity(Ok(&measured), &volumes);
+            let room =
+                crate::provision::capacity::room(base, &usage, &capacity.placed, budget.overcommit);
+            Some((
+                room.left,
+                " (capacityBudget: room its volumes were not promised)".into(),
+            ))
+        }
+        None => Some((usage.available_bytes, String::new())),
+    }
+}
+
 /// Hands a claim back to the scheduler, as the external-provisioner library's
 /// `rescheduleProvisioning` does: a ProvisioningFailed event naming the node and why, then the
 /// claim's `volume.kubernetes.io/selected-node` removed (and lpp's count of hand-backs set) in

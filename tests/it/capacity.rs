@@ -508,3 +508,69 @@ async fn capacity_tracking_publishes_per_node_and_the_scheduler_uses_it() {
         uninstall.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_under_a_budget_counts_what_the_other_volumes_were_promised() {
+    let cluster = two_nodes(&["node-1:/opt/local-path-provisioner=3Gi"]).await;
+    install_basics(&cluster).await;
+    class(
+        &cluster,
+        "grows",
+        json!({"allowVolumeExpansion": true, "parameters": {"capacityBudget": "true"}}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run", "--usage-interval", "0"]);
+    crate::run::provisioned(
+        &cluster,
+        claim_on("data", "grows", Some("node-1"), "ReadWriteOnce").tap_size("2Gi"),
+    )
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    let ask = |size: &'static str| {
+        let claims = claims.clone();
+        async move {
+            claims
+                .patch(
+                    "data",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(
+                        &json!({"spec": {"resources": {"requests": {"storage": size}}}}),
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // 2Gi more: the disk has 3Gi available, but 2Gi of it is promised to this very volume.
+    ask("4Gi").await;
+    let refused = wait_for(&claims, "data", WAIT, |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "ControllerResizeError"))
+    })
+    .await;
+    let message = refused
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "ControllerResizeError")
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("node-1:/opt/local-path-provisioner (capacityBudget"),
+        "{message}"
+    );
+    // 512Mi more fits the room left.
+    ask("2560Mi").await;
+    wait_for(&claims, "data", WAIT, |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage"))
+            .is_some_and(|q| q.0 == "2560Mi")
+    })
+    .await;
+}

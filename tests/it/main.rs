@@ -9,6 +9,7 @@ mod agent;
 mod capacity;
 mod cli;
 mod demo;
+mod expand;
 mod gc;
 mod house;
 mod install;

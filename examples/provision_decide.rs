@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             volume_exists: false,
             choice: i as u64,
             volumes: &[],
+            capacity: None,
         });
         match decision {
             ClaimDecision::Provision(plan) => plans.push(plan),

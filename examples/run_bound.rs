@@ -194,6 +194,9 @@ async fn provisioned(
         lease_name: None,
         origin: String::new(),
         executor: Some(executor),
+        // Provisioning alone is timed and counted: no usage probes in between.
+        usage_interval: std::time::Duration::ZERO,
+        extra_provisioner_names: Vec::new(),
     };
     let addr = sandbox.serve(0).await?;
     let counting = counting_client(&sandbox, addr, std::sync::Arc::clone(&counted)).await?;

@@ -54,6 +54,7 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::Check(options) => Ok(crate::check::check(&ui, &target, options).await?),
         Plan::Gc(options) => Ok(crate::gc::list(&ui, &target, options).await?),
         Plan::GcPrune(options) => Ok(crate::gc::prune(&ui, &target, options).await?),
+        Plan::Usage(options) => Ok(crate::capacity::usage(&ui, &target, options).await?),
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
         Plan::SandboxUp(options) => {
             crate::sandbox::up(options).await?;

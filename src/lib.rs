@@ -7,6 +7,7 @@
 //! edge. `sandbox` is an independent model of Kubernetes for tests and the demo.
 
 pub mod app;
+pub mod capacity;
 pub mod check;
 pub mod cli;
 pub mod cluster;

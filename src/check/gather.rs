@@ -68,6 +68,7 @@ fn default_settings(namespace: &str, provisioner: &str) -> ManifestSettings {
         base_paths: BasePaths::Nodes(vec![(None, crate::config::DEFAULT_PATH.to_owned())]),
         default_class: false,
         allow_expansion: false,
+        capacity_tracking: false,
         reclaim_policy: "Delete".into(),
         binding_mode: "WaitForFirstConsumer".into(),
         volume_type: "hostPath".into(),
@@ -94,6 +95,7 @@ fn install_needs(settings: &ManifestSettings) -> Vec<Need> {
             Object::ConfigMap(_) => ("", "configmaps", true),
             Object::Deployment(_) => ("apps", "deployments", true),
             Object::DaemonSet(_) => ("apps", "daemonsets", true),
+            Object::CSIDriver(_) => ("storage.k8s.io", "csidrivers", false),
         };
         for verb in ["get", "create", "patch"] {
             let n = need(verb, group, resource, namespaced);
@@ -455,7 +457,7 @@ pub async fn run(ui: &Ui, target: &Target, options: &CheckOptions) -> Result<Che
         _ => ExecutorKind::HelperPod,
     };
     let install = install_needs(&settings);
-    let run_needs = access::needs(true, true, executor_kind == ExecutorKind::Agent);
+    let run_needs = access::needs(true, true, executor_kind == ExecutorKind::Agent, false);
     let answers = review(
         &client,
         &[&install, &run_needs, &PROBE_NEEDS, &access::EXPANSION],

@@ -62,6 +62,12 @@ lpp gc --node node-1 --older-than 7d -o json
 lpp gc --older-than 0                # also entries modified in the last 24h
 lpp gc --exit-code                   # exit 1 when anything is found (cron, CI)"
         }
+        "usage" => {
+            "lpp usage                            # size, used, available and volumes per node and path
+lpp usage --volumes                  # also each volume's request and real usage
+lpp df --node node-1 -o json         # the same (df is an alias), for machines
+lpp usage -o wide                    # with filesystem type and mount point"
+        }
         "gc prune" => {
             "lpp gc prune --dry-run               # what would go
 lpp gc prune                         # lists them, then asks
@@ -119,7 +125,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success."),
     (
         "1",
-        "Failure (with gc --exit-code: orphans found; with version: the server did not answer).",
+        "Failure (with gc --exit-code: orphans found; with version: the server did not answer; \
+         with usage: a node could not be measured).",
     ),
     ("2", "Usage error: the command line is wrong."),
     (

@@ -165,6 +165,10 @@ pub enum Command {
     #[command(long_about = GC_ABOUT)]
     Gc(GcArgs),
 
+    /// Measure the disks behind the base paths: size, used, available, volumes per node
+    #[command(long_about = USAGE_ABOUT, visible_alias = "df")]
+    Usage(UsageArgs),
+
     /// Walk through provisioning a volume and reclaiming it, narrated
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
@@ -256,6 +260,14 @@ Inventory the configured base paths on every node through a short-lived helper p
 directories no PV references (of any provisioner), and the PVs whose directory is missing.
 Nothing is deleted: `lpp gc prune` does that, after confirmation.";
 
+const USAGE_ABOUT: &str = "\
+Measure every node's base paths through its node agent or a short-lived helper pod (busybox df,
+stat and du): the size of the filesystem behind each path, what it uses and has available, its
+type, whether it is a mount point of its own, and the capacities of the PVs placed there added
+up, with how many. --volumes lists each volume with its request and what its directory really
+uses, flagging volumes over their request. A path failing its mount guard (pathOptions in
+config.json) is said to be unused. Nodes that cannot be measured are reported (exit code 1).";
+
 const DEMO_ABOUT: &str = "\
 The classic local-path walkthrough as a narrated script: install, create the claim `local-path-pvc`,
 the pod `volume-test`, see the PV bound, write a file by exec, find it in the node's directory; then
@@ -333,6 +345,13 @@ pub struct ManifestOptions {
     /// node's agent, batched, a helper pod where no agent can serve)
     #[arg(long, value_enum, value_name = "EXECUTOR", default_value_t = Executor::HelperPod)]
     pub executor: Executor,
+
+    /// Also install capacity-aware scheduling: the StorageClass local-path-capacity (provisioner
+    /// local-path.lpp.dev, served by the same `lpp run --capacity-tracking`), the CSIDriver of
+    /// that name with storageCapacity true (kube-scheduler then checks a claim against the
+    /// CSIStorageCapacity objects lpp publishes per node), and the permission to publish them
+    #[arg(long)]
+    pub capacity_tracking: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -543,6 +562,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
 
+    /// How often every node's base paths and volumes are measured (for lpp_path_* and
+    /// lpp_volume_used_bytes, VolumeOverRequest and MountGuardFailed warnings and capacity
+    /// objects); 0 turns it off (a claim whose class needs to know still has its node measured)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub usage_interval: Duration,
+
+    /// Also serve the provisioner name local-path.lpp.dev (the class local-path-capacity that
+    /// `lpp install --capacity-tracking` creates) and publish one CSIStorageCapacity per node
+    /// and such class from every usage refresh, for kube-scheduler's capacity check (needs
+    /// --usage-interval above 0)
+    #[arg(long)]
+    pub capacity_tracking: bool,
+
     /// Log line format: text (one line per action), or json (one object per line; action lines
     /// carry action, object, node, path and seconds fields)
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
@@ -610,6 +642,29 @@ pub struct GcScanArgs {
     pub config_map: String,
 
     /// Image of the inventory helper pods [default: the template's image]
+    #[arg(long, value_name = "IMAGE")]
+    pub helper_image: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this node; repeatable
+    #[arg(
+        long = "node",
+        value_name = "NODE",
+        add = clap_complete::ArgValueCandidates::new(docs::complete_nodes)
+    )]
+    pub nodes: Vec<String>,
+
+    /// Also list each volume: its request, what its directory uses, and whether that is more
+    #[arg(long)]
+    pub volumes: bool,
+
+    /// ConfigMap (in the provisioner's namespace) naming the base paths and the helper template
+    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    pub config_map: String,
+
+    /// Image of the probe's helper pods [default: the template's image]
     #[arg(long, value_name = "IMAGE")]
     pub helper_image: Option<String>,
 }
@@ -850,6 +905,8 @@ mod tests {
                 "run",
                 "gc",
                 "prune",
+                "usage",
+                "--volumes",
                 "demo",
                 "sandbox",
                 "up",

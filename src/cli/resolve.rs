@@ -40,6 +40,7 @@ pub enum Plan {
     Run(RunOptions),
     Gc(ListOptions),
     GcPrune(PruneOptions),
+    Usage(crate::capacity::UsageOptions),
     Demo(DemoOptions),
     SandboxUp(UpOptions),
     Completion(Shell),
@@ -62,6 +63,7 @@ impl Plan {
             Plan::Run(_) => "run",
             Plan::Gc(_) => "gc",
             Plan::GcPrune(_) => "gc prune",
+            Plan::Usage(_) => "usage",
             Plan::Demo(_) => "demo",
             Plan::SandboxUp(_) => "sandbox up",
             Plan::Completion(_) => "completion",
@@ -82,7 +84,7 @@ impl Plan {
         match self {
             Plan::Manifests(_) => &[Yaml, Json],
             Plan::Install(_) | Plan::Uninstall(_) => &[Table, Json, Yaml, Name],
-            Plan::Status(_) => &[Table, Wide, Json, Yaml],
+            Plan::Status(_) | Plan::Usage(_) => &[Table, Wide, Json, Yaml],
             Plan::Check(_) => &[Table, Json, Yaml],
             Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
             Plan::Demo(_) => &[Table, Json],
@@ -148,6 +150,12 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
                 timeout: args.timeout,
             })
         }
+        Command::Run(args) if args.capacity_tracking && args.usage_interval.is_zero() => {
+            return Err(Error::Usage(
+                "--capacity-tracking publishes what each usage refresh measures: give --usage-interval above 0"
+                    .into(),
+            ));
+        }
         Command::Run(args) => Plan::Run(RunOptions {
             namespace: provisioner_ns(),
             lease_name: (!args.no_leader_election).then(|| {
@@ -169,6 +177,12 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             metrics_addr: args.metrics_addr,
             origin: String::new(),
             executor: args.executor.map(super::Executor::kind),
+            usage_interval: args.usage_interval,
+            extra_provisioner_names: if args.capacity_tracking {
+                vec![crate::provision::capacity::CAPACITY_PROVISIONER.to_owned()]
+            } else {
+                Vec::new()
+            },
             log_format: match args.log_format {
                 super::LogFormat::Text => LogFormat::Text,
                 super::LogFormat::Json => LogFormat::Json,
@@ -185,6 +199,13 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
                 archive: prune.archive,
             }),
         },
+        Command::Usage(args) => Plan::Usage(crate::capacity::UsageOptions {
+            namespace: provisioner_ns(),
+            nodes: args.nodes,
+            volumes: args.volumes,
+            config_map: args.config_map,
+            helper_image: args.helper_image,
+        }),
         Command::Demo(args) => Plan::Demo(DemoOptions {
             sandbox: args.sandbox,
             non_interactive: args.non_interactive || global.yes || !std::io::stdin().is_terminal(),
@@ -325,6 +346,7 @@ fn manifest_settings(args: ManifestOptions, namespace: String) -> Result<Manifes
                 .unwrap_or_else(|| format!("ghcr.io/lpp-dev/lpp:{}", env!("CARGO_PKG_VERSION")))
         }),
         executor: args.executor.kind(),
+        capacity_tracking: args.capacity_tracking,
     })
 }
 

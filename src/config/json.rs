@@ -38,6 +38,22 @@ pub struct ConfigJson {
     /// (the default) or `agent`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub executor: String,
+    /// lpp's own key: per base path options (`{"/mnt/disk1": {"requireMountPoint": true,
+    /// "fsTypes": ["xfs"]}}`), the mount guard.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_options: BTreeMap<String, PathOptionsJson>,
+}
+
+/// One `pathOptions` entry as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathOptionsJson {
+    /// The path must be a mount point of its own (not a directory of the filesystem above it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_mount_point: bool,
+    /// The path's filesystem must be one of these types (`df -T`'s names: `xfs`, `ext4`...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fs_types: Vec<String>,
 }
 
 impl ConfigJson {
@@ -178,6 +194,18 @@ impl<'de> Deserialize<'de> for ConfigJson {
                                 out.executor = s;
                             }
                         }
+                        "PATHOPTIONS" => {
+                            match map
+                                .next_value::<Option<BTreeMap<String, Option<PathOptionsJson>>>>()?
+                            {
+                                Some(paths) => {
+                                    for (path, options) in paths {
+                                        out.path_options.insert(path, options.unwrap_or_default());
+                                    }
+                                }
+                                None => out.path_options.clear(),
+                            }
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -223,6 +251,48 @@ impl<'de> Deserialize<'de> for ClassJson {
         }
         deserializer.deserialize_map(V)
     }
+}
+
+impl<'de> Deserialize<'de> for PathOptionsJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PathOptionsJson;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a {\"requireMountPoint\": true, \"fsTypes\": [...]} object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PathOptionsJson, A::Error> {
+                let mut out = PathOptionsJson::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match fold_key(&key).as_str() {
+                        "REQUIREMOUNTPOINT" => {
+                            if let Some(b) = map.next_value::<Option<bool>>()? {
+                                out.require_mount_point = b;
+                            }
+                        }
+                        "FSTYPES" => {
+                            out.fs_types = string_list(&mut map)?;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// A list of strings as Go reads it: `null` is empty, a `null` entry an empty string.
+fn string_list<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error> {
+    Ok(map
+        .next_value::<Option<Vec<Option<String>>>>()?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 /// A `nodePathMap` list; a `null` entry (which crashes upstream) is refused with its index.
@@ -275,12 +345,7 @@ impl<'de> Deserialize<'de> for NodePathsJson {
                         }
                         "PATHS" => {
                             // A `null` path is an empty string in Go; validation names it.
-                            out.paths = map
-                                .next_value::<Option<Vec<Option<String>>>>()?
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(Option::unwrap_or_default)
-                                .collect();
+                            out.paths = string_list(&mut map)?;
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -407,6 +472,30 @@ mod tests {
             serde_json::to_string(&s).unwrap(),
             r#"{"sharedFileSystemPath":"/mnt/nfs"}"#
         );
+    }
+
+    #[test]
+    fn path_options_are_lpps_own_key_read_as_go_would() {
+        let c = parse(
+            r#"{"pathOptions":{"/mnt/disk1":{"RequireMountPoint":true,"fstypes":["xfs","ext4"]},
+                "/mnt/disk2":null},"PATHOPTIONS":{"/mnt/disk3":{"requireMountPoint":false}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.path_options.len(), 3);
+        assert_eq!(
+            c.path_options["/mnt/disk1"],
+            PathOptionsJson {
+                require_mount_point: true,
+                fs_types: vec!["xfs".into(), "ext4".into()]
+            }
+        );
+        assert_eq!(c.path_options["/mnt/disk2"], PathOptionsJson::default());
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(
+            text.contains(r#""/mnt/disk1":{"requireMountPoint":true,"fsTypes":["xfs","ext4"]}"#),
+            "{text}"
+        );
+        assert!(parse(r#"{"pathOptions":{"/a":{"requireMountPoint":"yes"}}}"#).is_err());
     }
 
     proptest! {

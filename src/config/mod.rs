@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
-pub use json::{ClassJson, ConfigJson, NodePathsJson};
+pub use json::{ClassJson, ConfigJson, NodePathsJson, PathOptionsJson};
 
 /// The ConfigMap's usual name.
 pub const CONFIG_MAP_NAME: &str = crate::upstream::CONFIG_MAP;
@@ -164,6 +164,9 @@ pub enum Error {
     )]
     Executor(String),
 
+    #[error("config.json: pathOptions {path:?} {why}")]
+    PathOption { path: String, why: String },
+
     #[error("helperPod.yaml is not a valid Pod: {0}")]
     HelperPod(String),
 
@@ -239,6 +242,25 @@ pub struct Config {
     pub teardown_command: Option<String>,
     /// How scripts run on nodes, when `config.json` says (`lpp run --executor` wins).
     pub executor: Option<ExecutorKind>,
+    /// lpp's mount guard per base path (clean), from `pathOptions`.
+    pub path_options: BTreeMap<String, PathOptions>,
+}
+
+/// The mount guard of a base path (`pathOptions` in `config.json`): a path failing it is not
+/// used, so that a disk that did not mount never lets volumes fill the filesystem below it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathOptions {
+    /// The path must be a mount point of its own.
+    pub require_mount_point: bool,
+    /// Its filesystem must be one of these types (lower case); empty: any.
+    pub fs_types: Vec<String>,
+}
+
+impl PathOptions {
+    /// Whether the options ask for anything.
+    pub fn guards(&self) -> bool {
+        self.require_mount_point || !self.fs_types.is_empty()
+    }
 }
 
 /// How scripts run on nodes.
@@ -305,7 +327,36 @@ impl Config {
             "" => None,
             text => Some(ExecutorKind::parse(text).ok_or_else(|| Error::Executor(text.into()))?),
         };
+        let mut path_options = BTreeMap::new();
+        for (raw, options) in &raw.path_options {
+            let bad = |why: &str| Error::PathOption {
+                path: raw.clone(),
+                why: why.to_owned(),
+            };
+            if !raw.starts_with('/') || unsafe_path(raw).is_some() || path::clean(raw) == "/" {
+                return Err(bad(
+                    "must be an absolute directory other than `/`, with no `..` element or control character",
+                ));
+            }
+            let mut fs_types = Vec::new();
+            for t in &options.fs_types {
+                if t.is_empty() || t.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                    return Err(bad(&format!(
+                        "has fsTypes entry {t:?}: name a filesystem type such as xfs or ext4"
+                    )));
+                }
+                fs_types.push(t.to_ascii_lowercase());
+            }
+            path_options.insert(
+                path::clean(raw),
+                PathOptions {
+                    require_mount_point: options.require_mount_point,
+                    fs_types,
+                },
+            );
+        }
         Ok(Config {
+            path_options,
             executor,
             classes,
             default,
@@ -616,6 +667,26 @@ mod tests {
 
     fn config(text: &str) -> Config {
         Config::parse(text).unwrap()
+    }
+
+    #[test]
+    fn path_options_are_validated_and_keyed_by_clean_path() {
+        let c = config(
+            r#"{"nodePathMap":[{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/mnt/disk1"]}],
+                "pathOptions":{"/mnt//disk1/":{"requireMountPoint":true,"fsTypes":["XFS"]}}}"#,
+        );
+        let guard = &c.path_options["/mnt/disk1"];
+        assert!(guard.require_mount_point && guard.guards());
+        assert_eq!(guard.fs_types, ["xfs"]);
+        for bad in [
+            r#"{"pathOptions":{"relative":{"requireMountPoint":true}}}"#,
+            r#"{"pathOptions":{"/":{"requireMountPoint":true}}}"#,
+            r#"{"pathOptions":{"/a/../b":{}}}"#,
+            r#"{"pathOptions":{"/a":{"fsTypes":[""]}}}"#,
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("pathOptions"), "{bad}: {e}");
+        }
     }
 
     #[test]

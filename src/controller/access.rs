@@ -83,6 +83,12 @@ const AGENTS: [Need; 3] = [
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
+const CAPACITIES: [Need; 4] = [
+    need("list", "storage.k8s.io", "csistoragecapacities", true),
+    need("create", "storage.k8s.io", "csistoragecapacities", true),
+    need("update", "storage.k8s.io", "csistoragecapacities", true),
+    need("delete", "storage.k8s.io", "csistoragecapacities", true),
+];
 /// Growing claims (the external resizer's writes). Without them `lpp run` still provisions
 /// and reclaims, and says that volume expansion is off: an account set up for an older lpp, or
 /// for upstream, keeps working.
@@ -97,9 +103,10 @@ const LEASE: [Need; 3] = [
 ];
 
 /// Everything `lpp run` cannot work without: [`NEEDS`], plus the ConfigMap's when it reads one,
-/// the Lease's with leader election, and the node agents' with the agent executor. (Volume
-/// expansion's, [`EXPANSION`], are asked apart: without them only expansion is off.)
-pub fn needs(config_map: bool, lease: bool, agent: bool) -> Vec<Need> {
+/// the Lease's with leader election, the node agents' with the agent executor, and the
+/// CSIStorageCapacity writes with capacity tracking. (Volume expansion's, [`EXPANSION`], are
+/// asked apart: without them only expansion is off.)
+pub fn needs(config_map: bool, lease: bool, agent: bool, capacity: bool) -> Vec<Need> {
     let mut needs: Vec<Need> = NEEDS.to_vec();
     if config_map {
         needs.extend(CONFIG_MAP);
@@ -109,6 +116,9 @@ pub fn needs(config_map: bool, lease: bool, agent: bool) -> Vec<Need> {
     }
     if agent {
         needs.extend(AGENTS);
+    }
+    if capacity {
+        needs.extend(CAPACITIES);
     }
     needs
 }
@@ -163,6 +173,10 @@ pub async fn check(
         config_map,
         options.lease_name.is_some(),
         options.executor == Some(crate::config::ExecutorKind::Agent),
+        options
+            .extra_provisioner_names
+            .iter()
+            .any(|p| crate::provision::capacity::trackable(p)),
     );
     needs.extend(EXPANSION);
     let answers = match review(client, &needs, &options.namespace).await {

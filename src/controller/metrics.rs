@@ -76,6 +76,22 @@ struct ByActionAndResult {
     result: Outcome,
 }
 
+/// A base path of a node.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub node: String,
+    pub path: String,
+}
+
+/// A volume's directory on a node, and its claim.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VolumeLabels {
+    pub node: String,
+    pub path: String,
+    pub namespace: String,
+    pub claim: String,
+}
+
 /// Buckets from 50 ms to about 7 minutes, doubling: helper pods take from well under a second
 /// (a warm node) to minutes (an image pull, a slow disk).
 fn seconds_histogram() -> Histogram {
@@ -95,6 +111,9 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Operations waiting for a `--workers` permit.
     pub queued: Gauge,
+    path_capacity: Family<PathLabels, Gauge>,
+    path_available: Family<PathLabels, Gauge>,
+    volume_used: Family<VolumeLabels, Gauge>,
     /// Set once the Lease is held (or leader election is off) and the watches run.
     pub ready: AtomicBool,
 }
@@ -162,7 +181,31 @@ impl Default for Metrics {
             "Operations waiting for a --workers permit",
             queued.clone(),
         );
+        let path_capacity = Family::<PathLabels, Gauge>::default();
+        let path_available = Family::<PathLabels, Gauge>::default();
+        let volume_used = Family::<VolumeLabels, Gauge>::default();
+        registry.register_with_unit(
+            "path_capacity",
+            "Size of the filesystem behind a base path, as last measured (--usage-interval)",
+            Unit::Bytes,
+            path_capacity.clone(),
+        );
+        registry.register_with_unit(
+            "path_available",
+            "Space available on the filesystem behind a base path, as last measured",
+            Unit::Bytes,
+            path_available.clone(),
+        );
+        registry.register_with_unit(
+            "volume_used",
+            "Space a volume's directory uses, as last measured",
+            Unit::Bytes,
+            volume_used.clone(),
+        );
         Metrics {
+            path_capacity,
+            path_available,
+            volume_used,
             registry,
             provisions,
             deletions,
@@ -204,6 +247,26 @@ impl Metrics {
         self.helper_seconds
             .get_or_create(&ByActionAndResult { action, result })
             .observe(took.as_secs_f64());
+    }
+
+    /// Replaces what the usage gauges say: each measured path's size and availability, and each
+    /// measured volume's usage (what was not measured this time is left out).
+    pub fn usage(&self, paths: &[(PathLabels, u64, u64)], volumes: &[(VolumeLabels, u64)]) {
+        self.path_capacity.clear();
+        self.path_available.clear();
+        self.volume_used.clear();
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (labels, capacity, available) in paths {
+            self.path_capacity
+                .get_or_create(labels)
+                .set(gauge(*capacity));
+            self.path_available
+                .get_or_create(labels)
+                .set(gauge(*available));
+        }
+        for (labels, used) in volumes {
+            self.volume_used.get_or_create(labels).set(gauge(*used));
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -297,6 +360,35 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
+        metrics.usage(
+            &[(
+                PathLabels {
+                    node: "node-1".into(),
+                    path: "/opt/lpp".into(),
+                },
+                1 << 30,
+                1 << 29,
+            )],
+            &[(
+                VolumeLabels {
+                    node: "node-1".into(),
+                    path: "/opt/lpp/pvc-1".into(),
+                    namespace: "default".into(),
+                    claim: "data".into(),
+                },
+                4096,
+            )],
+        );
+        let text = metrics.render();
+        for line in [
+            "lpp_path_capacity_bytes{node=\"node-1\",path=\"/opt/lpp\"} 1073741824",
+            "lpp_path_available_bytes{node=\"node-1\",path=\"/opt/lpp\"} 536870912",
+            "lpp_volume_used_bytes{node=\"node-1\",path=\"/opt/lpp/pvc-1\",namespace=\"default\",claim=\"data\"} 4096",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        metrics.usage(&[], &[]);
+        assert!(!metrics.render().contains("lpp_path_capacity_bytes{"));
         assert_eq!(
             answer(&metrics, "/readyz").status(),
             StatusCode::SERVICE_UNAVAILABLE

@@ -21,6 +21,7 @@
 
 pub mod access;
 mod agents;
+mod capacity;
 mod events;
 mod lease;
 pub use lease::VERSION_LABEL as LEASE_VERSION_LABEL;
@@ -79,6 +80,23 @@ pub struct RunOptions {
     /// `--executor`: how scripts run on nodes; `None` lets the ConfigMap's `executor` key say
     /// (helper pods when it does not).
     pub executor: Option<crate::config::ExecutorKind>,
+    /// `--usage-interval`: how often every node's disks are measured; zero: never (a claim
+    /// whose class needs to know still has its node measured).
+    pub usage_interval: Duration,
+    /// More provisioner names served next to `provisioner_name` (`lpp install
+    /// --capacity-tracking`'s class), with the same configuration.
+    pub extra_provisioner_names: Vec<String>,
+}
+
+impl RunOptions {
+    /// Whether this run serves claims of classes naming `provisioner`.
+    pub fn serves(&self, provisioner: &str) -> bool {
+        provisioner == self.provisioner_name
+            || self
+                .extra_provisioner_names
+                .iter()
+                .any(|p| p == provisioner)
+    }
 }
 
 /// The Lease name upstream-compatible tooling expects for a provisioner name:
@@ -196,6 +214,8 @@ pub(crate) struct Context {
     pub stores: Stores,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// What is known of the nodes' disks.
+    pub usage: capacity::Usage,
     /// Bounds the operations that are talking to the API at once.
     pub workers: Semaphore,
     /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
@@ -300,6 +320,7 @@ pub async fn run_reporting(
         queue: queue::Queue::default(),
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
+        usage: capacity::Usage::default(),
         stopping: tokio_util::sync::CancellationToken::new(),
         operations: tokio_util::task::TaskTracker::new(),
         actions,
@@ -343,6 +364,10 @@ pub async fn run_reporting(
                 () = follow_nodes(&context, nodes_writer) => Err(Error::Watch {
                     what: "Nodes",
                     why: "the stream ended".into(),
+                }),
+                () = capacity::follow(&context) => Err(Error::Watch {
+                    what: "the nodes' disks",
+                    why: "the refresh ended".into(),
                 }),
             }
         };
@@ -466,7 +491,7 @@ async fn announce(
         .map(|l| {
             l.items
                 .into_iter()
-                .filter(|c| c.provisioner == options.provisioner_name)
+                .filter(|c| options.serves(&c.provisioner))
                 .map(|c| c.name_any())
                 .collect()
         })
@@ -488,7 +513,11 @@ async fn announce(
     tracing::info!(
         "lpp run: {origin}(Kubernetes {version}), namespace {}, provisioner {} for {served}, executor {executor}",
         options.namespace,
-        options.provisioner_name
+        std::iter::once(&options.provisioner_name)
+            .chain(&options.extra_provisioner_names)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if classes.is_empty() {
         tracing::warn!(

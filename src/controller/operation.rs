@@ -255,7 +255,6 @@ async fn node_of(context: &Context, name: &str) -> Result<Option<Node>, String> 
 
 async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let client = &context.client;
-    let provisioner = &context.options.provisioner_name;
     let namespace = seen.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
@@ -278,9 +277,13 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         Ok(c) => c,
         Err(why) => return Attempt::Retry(why),
     };
-    if class.as_ref().is_none_or(|c| c.provisioner != *provisioner) {
-        return Attempt::Done;
-    }
+    // The class's provisioner, when this run serves it (the upstream name or, with
+    // --capacity-tracking, lpp's own).
+    let provisioner = match &class {
+        Some(c) if context.options.serves(&c.provisioner) => c.provisioner.clone(),
+        _ => return Attempt::Done,
+    };
+    let provisioner = &provisioner;
     let node = match selected_node(&claim) {
         Some(name) => match node_of(context, name).await {
             Ok(n) => n,
@@ -309,6 +312,15 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let known = context.stores.volume_refs();
+    // The node's disks, when the class's path choice, budget or mount guards need them.
+    let capacity =
+        match super::capacity::for_claim(context, &contents, class.as_ref(), node.as_ref()).await {
+            Ok(c) => c,
+            Err(why) => {
+                warn(context, &claim, texts::PROVISIONING_FAILED, &why).await;
+                return Attempt::Retry(why);
+            }
+        };
     let decision = decide_claim(&ClaimInput {
         claim: &claim,
         class: class.as_ref(),
@@ -318,6 +330,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         volume_exists,
         choice,
         volumes: &known,
+        capacity: capacity.as_ref(),
     });
     let plan = match decision {
         ClaimDecision::Skip(skip) => {
@@ -329,12 +342,19 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
             warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
             return Attempt::Refused;
         }
+        ClaimDecision::Reschedule(r) => {
+            return match super::capacity::reschedule(context, &claim, &r).await {
+                Ok(()) => Attempt::Done,
+                Err(why) => Attempt::Retry(why),
+            };
+        }
         ClaimDecision::Provision(plan) => plan,
     };
     tracing::debug!(
-        "provisioning on {}:{}",
+        "provisioning on {}:{} ({})",
         plan.node.as_deref().unwrap_or("shared"),
-        plan.path
+        plan.path,
+        plan.path_choice
     );
     let helpers = match helper_pods_of(&context.options, contents.helper_pod.clone()) {
         Ok(h) => h,
@@ -463,6 +483,12 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
         Ok(c) => c,
         Err(why) => return Attempt::Retry(why),
     };
+    // The volume's provisioner, when this run serves it (any of its names).
+    let provisioner = volume
+        .annotations()
+        .get(crate::provision::volume::PROVISIONED_BY)
+        .filter(|p| context.options.serves(p))
+        .map_or(provisioner.as_str(), String::as_str);
     let nodes = context.stores.nodes.state();
     let name = volume.name_any();
     let decision = decide_reclaim(

@@ -38,7 +38,10 @@ pub(super) async fn resize(context: &Context, seen: &PersistentVolumeClaim) -> A
         .unwrap_or_default();
     // Most bound claims of a cluster are not ours: the store says so without a request.
     if let Some(volume) = context.stores.volumes.get(&ObjectRef::new(&volume_name))
-        && volume.annotations().get(PROVISIONED_BY) != Some(&context.options.provisioner_name)
+        && !volume
+            .annotations()
+            .get(PROVISIONED_BY)
+            .is_some_and(|p| context.options.serves(p))
     {
         return Attempt::Done;
     }
@@ -158,15 +161,29 @@ pub(super) async fn resize(context: &Context, seen: &PersistentVolumeClaim) -> A
             plan.node.as_deref().unwrap_or("shared"),
             plan.base_path
         );
-        let available = match available_bytes(
-            context,
-            &helpers,
-            &plan,
-            contents.config.cmd_timeout,
-            kind,
-        )
-        .await
-        {
+        // The node's measurement (as provisioning reads it: with the class's capacityBudget,
+        // the room its volumes were not promised yet), else a df of the path right now.
+        let measured = match plan.node.as_deref() {
+            Some(node) => {
+                super::capacity::room_to_grow(
+                    context,
+                    &contents,
+                    class.as_ref(),
+                    node,
+                    &plan.base_path,
+                )
+                .await
+            }
+            None => None,
+        };
+        let (available, place) = match measured {
+            Some((bytes, budget)) => (Ok(bytes), format!("{place}{budget}")),
+            None => (
+                available_bytes(context, &helpers, &plan, contents.config.cmd_timeout, kind).await,
+                place,
+            ),
+        };
+        let available = match available {
             Ok(bytes) => bytes,
             Err(why) => {
                 let cause = format!("cannot measure the space left on {place}: {why}");

@@ -458,6 +458,9 @@ impl<'a> Walk<'a> {
             lease_name: Some(crate::controller::lease_name_for(provisioner)),
             origin: String::new(),
             executor: None,
+            // The walkthrough measures nothing: it shows one volume, not the disks.
+            usage_interval: std::time::Duration::ZERO,
+            extra_provisioner_names: Vec::new(),
         };
         let client = self.client.clone();
         let (lines, received) = tokio::sync::mpsc::unbounded_channel();
@@ -1137,6 +1140,7 @@ fn demo_install(storage_class: &str) -> crate::install::ManifestSettings {
         helper_image: crate::config::DEFAULT_HELPER_IMAGE.into(),
         in_cluster_image: None,
         executor: crate::config::ExecutorKind::HelperPod,
+        capacity_tracking: false,
     }
 }
 

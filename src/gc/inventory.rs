@@ -400,6 +400,18 @@ pub enum ParseError {
     UnreportedVolume(usize),
 }
 
+/// The 0-based index a record's 1-based `what` number `field` names among `count`, or what is
+/// wrong with it (the probes of gc and `lpp usage` number their records alike).
+pub(crate) fn record_number(field: &str, count: usize, what: &str) -> Result<usize, String> {
+    let i: usize = field
+        .parse()
+        .map_err(|_| format!("the {what} number is not a number"))?;
+    if i == 0 || i > count {
+        return Err(format!("no such {what} number"));
+    }
+    Ok(i - 1)
+}
+
 /// Parses the script's output for `bases` base paths and `volumes` PV paths.
 pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Inventory, ParseError> {
     let mut listings: Vec<Option<Listing>> = vec![None; bases];
@@ -417,13 +429,7 @@ pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Inventory, Pa
         }
         let fields: Vec<&str> = line.split(' ').collect();
         let number = |field: &str, count: usize, what: &str| -> Result<usize, ParseError> {
-            let i: usize = field
-                .parse()
-                .map_err(|_| bad(&format!("the {what} number is not a number")))?;
-            if i == 0 || i > count {
-                return Err(bad(&format!("no such {what} number")));
-            }
-            Ok(i - 1)
+            record_number(field, count, what).map_err(|p| bad(&p))
         };
         let base = |field: &str| number(field, bases, "base path");
         let id = |field: &str| -> Result<Option<FileId>, ParseError> {

@@ -76,7 +76,7 @@ pub struct PruneOptions {
     pub archive: bool,
 }
 
-/// Why gc cannot do its job.
+/// Why gc (or `lpp usage`) cannot do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The command line names what is not there: an unknown `--node`, or a `--storage-class`

@@ -68,16 +68,13 @@ impl std::fmt::Debug for Scan {
 
 /// Runs the scan: config, nodes, volumes, inventories, then volumes and claims again.
 pub async fn scan(client: &kube::Client, ui: &Ui, options: &ScanOptions) -> Result<Scan, Error> {
-    let contents = read_config(client, options).await?;
-    let helpers = HelperPods::new(
-        contents.helper_pod.clone(),
-        false,
+    let (contents, helpers) = configured(
+        client,
         &options.namespace,
-        SERVICE_ACCOUNT,
-        options.helper_image.as_deref(),
         &options.config_map,
+        options.helper_image.as_deref(),
     )
-    .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
+    .await?;
     let timeout = contents.config.cmd_timeout;
     if let Some(class) = &options.storage_class {
         check_class(client, &contents, class, &options.provisioner_name).await?;
@@ -158,34 +155,65 @@ pub fn volumes_on<'a>(
         .collect()
 }
 
+/// Each base path mounted read-only as itself; like upstream's helper pods, a missing one is
+/// created (empty), so a node that never held volumes scans (or is measured) cleanly.
+pub(crate) fn base_mounts(bases: &[String]) -> Vec<HostDir> {
+    bases
+        .iter()
+        .map(|b| HostDir {
+            path: b.clone(),
+            mount_path: None,
+            kind: HostPathType::DirectoryOrCreate,
+            read_only: true,
+        })
+        .collect()
+}
+
+/// The provisioner's ConfigMap `namespace/name`, parsed, and the helper pods its template
+/// makes (gc and `lpp usage`).
+pub(crate) async fn configured(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    helper_image: Option<&str>,
+) -> Result<(ConfigMapContents, HelperPods), Error> {
+    let contents = read_config(client, namespace, name).await?;
+    let helpers = HelperPods::new(
+        contents.helper_pod.clone(),
+        false,
+        namespace,
+        SERVICE_ACCOUNT,
+        helper_image,
+        name,
+    )
+    .map_err(|e| Error::Config(format!("helperPod.yaml cannot be used: {e}")))?;
+    Ok((contents, helpers))
+}
+
 async fn read_config(
     client: &kube::Client,
-    options: &ScanOptions,
+    namespace: &str,
+    name: &str,
 ) -> Result<ConfigMapContents, Error> {
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &options.namespace);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let map = maps
-        .get_opt(&options.config_map)
+        .get_opt(name)
         .await
         .map_err(|e| {
             Error::Cluster(crate::cluster::request_failed(
                 "get",
-                &format!("configmap {}/{}", options.namespace, options.config_map),
+                &format!("configmap {namespace}/{name}"),
                 &e,
             ))
         })?
         .ok_or_else(|| {
             Error::Config(format!(
-                "ConfigMap {}/{} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?",
-                options.namespace, options.config_map
+                "ConfigMap {namespace}/{name} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?"
             ))
         })?;
     let data = map.data.unwrap_or_default();
-    ConfigMapContents::from_data(&data, None, None).map_err(|e| {
-        Error::Config(format!(
-            "ConfigMap {}/{}: {e}",
-            options.namespace, options.config_map
-        ))
-    })
+    ConfigMapContents::from_data(&data, None, None)
+        .map_err(|e| Error::Config(format!("ConfigMap {namespace}/{name}: {e}")))
 }
 
 /// The nodes to scan: all of them, or the ones named by `--node` (each must exist); and the
@@ -333,17 +361,7 @@ async fn inventory_node(
     let plan = inventory::plan(bases, &paths);
     let mut args = vec!["inventory".to_owned()];
     args.extend(inventory::args(bases, &plan));
-    // Each base path is mounted as itself; like upstream's helper pods, a missing one is
-    // created (empty), so a node that never held volumes still scans cleanly.
-    let mut host_dirs: Vec<HostDir> = bases
-        .iter()
-        .map(|b| HostDir {
-            path: b.clone(),
-            mount_path: None,
-            kind: HostPathType::DirectoryOrCreate,
-            read_only: true,
-        })
-        .collect();
+    let mut host_dirs = base_mounts(bases);
     host_dirs.extend(plan.mounts.iter().cloned());
     let job = ScriptJob {
         name: format!("lpp-gc-inventory-{name}-{}", suffix()),

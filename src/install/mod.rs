@@ -33,6 +33,8 @@ pub struct ManifestSettings {
     pub in_cluster_image: Option<String>,
     /// `--executor`: with `agent`, the node agent DaemonSet and the ConfigMap's `executor` key.
     pub executor: crate::config::ExecutorKind,
+    /// `--capacity-tracking`: the class and CSIDriver of lpp's own provisioner name.
+    pub capacity_tracking: bool,
 }
 
 /// `--dry-run` of `install`.
@@ -143,6 +145,8 @@ impl Applied {
             "StorageClass" => "storageclass.storage.k8s.io".to_owned(),
             "Deployment" => "deployment.apps".to_owned(),
             "DaemonSet" => "daemonset.apps".to_owned(),
+            "CSIDriver" => "csidriver.storage.k8s.io".to_owned(),
+            "CSIStorageCapacity" => "csistoragecapacity.storage.k8s.io".to_owned(),
             "Lease" => "lease.coordination.k8s.io".to_owned(),
             other => other.to_lowercase(),
         };
@@ -200,6 +204,7 @@ where
         "ConfigMap" => "ConfigMap",
         "Deployment" => "Deployment",
         "DaemonSet" => "DaemonSet",
+        "CSIDriver" => "CSIDriver",
         _ => "object",
     };
     let name = object.name_any();
@@ -296,6 +301,7 @@ pub async fn apply(
             Object::DaemonSet(o) => {
                 apply_one(namespaced(client, o.as_ref()), o.as_ref(), &params).await?
             }
+            Object::CSIDriver(o) => apply_one(Api::all(all(client)), o, &params).await?,
         });
     }
     Ok(applied)
@@ -703,6 +709,14 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
         Api::<ConfigMap>::namespaced(client.clone(), ns)
     );
     collect!(
+        "CSIStorageCapacity",
+        Api::<k8s_openapi::api::storage::v1::CSIStorageCapacity>::namespaced(client.clone(), ns)
+    );
+    collect!(
+        "CSIDriver",
+        Api::<k8s_openapi::api::storage::v1::CSIDriver>::all(client.clone())
+    );
+    collect!(
         "RoleBinding",
         Api::<RoleBinding>::namespaced(client.clone(), ns)
     );
@@ -786,6 +800,19 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
                     .map(|_| ())
             }
             "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), &nsd)
+                .delete(&name, &params)
+                .await
+                .map(|_| ()),
+            "CSIStorageCapacity" => {
+                Api::<k8s_openapi::api::storage::v1::CSIStorageCapacity>::namespaced(
+                    client.clone(),
+                    &nsd,
+                )
+                .delete(&name, &params)
+                .await
+                .map(|_| ())
+            }
+            "CSIDriver" => Api::<k8s_openapi::api::storage::v1::CSIDriver>::all(client.clone())
                 .delete(&name, &params)
                 .await
                 .map(|_| ()),

@@ -45,6 +45,7 @@ pub enum Object {
     ConfigMap(ConfigMap),
     Deployment(Box<Deployment>),
     DaemonSet(Box<k8s_openapi::api::apps::v1::DaemonSet>),
+    CSIDriver(k8s_openapi::api::storage::v1::CSIDriver),
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -141,15 +142,24 @@ fn deployment(settings: &ManifestSettings, image: &str) -> Deployment {
                     containers: vec![Container {
                         name: "lpp".into(),
                         image: Some(image.to_owned()),
-                        args: Some(vec![
-                            "run".into(),
-                            "--namespace".into(),
-                            ns.to_owned(),
-                            "--provisioner-name".into(),
-                            settings.provisioner_name.clone(),
-                            "--metrics-addr".into(),
-                            format!("0.0.0.0:{METRICS_PORT}"),
-                        ]),
+                        args: Some(
+                            vec![
+                                "run".into(),
+                                "--namespace".into(),
+                                ns.to_owned(),
+                                "--provisioner-name".into(),
+                                settings.provisioner_name.clone(),
+                                "--metrics-addr".into(),
+                                format!("0.0.0.0:{METRICS_PORT}"),
+                            ]
+                            .into_iter()
+                            .chain(
+                                settings
+                                    .capacity_tracking
+                                    .then(|| "--capacity-tracking".to_owned()),
+                            )
+                            .collect(),
+                        ),
                         ports: Some(vec![ContainerPort {
                             name: Some("metrics".into()),
                             container_port: METRICS_PORT,
@@ -324,7 +334,46 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
     if settings.executor == crate::config::ExecutorKind::Agent {
         set.push(Object::DaemonSet(Box::new(agent_daemon_set(settings))));
     }
+    if settings.capacity_tracking {
+        capacity_tracking(&mut set, settings);
+    }
     set
+}
+
+/// `--capacity-tracking`: the class of lpp's own provisioner name (a CSIDriver cannot carry
+/// upstream's, which has a slash), the CSIDriver that makes kube-scheduler check capacity for
+/// it, and the Role's permission to publish CSIStorageCapacity objects.
+fn capacity_tracking(set: &mut Vec<Object>, settings: &ManifestSettings) {
+    use crate::provision::capacity::{CAPACITY_CLASS, CAPACITY_PROVISIONER};
+    use k8s_openapi::api::storage::v1::{CSIDriver, CSIDriverSpec};
+    for object in set.iter_mut() {
+        if let Object::Role(role) = object {
+            role.rules.get_or_insert_with(Vec::new).push(rule(
+                &["storage.k8s.io"],
+                &["csistoragecapacities"],
+                &["get", "list", "watch", "create", "update", "delete"],
+            ));
+        }
+    }
+    set.push(Object::CSIDriver(CSIDriver {
+        metadata: meta(CAPACITY_PROVISIONER, None),
+        spec: CSIDriverSpec {
+            // No CSI driver runs: the volumes are hostPath or local, which the kubelet mounts
+            // itself; the object is there for the scheduler's capacity check.
+            attach_required: Some(false),
+            pod_info_on_mount: Some(false),
+            storage_capacity: Some(true),
+            volume_lifecycle_modes: Some(vec!["Persistent".into()]),
+            ..CSIDriverSpec::default()
+        },
+    }));
+    set.push(Object::StorageClass(StorageClass {
+        metadata: meta(CAPACITY_CLASS, None),
+        provisioner: CAPACITY_PROVISIONER.to_owned(),
+        reclaim_policy: Some(settings.reclaim_policy.clone()),
+        volume_binding_mode: Some("WaitForFirstConsumer".into()),
+        ..StorageClass::default()
+    }));
 }
 
 /// The node agents of `--executor agent`: built from the same helper pod template and image the
@@ -369,6 +418,7 @@ mod tests {
             helper_image: "busybox".into(),
             in_cluster_image: Some("ghcr.io/lpp-dev/lpp:test".into()),
             executor: crate::config::ExecutorKind::HelperPod,
+            capacity_tracking: false,
         }
     }
 

@@ -326,13 +326,17 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
         .unwrap_or(15);
     let held = holder.is_some()
         && renew_time.is_some_and(|t| now.duration_since(t).as_secs() <= i64::from(duration));
+    // The provisioner's names: its own and, with capacity tracking, lpp's (served by the same run).
+    let ours = |name: &str| {
+        name == provisioner || name == crate::provision::capacity::CAPACITY_PROVISIONER
+    };
     let classes: Vec<StorageClass> = Api::<StorageClass>::all(client.clone())
         .list(&Default::default())
         .await
         .map_err(read("list", "storageclasses"))?
         .items
         .into_iter()
-        .filter(|c| c.provisioner == provisioner)
+        .filter(|c| ours(&c.provisioner))
         .collect();
     let class_names: Vec<String> = classes.iter().map(|c| c.name_any()).collect();
     let mut volumes: Vec<VolumeStatus> = Api::<PersistentVolume>::all(client.clone())
@@ -341,7 +345,11 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
         .map_err(read("list", "persistentvolumes"))?
         .items
         .iter()
-        .filter(|v| v.annotations().get("pv.kubernetes.io/provisioned-by") == Some(&provisioner))
+        .filter(|v| {
+            v.annotations()
+                .get("pv.kubernetes.io/provisioned-by")
+                .is_some_and(|p| ours(p))
+        })
         .map(|v| {
             let (node, path) =
                 crate::provision::volume_location(v).unwrap_or((None, String::new()));

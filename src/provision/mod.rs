@@ -10,6 +10,7 @@
 //! watch sees them all.
 
 pub mod agent;
+pub mod capacity;
 pub mod events;
 pub mod helper_pod;
 pub mod overlap;
@@ -18,6 +19,7 @@ pub mod resize;
 pub mod template;
 pub mod volume;
 
+pub use capacity::{NodeCapacity, PathUsage, Placed};
 pub use helper_pod::{
     Action, HelperOutcome, HelperPodError, HelperPods, HostDir, ScriptJob, VolumeJob,
     helper_outcome,
@@ -25,7 +27,8 @@ pub use helper_pod::{
 pub use overlap::{VolumeRef, overlapping};
 pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim, volume_location};
 pub use volume::{
-    ClaimDecision, ClaimInput, Skip, VolumePlan, VolumeType, decide_claim, selected_node,
+    ClaimDecision, ClaimInput, Reschedule, Skip, VolumePlan, VolumeType, decide_claim,
+    selected_node,
 };
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ fn decide(
         volume_exists: false,
         choice: 0,
         volumes: &[],
+        capacity: None,
     })
 }
 
@@ -186,6 +187,7 @@ fn local_volume_with_custom_affinity_key() {
         volume_exists: false,
         choice: 0,
         volumes: &[],
+        capacity: None,
     });
     let plan = plan_of(d);
     assert_eq!(plan.volume_type, VolumeType::Local);
@@ -251,6 +253,7 @@ fn skips_claims_that_are_not_ours_or_done() {
         volume_exists: true,
         choice: 0,
         volumes: &[],
+        capacity: None,
     });
     assert_eq!(exists, ClaimDecision::Skip(Skip::VolumeExists));
 }
@@ -291,8 +294,32 @@ fn rejections_say_what_is_wrong() {
     let none_here = self::contents(
         r#"{"nodePathMap":[{"node":"node-1","paths":[]},{"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/x"]}]}"#,
     );
+    // The scheduler's node has no path: the claim goes back to the scheduler, a few times.
+    match decide(&claim("d", "c"), &class(), &none_here) {
+        ClaimDecision::Reschedule(r) => {
+            assert_eq!((r.node.as_str(), r.attempt), ("node-1", 1));
+            assert!(r.reason.contains("no paths for node \"node-1\""), "{r:?}");
+        }
+        other => panic!("expected a reschedule, got {other:?}"),
+    }
+    let mut tried = claim("d", "c");
+    tried
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(RESCHEDULES.into(), MAX_RESCHEDULES.to_string());
+    let given_up = reject_of(decide(&tried, &class(), &none_here));
     assert!(
-        reject_of(decide(&claim("d", "c"), &class(), &none_here))
+        given_up.contains("no paths for node \"node-1\"")
+            && given_up.contains("given up after the scheduler was asked 3 time(s)"),
+        "{given_up}"
+    );
+    // An Immediate class's node was named by hand: refused, not handed back.
+    let mut immediate = class();
+    immediate.volume_binding_mode = Some("Immediate".into());
+    assert!(
+        reject_of(decide(&claim("d", "c"), &immediate, &none_here))
             .contains("no paths for node \"node-1\"")
     );
     let mut k = class();
@@ -330,6 +357,7 @@ fn rejections_say_what_is_wrong() {
         volume_exists: false,
         choice: 0,
         volumes: &others,
+        capacity: None,
     });
     let e = reject_of(taken);
     assert!(e.contains("pvc-other") && e.contains("already used"), "{e}");
@@ -342,6 +370,7 @@ fn rejections_say_what_is_wrong() {
         volume_exists: false,
         choice: 0,
         volumes: &[],
+        capacity: None,
     });
     assert!(reject_of(gone).contains("does not exist"));
 }
@@ -366,6 +395,7 @@ fn base_path_choice_and_node_path() {
             volume_exists: false,
             choice,
             volumes: &[],
+            capacity: None,
         }))
         .base_path
     };
@@ -374,6 +404,63 @@ fn base_path_choice_and_node_path() {
     let mut k = class();
     k.parameters = Some(BTreeMap::from([("nodePath".into(), "/c/".into())]));
     assert_eq!(pick(0, &k), "/c");
+}
+
+#[test]
+fn the_nodes_disks_choose_the_path_and_a_budget_hands_the_claim_back() {
+    use super::capacity::{NodeCapacity, PathUsage};
+    let contents = contents(r#"{"nodePathMap":[{"node":"node-1","paths":["/a","/b"]}]}"#);
+    let n = node("node-1");
+    let disk = |available: u64| PathUsage {
+        capacity_bytes: 1 << 30,
+        used_bytes: (1 << 30) - available,
+        available_bytes: available,
+        fs_type: Some("ext4".into()),
+        mount_point: Some(true),
+    };
+    let capacity = NodeCapacity {
+        paths: BTreeMap::from([
+            ("/a".into(), disk(64 << 20)),
+            ("/b".into(), disk(512 << 20)),
+        ]),
+        placed: Vec::new(),
+        unmeasured: None,
+    };
+    let decide_with = |class: &StorageClass| {
+        decide_claim(&ClaimInput {
+            claim: &claim("d", "c"),
+            class: Some(class),
+            node: Some(&n),
+            contents: &contents,
+            provisioner: "rancher.io/local-path",
+            volume_exists: false,
+            choice: 0,
+            volumes: &[],
+            capacity: Some(&capacity),
+        })
+    };
+    let plan = plan_of(decide_with(&class()));
+    assert_eq!(plan.base_path, "/b", "mostFree, the default");
+    assert!(
+        plan.path_choice.contains("mostFree"),
+        "{}",
+        plan.path_choice
+    );
+    let mut budget = class();
+    budget.parameters = Some(BTreeMap::from([
+        ("capacityBudget".into(), "true".into()),
+        ("nodePath".into(), "/a".into()),
+    ]));
+    match decide_with(&budget) {
+        ClaimDecision::Reschedule(r) => assert_eq!(
+            r.reason,
+            "no room for 128MiB on node-1 (capacityBudget): /a has 64MiB available"
+        ),
+        other => panic!("expected a reschedule, got {other:?}"),
+    }
+    let mut unknown = class();
+    unknown.parameters = Some(BTreeMap::from([("pathSelection".into(), "fullest".into())]));
+    assert!(reject_of(decide_with(&unknown)).contains("pathSelection"));
 }
 
 #[test]
@@ -724,6 +811,7 @@ proptest! {
             volume_exists: false,
             choice: 0,
             volumes: &volumes,
+            capacity: None,
         });
         if let ClaimDecision::Provision(plan) = decision {
             prop_assert!(config::path::is_inside(&plan.path, base), "{}", plan.path);
@@ -795,6 +883,7 @@ mod reclaim {
             volume_exists: false,
             choice: 0,
             volumes: &[],
+            capacity: None,
         }))
         .volume;
         pv.status = Some(PersistentVolumeStatus {

@@ -12,6 +12,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::capacity::{self, Ask, Budget, Choice, NodeCapacity, PathSelection};
 use super::helper_pod::{Action, VolumeJob};
 use super::overlap::{VolumeRef, overlapping};
 use super::template::{self, MissingKey, PatternData};
@@ -27,6 +28,11 @@ pub const CLAIM_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 pub const CLAIM_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 /// Its older spelling.
 pub const CLAIM_PROVISIONER_BETA: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// lpp's claim annotation counting how many times lpp handed the claim back to the scheduler
+/// (removed its selected node) because the node could not host it.
+pub const RESCHEDULES: &str = "lpp.dev/reschedules";
+/// After this many hand-backs, a claim whose selected node cannot host it fails instead.
+pub const MAX_RESCHEDULES: u32 = 3;
 /// The node label volumes are pinned by, unless the class sets `nodeAffinityKey`.
 pub const DEFAULT_NODE_AFFINITY_KEY: &str = "kubernetes.io/hostname";
 
@@ -70,6 +76,9 @@ pub struct ClaimInput<'a> {
     /// Every PV's data location (any provisioner): a volume is never made on a path another
     /// one uses, contains or lies inside.
     pub volumes: &'a [VolumeRef],
+    /// What is known of the selected node's disks (`None`: nothing measured), for the class's
+    /// `pathSelection`, budget and the mount guards.
+    pub capacity: Option<&'a NodeCapacity>,
 }
 
 /// Why a claim is left alone.
@@ -96,6 +105,35 @@ pub enum ClaimDecision {
     Provision(Box<VolumePlan>),
     /// Refuse, with the ProvisioningFailed event message.
     Reject(String),
+    /// The scheduler's node cannot host the claim: remove its selected node so that the
+    /// scheduler picks again (as the external-provisioner library's reschedule does).
+    Reschedule(Reschedule),
+}
+
+/// A claim to hand back to the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reschedule {
+    /// The node that cannot host it.
+    pub node: String,
+    /// Why.
+    pub reason: String,
+    /// Which hand-back this is (1 for the first), the value [`RESCHEDULES`] gets.
+    pub attempt: u32,
+}
+
+/// Why [`plan`] made no plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// The claim or the configuration is wrong.
+    Reject(String),
+    /// The node cannot host the claim (no path for it, none with room, a mount guard failing).
+    Unfit(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal::Reject(message)
+    }
 }
 
 /// A decided volume: where it goes and the objects to create.
@@ -113,6 +151,8 @@ pub struct VolumePlan {
     pub volume_type: VolumeType,
     /// The create helper pod's job (`HelperPods::for_volume` turns it into a pod).
     pub helper: VolumeJob,
+    /// How the base path was chosen (for the debug log).
+    pub path_choice: String,
     /// The PV to create once the helper succeeded.
     pub volume: PersistentVolume,
 }
@@ -164,14 +204,18 @@ pub fn go_parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// A class setting read as upstream reads it: the parameter, else the annotation of that name.
-fn parameter_or_annotation<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
+/// A class parameter.
+pub(crate) fn class_parameter<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
     class
         .parameters
         .as_ref()
         .and_then(|p| p.get(key))
         .map(String::as_str)
-        .or_else(|| annotation(&class.metadata, key))
+}
+
+/// A class setting read as upstream reads it: the parameter, else the annotation of that name.
+fn parameter_or_annotation<'a>(class: &'a StorageClass, key: &str) -> Option<&'a str> {
+    class_parameter(class, key).or_else(|| annotation(&class.metadata, key))
 }
 
 /// Decides what to do with a claim. Checks run in upstream's order, so the first problem is
@@ -211,8 +255,46 @@ pub fn decide_claim(input: &ClaimInput<'_>) -> ClaimDecision {
     }
     match plan(input, class, uid, selected) {
         Ok(plan) => ClaimDecision::Provision(Box::new(plan)),
-        Err(message) => ClaimDecision::Reject(message),
+        Err(Refusal::Reject(message)) => ClaimDecision::Reject(message),
+        Err(Refusal::Unfit(reason)) => match selected {
+            // Only the scheduler's choice is handed back: a node named by hand stays.
+            Some(node) if wait_for_consumer => {
+                let done = reschedules(claim);
+                if done >= MAX_RESCHEDULES {
+                    ClaimDecision::Reject(format!(
+                        "node {node} cannot host the claim: {reason}; given up after the scheduler was asked {done} time(s) to pick another node (annotation {RESCHEDULES}): make room or fix the configuration, then remove that annotation to try again"
+                    ))
+                } else {
+                    ClaimDecision::Reschedule(Reschedule {
+                        node: node.to_owned(),
+                        reason,
+                        attempt: done + 1,
+                    })
+                }
+            }
+            _ => ClaimDecision::Reject(reason),
+        },
     }
+}
+
+/// How many times lpp handed the claim back to the scheduler ([`RESCHEDULES`]).
+pub fn reschedules(claim: &PersistentVolumeClaim) -> u32 {
+    annotation(&claim.metadata, RESCHEDULES)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The claim's storage request in bytes, when it has a readable one.
+pub fn request_bytes(claim: &PersistentVolumeClaim) -> Option<u64> {
+    let request = claim
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
+    quantity_bytes(request).and_then(|b| u64::try_from(b).ok())
 }
 
 fn plan(
@@ -220,7 +302,7 @@ fn plan(
     class: &StorageClass,
     uid: &str,
     selected: Option<&str>,
-) -> Result<VolumePlan, String> {
+) -> Result<VolumePlan, Refusal> {
     let claim = input.claim;
     let spec = claim.spec.clone().unwrap_or_default();
     let class_name = class.metadata.name.clone().unwrap_or_default();
@@ -231,24 +313,29 @@ fn plan(
         return Err(format!(
             "{} does not support block volume provisioning: use volumeMode Filesystem",
             input.provisioner
-        ));
+        )
+        .into());
     }
     let storage = config
         .storage_for_class(&class_name)
         .map_err(|e| e.to_string())?;
     let shared = match storage {
-        crate::config::Storage::Unusable(e) => return Err(e.to_string()),
+        crate::config::Storage::Unusable(e) => return Err(e.to_string().into()),
         crate::config::Storage::Shared(_) => true,
         crate::config::Storage::Nodes(_) => false,
     };
     let access_modes = spec.access_modes.clone().unwrap_or_default();
     if access_modes.is_empty() {
-        return Err("claim has no spec.accessModes: set ReadWriteOnce".into());
+        return Err("claim has no spec.accessModes: set ReadWriteOnce"
+            .to_owned()
+            .into());
     }
     if !shared {
         if spec.selector.is_some() {
             return Err(
-                "claim.Spec.Selector is not supported: remove spec.selector from the claim".into(),
+                "claim.Spec.Selector is not supported: remove spec.selector from the claim"
+                    .to_owned()
+                    .into(),
             );
         }
         if let Some(bad) = access_modes
@@ -257,12 +344,14 @@ fn plan(
         {
             return Err(format!(
                 "NodePath only supports ReadWriteOnce and ReadWriteOncePod (1.22+) access modes, not {bad}: node-local volumes cannot be shared between nodes (use a sharedFileSystemPath class for RWX)"
-            ));
+            )
+            .into());
         }
         if selected.is_none() {
             return Err(format!(
                 "configuration error, no node was specified: StorageClass {class_name:?} must use volumeBindingMode WaitForFirstConsumer for node-local volumes"
-            ));
+            )
+            .into());
         }
     }
     let node_name = match (selected, input.node) {
@@ -270,7 +359,8 @@ fn plan(
         (Some(name), None) => {
             return Err(format!(
                 "selected node {name:?} does not exist: the scheduler will pick another"
-            ));
+            )
+            .into());
         }
         (None, _) => None,
     };
@@ -279,34 +369,54 @@ fn plan(
         .as_ref()
         .and_then(|p| p.get("nodePath"))
         .filter(|p| !p.is_empty());
-    let base_path = match config
-        .paths_for(&class_name, node_name.as_deref().unwrap_or(""))
-        .map_err(|e| e.to_string())?
-    {
-        BasePaths::Shared(p) => p.to_string(),
-        BasePaths::Node(paths) => match requested {
-            Some(want) => {
-                let want_clean = path::clean(want);
-                paths
-                    .iter()
-                    .find(|p| **p == want_clean)
-                    .cloned()
-                    .ok_or_else(|| {
-                        crate::config::PathError::NodePathNotConfigured {
-                            requested: want.clone(),
-                            node: node_name.clone().unwrap_or_default(),
-                            configured: paths.to_vec(),
-                        }
-                        .to_string()
-                    })?
+    let (base_path, path_choice) =
+        match config.paths_for(&class_name, node_name.as_deref().unwrap_or("")) {
+            Ok(BasePaths::Shared(p)) => (p.to_string(), "the shared filesystem".to_owned()),
+            Ok(BasePaths::Node(paths)) => {
+                let node = node_name.clone().unwrap_or_default();
+                let candidates: Vec<String> = match requested {
+                    Some(want) => {
+                        let want_clean = path::clean(want);
+                        let found = paths
+                            .iter()
+                            .find(|p| **p == want_clean)
+                            .cloned()
+                            .ok_or_else(|| {
+                                crate::config::PathError::NodePathNotConfigured {
+                                    requested: want.clone(),
+                                    node: node.clone(),
+                                    configured: paths.to_vec(),
+                                }
+                                .to_string()
+                            })?;
+                        vec![found]
+                    }
+                    None => paths.to_vec(),
+                };
+                let selection = PathSelection::of_class(class)?;
+                let budget = Budget::of_class(class)?;
+                let ask = Ask {
+                    node: &node,
+                    candidates: &candidates,
+                    size: request_bytes(claim).unwrap_or(0),
+                    selection,
+                    budget,
+                    guards: &config.path_options,
+                    capacity: input.capacity,
+                    choice: input.choice,
+                };
+                match capacity::choose(&ask) {
+                    Choice::Chosen { path, how } => (path, how),
+                    Choice::Unfit(why) => return Err(Refusal::Unfit(why)),
+                }
             }
-            None => {
-                let count = paths.len() as u64;
-                let index = usize::try_from(input.choice % count).unwrap_or(0);
-                paths.get(index).cloned().unwrap_or_default()
-            }
-        },
-    };
+            // A node the configuration gives no path is one the scheduler should not have picked.
+            Err(
+                e @ (crate::config::PathError::NodeNotListed { .. }
+                | crate::config::PathError::NoPathsOnNode { .. }),
+            ) => return Err(Refusal::Unfit(e.to_string())),
+            Err(e) => return Err(e.to_string().into()),
+        };
     let pv_name = volume_name(uid);
     let data = PatternData {
         pv_name: &pv_name,
@@ -317,7 +427,8 @@ fn plan(
     if !path::is_inside(&volume_path, &base_path) {
         return Err(format!(
             "volume path {volume_path:?} would be the base path or above it: pathPattern must render a directory below {base_path}"
-        ));
+        )
+        .into());
     }
 
     let (user, group, perm) = owner_patterns(class, data)?;
@@ -378,7 +489,8 @@ fn plan(
         return Err(format!(
             "volume path {volume_path} is already used by PersistentVolume {} ({}): a volume is never made on a path another volume uses, contains or lies inside",
             other.name, other.path
-        ));
+        )
+        .into());
     }
     let affinity = affinity_value.map(|value| node_affinity(affinity_key, &value));
 
@@ -448,6 +560,7 @@ fn plan(
         path: volume_path,
         volume_type,
         helper,
+        path_choice,
         volume,
     })
 }

@@ -75,11 +75,12 @@
 //!   foreground/orphan propagation, admission webhooks, CRDs, and persistence (state lives in
 //!   memory; node directories stay on disk).
 //! - Disks ([`SandboxOptions::disks`], `lpp sandbox up --disk`): node paths declared as
-//!   filesystems of a given size, their directories made at start; a container's `df`/`stat
-//!   -f` there will answer from the declaration once the container start installs
-//!   [`node::disks`]' stand-ins (not yet: the hook and where it plugs in are described
-//!   there). The Node objects' `status.capacity` stays as a kubelet reports it
-//!   (`ephemeral-storage` is the kubelet's root filesystem, not these).
+//!   filesystems of a given size (and type, and mount point or not), their directories made
+//!   at start; a container whose mounts reach one runs [`node::disks`]' `df` and `stat`
+//!   stand-ins (first on its `PATH`), so that `df -P -k`, `df -T` and `stat -f` there answer
+//!   from the declaration: the declared size, what is really stored there as used, the rest
+//!   available. Nothing enforces the size. The Node objects' `status.capacity` stays as a
+//!   kubelet reports it (`ephemeral-storage` is the kubelet's root filesystem, not these).
 //! - Nodes: `node-1` … `node-N`, labelled `kubernetes.io/hostname=<name>` (or the hostname
 //!   [`SandboxOptions::hostnames`] gives the node: on clouds the label often differs from the
 //!   node name, and node affinity matches the label, never the name), Ready, with capacity;

@@ -123,6 +123,7 @@ async fn a_planned_volume_is_made_bound_and_torn_down_on_its_node() {
         volume_exists: false,
         choice: 7,
         volumes: &[],
+        capacity: None,
     });
     let ClaimDecision::Provision(plan) = decision else {
         panic!("expected a plan: {decision:?}")

@@ -224,7 +224,7 @@ pub(crate) fn is_bound(claim: &PersistentVolumeClaim) -> bool {
 }
 
 /// A plain HTTP/1.1 GET, whole answer as text.
-async fn http_get(addr: &str, path: &str) -> String {
+pub(crate) async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let talk = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -301,12 +301,31 @@ async fn an_unsafe_template_is_an_invalid_config_and_a_fixed_config_serves_refus
         refusal.contains("no paths for node \"node-2\""),
         "{refusal}"
     );
+    // The node cannot host it: handed back to the scheduler (its selected node removed).
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    wait_for(&claims, "later", WAIT, |c| {
+        c.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| !a.contains_key("volume.kubernetes.io/selected-node"))
+    })
+    .await;
     set_config(
         &cluster,
         json!({"config.json": r#"{"nodePathMap":[
                  {"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/opt/local-path-provisioner"]}]}"#}),
     )
     .await;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    // The scheduler picks node-2 again (no pod here: the test does it), and now it serves.
+    claims
+        .patch(
+            "later",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                &json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": "node-2"}}}),
+            ),
+        )
+        .await
+        .unwrap();
     wait_for(&claims, "later", WAIT, is_bound).await;
 }

@@ -2044,6 +2044,109 @@ async fn declared_disks_report_their_size_and_what_is_stored_through_df_and_stat
     assert_eq!((row[1], row[3], row[4]), ("1024", "0", "100%"), "{full}");
 }
 
+/// Runs `script` in a pod on `node` with the node's `dir` mounted at the same path, and returns
+/// its output once it succeeded.
+async fn pod_output(
+    cluster: &TestCluster,
+    name: &str,
+    node: &str,
+    dir: &str,
+    script: &str,
+) -> String {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"nodeName": node, "restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script],
+                                 "volumeMounts": [{"name": "d", "mountPath": dir}]}],
+                 "volumes": [{"name": "d", "hostPath": {"path": dir, "type": "DirectoryOrCreate"}}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod");
+    let done = wait_for(&pods, name, Duration::from_secs(30), |p| {
+        matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    })
+    .await;
+    let logs = pods
+        .logs(name, &kube::api::LogParams::default())
+        .await
+        .expect("logs");
+    assert_eq!(
+        done.status.and_then(|s| s.phase).as_deref(),
+        Some("Succeeded"),
+        "{logs}"
+    );
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_on_a_declared_disk_sees_its_size_type_and_real_usage() {
+    use lpp::sandbox::node::disks;
+    let cluster = TestCluster::builder()
+        .nodes(2)
+        .disk("node-1:/opt/local-path-provisioner=1Gi,fs=xfs")
+        .start()
+        .await;
+    let base = cluster.node_path("node-1", "/opt/local-path-provisioner");
+    std::fs::create_dir_all(base.join("pvc-1_default_data")).expect("volume dir");
+    std::fs::write(base.join("pvc-1_default_data/blob"), vec![7u8; 300 * 1024]).expect("write");
+    let used = disks::used_bytes(&base).expect("measure");
+    let (total, used_k, avail, pct) = disks::df_row(1 << 30, used);
+    let out = pod_output(
+        &cluster,
+        "measure",
+        "node-1",
+        "/opt/local-path-provisioner",
+        "df -P -k /opt/local-path-provisioner; df -P -T /opt/local-path-provisioner/pvc-1_default_data; \
+         stat -f -c '%T %S %b' /opt/local-path-provisioner; echo \"PATH=$PATH\"",
+    )
+    .await;
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0][1], "1024-blocks", "{out}");
+    assert_eq!(
+        lines[1][1..],
+        [
+            total.to_string().as_str(),
+            used_k.to_string().as_str(),
+            avail.to_string().as_str(),
+            pct.as_str(),
+            "/opt/local-path-provisioner"
+        ],
+        "the declared size and what is really stored: {out}"
+    );
+    assert!(used_k >= 300, "{out}");
+    assert_eq!(
+        (lines[3][1], lines[3][2]),
+        ("xfs", "1048576"),
+        "df -T inside the disk: {out}"
+    );
+    assert_eq!(lines[4], ["xfs", "4096", "262144"], "{out}");
+    assert!(
+        out.contains("PATH=/.sandbox/bin:"),
+        "the stand-ins come first: {out}"
+    );
+    // A node without declared disks: this machine's programs, nothing else on PATH.
+    let elsewhere = pod_output(
+        &cluster,
+        "plain",
+        "node-2",
+        "/opt/local-path-provisioner",
+        "df -P -k /opt/local-path-provisioner; echo \"PATH=$PATH\"",
+    )
+    .await;
+    assert!(!elsewhere.contains("sandbox:"), "{elsewhere}");
+    assert!(!elsewhere.contains("/.sandbox"), "{elsewhere}");
+}
+
 #[test]
 fn sandbox_up_refuses_a_disk_it_cannot_declare() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -16,16 +16,24 @@
 //! they run this machine's program with the same arguments. `du` needs no stand-in: it
 //! measures the real directory.
 //!
-//! # Where the container start plugs it in
+//! A disk that is a mount point has a filesystem id of its own (`stat -f -c %i`, made up from
+//! its node and path); one that is not reports the id of the filesystem it lies on (this
+//! machine's), as its parent directory does. So a probe comparing a path with its parent tells
+//! a mount point as on a real node (device numbers, `stat -c %d`, are this machine's: equal).
 //!
-//! The kubelet, when it starts a container (and for `exec` into it), with the container's
-//! mounts (`mountPath`, the host directory it maps to) and its node:
+//! # How the container start plugs it in
+//!
+//! The kubelet ([`super::kubelet`]), when it prepares a container (its `exec`s then run in the
+//! same mount namespace, with the same `PATH`), with the container's mounts (`mountPath`, the
+//! host directory it maps to) and its node, calls [`hook`], which:
 //!
 //! 1. [`view`]`(disks, node, node_root, &mounts)` — which of the container's paths are on
-//!    which declared disk (pure; empty when the node has none: then skip the rest);
-//! 2. [`install`]`(&bin_dir, &entries, side, &Programs::find())` — writes the stand-ins into a
-//!    directory of the container (`containers/<name>/bin/`);
-//! 3. puts that directory first on the container's `PATH`.
+//!    which declared disk (pure; empty when the node has none: then nothing else happens);
+//! 2. [`install`]`(&bin_dir, &entries, Side::Container, &Programs::find())` — writes the
+//!    stand-ins into a directory of the container (`containers/<name>/sandbox-bin/`);
+//! 3. returns two kinds of read-only binds for the container's `fstab`: that directory at
+//!    [`BIN_AT`], and each entry's [`ViewEntry::disk_root`] at its [`ViewEntry::measure_at`];
+//!    and the kubelet puts [`BIN_AT`] first on the container's `PATH`.
 //!
 //! `side` says how the container's programs name paths. With the path rewriting of
 //! [`super::mounts`] (programs run on this machine's filesystem, arguments rewritten to host
@@ -237,6 +245,9 @@ pub enum Side {
 /// at `<DISKS_AT>/<i>`.
 pub const DISKS_AT: &str = "/.sandbox/disks";
 
+/// Where the stand-ins are inside a container for [`Side::Container`] (first on its `PATH`).
+pub const BIN_AT: &str = "/.sandbox/bin";
+
 /// One path prefix of a container that lies on a declared disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewEntry {
@@ -384,8 +395,24 @@ fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// The filesystem id `stat -f -c %i` reports for a disk that is a mount point: made up from its
+/// node and path (stable, and unlike any other disk's), or `-` for a disk that is not one
+/// (whose id is that of the filesystem it lies on).
+fn fsid(disk: &Disk) -> String {
+    if !disk.mount_point {
+        return "-".into();
+    }
+    // FNV-1a: a fixed hash, the same in every run.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in disk.node.bytes().chain([0]).chain(disk.path.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:x}", h | 1)
+}
+
 /// The table the stand-ins read: `prefix<TAB>measure<TAB>capacity<TAB>type<TAB>mounted
-/// on<TAB>filesystem name` per line, longest prefix first.
+/// on<TAB>filesystem name<TAB>filesystem id` per line, longest prefix first.
 fn table(entries: &[ViewEntry], side: Side) -> String {
     entries
         .iter()
@@ -408,8 +435,10 @@ fn table(entries: &[ViewEntry], side: Side) -> String {
                 e.disk.path.trim_start_matches('/').replace('/', "-")
             );
             format!(
-                "{prefix}\t{measure}\t{}\t{}\t{mounted}\t{name}\n",
-                e.disk.capacity, e.disk.fs_type
+                "{prefix}\t{measure}\t{}\t{}\t{mounted}\t{name}\t{}\n",
+                e.disk.capacity,
+                e.disk.fs_type,
+                fsid(&e.disk)
             )
         })
         .collect()
@@ -432,9 +461,9 @@ lookup() {{
   elif [ -e "$1" ]; then d=$(dirname -- "$1"); p=$(cd -- "$d" 2>/dev/null && pwd -P)/$(basename -- "$1") || return 1
   else return 1; fi
   found=
-  while IFS="$TAB" read -r prefix m c t mo n; do
+  while IFS="$TAB" read -r prefix m c t mo n f; do
     [ -n "$prefix" ] || continue
-    case $p in "$prefix"|"$prefix"/*) measure=$m cap=$c type=$t mnt=$mo name=$n found=1; break ;; esac
+    case $p in "$prefix"|"$prefix"/*) measure=$m cap=$c type=$t mnt=$mo name=$n fsid=$f found=1; break ;; esac
   done <<EOF
 $TABLE
 EOF
@@ -542,8 +571,9 @@ for a in "$@"; do
   taken=$("$FIND" "$measure" 2>/dev/null | wc -l)
   ffree=$((files - taken)); [ "$ffree" -ge 0 ] || ffree=0
   magic "$type"
+  [ "$fsid" != - ] || fsid=$("$REAL" -f -c %i "$measure" 2>/dev/null) || fsid=0
   if [ -z "$format" ]; then
-    printf '  File: "%s"\n    ID: %-8s Namelen: %-7s Type: %s\n' "$a" 0 255 "$human"
+    printf '  File: "%s"\n    ID: %-8s Namelen: %-7s Type: %s\n' "$a" "$fsid" 255 "$human"
     printf 'Block size: %-10s Fundamental block size: %s\n' "$bs" "$bs"
     printf 'Blocks: Total: %-10s Free: %-10s Available: %s\n' "$blocks" "$free" "$free"
     printf 'Inodes: Total: %-10s Free: %s\n' "$files" "$ffree"
@@ -556,7 +586,7 @@ for a in "$@"; do
     d=${{rest%"${{rest#?}}"}}; rest=${{rest#?}}
     case $d in
       a) out=$out$free ;; b) out=$out$blocks ;; c) out=$out$files ;; d) out=$out$ffree ;;
-      f) out=$out$free ;; i) out=${{out}}0 ;; l) out=${{out}}255 ;; n) out=$out$a ;;
+      f) out=$out$free ;; i) out=$out$fsid ;; l) out=${{out}}255 ;; n) out=$out$a ;;
       s|S) out=$out$bs ;; t) out=$out$hex ;; T) out=$out$human ;; %) out=$out% ;;
       *) out=$out%$d ;;
     esac
@@ -587,6 +617,37 @@ pub fn install(
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(())
+}
+
+/// What a container gets for the declared disks its mounts reach (see the module docs): the
+/// read-only binds to add to its mounts (the stand-ins at [`BIN_AT`], each disk root at its
+/// [`ViewEntry::measure_at`]), as (container path, host directory); empty when its mounts
+/// reach no declared disk (then nothing is written and its `PATH` stays as it is). The
+/// stand-ins are written into `bin_dir`.
+pub fn hook(
+    disks: &[Disk],
+    node: &str,
+    node_root: &Path,
+    mounts: &[ContainerMount],
+    bin_dir: &Path,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let entries = view(disks, node, node_root, mounts);
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    install(bin_dir, &entries, Side::Container, &Programs::find())?;
+    let mut binds = vec![(BIN_AT.to_owned(), bin_dir.to_path_buf())];
+    binds.extend(entries.into_iter().map(|e| (e.measure_at, e.disk_root)));
+    Ok(binds)
+}
+
+/// `PATH` with [`BIN_AT`] first.
+pub fn path_with_stand_ins(path: &str) -> String {
+    if path.is_empty() {
+        BIN_AT.to_owned()
+    } else {
+        format!("{BIN_AT}:{path}")
+    }
 }
 
 /// Refuses disks on nodes that do not exist and two declarations of one path.

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Need, Snapshot, run_loop};
+use super::disks::{self, Disk};
 use super::events::{Recorder, Regarding};
 use super::mounts;
 use super::runtime::{self, ContainerSpec, LogBuffer};
@@ -388,11 +389,13 @@ impl PodHandle {
 /// Every pod handle, by pod uid.
 pub type Pods = Arc<Mutex<HashMap<String, Arc<PodHandle>>>>;
 
-/// The kubelet supervisor: starts and stops pod workers as the cluster changes.
+/// The kubelet supervisor: starts and stops pod workers as the cluster changes. Containers see
+/// the declared `disks` through the stand-ins of [`super::disks`].
 pub async fn supervise(
     client: Client,
     cache: Cache,
     dir: PathBuf,
+    disks: Arc<[Disk]>,
     pods: Pods,
     stop: CancellationToken,
 ) {
@@ -420,6 +423,7 @@ pub async fn supervise(
                 &pods,
                 &mut orphans,
                 &dir,
+                &disks,
                 &client,
                 &cache,
                 &stop,
@@ -443,6 +447,7 @@ fn pass(
     pods: &Pods,
     orphans: &mut HashMap<String, Instant>,
     dir: &Path,
+    disks: &Arc<[Disk]>,
     client: &Client,
     cache: &Cache,
     stop: &CancellationToken,
@@ -551,6 +556,7 @@ fn pass(
                     cache: cache.clone(),
                     pod: Pod::clone(pod),
                     node_root: dir.join("nodes").join(&node),
+                    disks: Arc::clone(disks),
                     pod_dir,
                     run_stop: handle.stop.child_token(),
                     handle: Arc::clone(&handle),
@@ -634,6 +640,8 @@ struct Worker {
     cache: Cache,
     pod: Pod,
     node_root: PathBuf,
+    /// The sandbox's declared disks (all nodes').
+    disks: Arc<[Disk]>,
     pod_dir: PathBuf,
     handle: Arc<PodHandle>,
     events: Recorder,
@@ -1345,7 +1353,7 @@ impl Worker {
         }
         let table =
             volumes::mount_table(c, plans, &self.pod_dir, mounts::read_link).map_err(refuse)?;
-        let env = self.environment(c).await.map_err(Setup::Retry)?;
+        let mut env = self.environment(c).await.map_err(Setup::Retry)?;
         let home = volumes::home_dir(&self.pod_dir, &c.name);
         runtime::ensure_dir(&home).await.map_err(retry)?;
         // Each instance starts with an empty termination-message file.
@@ -1382,6 +1390,43 @@ impl Worker {
         let dir = self.pod_dir.join("containers").join(&c.name);
         let kubelet_dir = self.node_root.join("var/lib/kubelet");
         let etc = self.pod_dir.join("etc");
+        // The declared disks the container's mounts reach: their df and stat stand-ins first
+        // on its PATH, the disks' roots bound where the stand-ins measure them.
+        let (declared, node, node_root) = (
+            Arc::clone(&self.disks),
+            self.handle.node.clone(),
+            self.node_root.clone(),
+        );
+        let bin_dir = dir.join("sandbox-bin");
+        let reach: Vec<disks::ContainerMount> = table
+            .mounts()
+            .iter()
+            .map(|m| disks::ContainerMount {
+                container_path: m.container.clone(),
+                host_dir: m.host.clone(),
+            })
+            .collect();
+        let binds = tokio::task::spawn_blocking(move || {
+            disks::hook(&declared, &node, &node_root, &reach, &bin_dir)
+        })
+        .await
+        .map_err(retry)?
+        .map_err(|e| Setup::Retry(format!("cannot install the disk stand-ins: {e}")))?;
+        let table = if binds.is_empty() {
+            table
+        } else {
+            match env.iter_mut().rev().find(|(k, _)| k == "PATH") {
+                Some((_, path)) => *path = disks::path_with_stand_ins(path),
+                None => env.push(("PATH".into(), disks::path_with_stand_ins(""))),
+            }
+            mounts::MountTable::new(table.mounts().iter().cloned().chain(binds.into_iter().map(
+                |(container, host)| mounts::Mount {
+                    container,
+                    host,
+                    read_only: true,
+                },
+            )))
+        };
         // A few small file operations, some on new paths: off the async threads.
         let spec = tokio::task::spawn_blocking(move || {
             let node = runtime::node_dirs(&kubelet_dir).map_err(Setup::Retry)?;

@@ -144,10 +144,12 @@
 //!   `StartError` and a message saying why (run the sandbox as root, or allow unprivileged
 //!   user namespaces); there is no weaker fallback.
 //!
-//! Declared disks ([`disks`]): node paths that stand for filesystems of a given size. Their
-//! `df`/`stat -f` stand-ins and the hook that computes a container's view of them are here;
-//! the container start does not install them yet (that module says where it plugs in), so
-//! until then a container's `df` reports this machine's filesystem.
+//! Declared disks ([`disks`]): node paths that stand for filesystems of a given size, type and
+//! mount point. A container whose mounts reach one gets `df` and `stat` stand-ins that answer
+//! from the declaration (size as declared, used what is really stored there, available the
+//! rest) at `/.sandbox/bin`, first on its `PATH` (its `exec`s too), and the disk's root bound
+//! read-only where they measure it (`/.sandbox/disks/<i>`); two more read-only binds in its
+//! `fstab`, nothing else. Every other path and use runs this machine's programs.
 //!
 //! Limits: processes run as the user running the sandbox (root inside their user namespace, if
 //! any) and share this machine's network, hostname, IPC and user ids; `/usr` and the rest are
@@ -267,6 +269,7 @@ impl NodeAgents {
         let stop = CancellationToken::new();
         let cache = cache::Cache::start(&client, &stop);
         let pods: kubelet::Pods = Arc::default();
+        let disks: Arc<[disks::Disk]> = declared.into();
         let tasks = vec![
             tokio::spawn(controllers::scheduler(
                 client.clone(),
@@ -292,13 +295,14 @@ impl NodeAgents {
                 client,
                 cache.clone(),
                 dir,
+                Arc::clone(&disks),
                 Arc::clone(&pods),
                 stop.clone(),
             )),
         ];
         NodeAgents {
             cache,
-            disks: declared.into(),
+            disks,
             pods,
             stop,
             tasks: Arc::new(Mutex::new(tasks)),

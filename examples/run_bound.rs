@@ -196,6 +196,7 @@ async fn provisioned(
         executor: Some(executor),
         // Provisioning alone is timed and counted: no usage probes in between.
         usage_interval: std::time::Duration::ZERO,
+        usage_with_helper_pods: false,
         extra_provisioner_names: Vec::new(),
     };
     let addr = sandbox.serve(0).await?;

@@ -565,8 +565,10 @@ pub struct RunArgs {
     /// How often every node's base paths and volumes are measured (for lpp_path_* and
     /// lpp_volume_used_bytes, VolumeOverRequest and MountGuardFailed warnings and capacity
     /// objects); 0 turns it off (a claim whose class needs to know still has its node measured)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub usage_interval: Duration,
+    /// [default: 60s where the node agents measure, or with --capacity-tracking; with helper
+    /// pods only when given, since each refresh starts a pod per node]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub usage_interval: Option<Duration>,
 
     /// Also serve the provisioner name local-path.lpp.dev (the class local-path-capacity that
     /// `lpp install --capacity-tracking` creates) and publish one CSIStorageCapacity per node

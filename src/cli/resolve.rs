@@ -150,7 +150,9 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
                 timeout: args.timeout,
             })
         }
-        Command::Run(args) if args.capacity_tracking && args.usage_interval.is_zero() => {
+        Command::Run(args)
+            if args.capacity_tracking && args.usage_interval.is_some_and(|i| i.is_zero()) =>
+        {
             return Err(Error::Usage(
                 "--capacity-tracking publishes what each usage refresh measures: give --usage-interval above 0"
                     .into(),
@@ -177,7 +179,10 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             metrics_addr: args.metrics_addr,
             origin: String::new(),
             executor: args.executor.map(super::Executor::kind),
-            usage_interval: args.usage_interval,
+            usage_interval: args
+                .usage_interval
+                .unwrap_or(controller::DEFAULT_USAGE_INTERVAL),
+            usage_with_helper_pods: args.usage_interval.is_some() || args.capacity_tracking,
             extra_provisioner_names: if args.capacity_tracking {
                 vec![crate::provision::capacity::CAPACITY_PROVISIONER.to_owned()]
             } else {

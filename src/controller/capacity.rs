@@ -317,6 +317,14 @@ async fn refresh(context: &Arc<Context>) {
             return;
         }
     };
+    let kind = context.options.executor.or(contents.config.executor);
+    if kind != Some(crate::config::ExecutorKind::Agent) && !context.options.usage_with_helper_pods {
+        tracing::debug!(
+            "usage refresh skipped: it would start a helper pod per node (give --usage-interval, \
+             or use the agent executor)"
+        );
+        return;
+    }
     let helpers =
         match super::operation::helper_pods_of(&context.options, contents.helper_pod.clone()) {
             Ok(h) => h,

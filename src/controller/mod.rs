@@ -83,6 +83,10 @@ pub struct RunOptions {
     /// `--usage-interval`: how often every node's disks are measured; zero: never (a claim
     /// whose class needs to know still has its node measured).
     pub usage_interval: Duration,
+    /// Whether the periodic measurement may start helper pods (a pod per node per refresh):
+    /// when `--usage-interval` was given, or for capacity tracking. Otherwise it runs only
+    /// while the node agents serve.
+    pub usage_with_helper_pods: bool,
     /// More provisioner names served next to `provisioner_name` (`lpp install
     /// --capacity-tracking`'s class), with the same configuration.
     pub extra_provisioner_names: Vec<String>,
@@ -273,6 +277,9 @@ impl Context {
         self.queue.refuse(&work.key(), work, generation)
     }
 }
+
+/// `--usage-interval` when not given.
+pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the loop until `shutdown` resolves (then releases the Lease and returns `Ok`), or until
 /// the Lease is lost or a watch cannot be kept.

@@ -460,6 +460,7 @@ impl<'a> Walk<'a> {
             executor: None,
             // The walkthrough measures nothing: it shows one volume, not the disks.
             usage_interval: std::time::Duration::ZERO,
+            usage_with_helper_pods: false,
             extra_provisioner_names: Vec::new(),
         };
         let client = self.client.clone();

@@ -574,3 +574,29 @@ async fn a_resize_under_a_budget_counts_what_the_other_volumes_were_promised() {
     })
     .await;
 }
+
+/// With helper pods and no `--usage-interval`, `lpp run` does not start a pod per node per
+/// minute to measure: it says it skipped the refresh, and no usage pod exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_flag_helper_pods_are_not_started_to_measure() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    let runner = cluster.spawn_lpp(["run", "-v"]);
+    runner
+        .wait_for_log(
+            "usage refresh skipped: it would start a helper pod per node",
+            WAIT,
+        )
+        .await;
+    let pods = Api::<Pod>::namespaced(cluster.client(), "local-path-storage")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let usage: Vec<_> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref())
+        .filter(|n| n.starts_with("lpp-usage-"))
+        .collect();
+    assert!(usage.is_empty(), "{usage:?}");
+}

@@ -368,10 +368,11 @@ async fn two_runs_without_leader_election_race_and_still_make_one_volume_per_cla
 async fn kill_9_in_a_burst_and_a_restart_converge_to_one_volume_and_directory_per_claim() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;
-    // A setup that takes a moment, so that work is surely in flight when the run is killed.
+    // Half the setups take a while (claims c10..c19), so that the run is surely killed with
+    // work in flight: some volumes made, helpers of the others still running.
     set_config(
         &cluster,
-        json!({"setup": "#!/bin/sh\nset -eu\nsleep 0.3\nmkdir -m 0777 -p \"$VOL_DIR\"\n"}),
+        json!({"setup": "#!/bin/sh\nset -eu\ncase \"$VOL_DIR\" in *_c1[0-9]) sleep 5;; esac\nmkdir -m 0777 -p \"$VOL_DIR\"\n"}),
     )
     .await;
     let first = cluster.spawn_lpp(["run", "--no-leader-election"]);

@@ -63,6 +63,9 @@ pub enum Error {
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
+    Mobility(#[from] crate::mobility::Error),
+
+    #[error(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
 
     /// The server did not answer what was asked (`lpp version`).
@@ -85,6 +88,7 @@ impl Error {
             Error::Demo(e) => e.exit(),
             Error::Gc(e) => e.exit(),
             Error::Install(e) => e.exit(),
+            Error::Mobility(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod gc;
 pub mod install;
 pub mod logging;
+pub mod mobility;
 pub mod provision;
 pub mod sandbox;
 pub mod ui;

@@ -67,6 +67,17 @@ lpp demo                             # on the current context, after asking
 lpp demo --yes -o json               # straight through, one JSON object per step
 lpp demo --keep -n walk              # leave namespace walk with the claim and pod"
         }
+        "adopt" => {
+            "lpp adopt node-1:/opt/local-path-provisioner/restored --claim default/data --dry-run
+lpp adopt node-1:/opt/local-path-provisioner/restored --claim default/data --size 20Gi --yes
+lpp adopt node-2:/srv/old-data --claim apps/db --allow-outside-base --reclaim-policy Delete"
+        }
+        "move" => {
+            "lpp move default/data --to node-2         # refuses while a pod uses the claim
+lpp move default/data --to node-2 --wait --yes   # waits until you scaled its owners down
+lpp move default/data --to node-2 --delete-source
+lpp move --all-from node-1 --to node-2    # evacuate a node, after showing the plan"
+        }
         "sandbox" | "sandbox up" => {
             "lpp sandbox up --dir /tmp/lpp-sandbox
 export KUBECONFIG=/tmp/lpp-sandbox/kubeconfig

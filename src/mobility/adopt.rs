@@ -122,6 +122,13 @@ pub fn decide(input: &AdoptInput<'_>) -> Result<Adoption, String> {
                 o.class
             ));
         }
+        // A base path holds every volume's directory: it is never one volume.
+        Ok(BasePaths::Node(paths)) if paths.iter().any(|b| path::clean(b) == dir) => {
+            return Err(format!(
+                "{dir} is a base path of StorageClass {} on node {}: it holds the volumes' directories; adopt a directory inside it",
+                o.class, o.node
+            ));
+        }
         Ok(BasePaths::Node(paths)) => paths
             .iter()
             .find(|b| path::is_inside(&dir, b))
@@ -796,8 +803,11 @@ mod tests {
         refused(
             &world,
             &options("/opt/local-path-provisioner"),
-            "not inside",
+            "is a base path",
         );
+        let mut base = options("/opt/local-path-provisioner/");
+        base.allow_outside_base = true;
+        refused(&world, &base, "is a base path");
         world.volumes = vec![VolumeRef {
             name: "pvc-old".into(),
             node: Some("host-n1".into()),

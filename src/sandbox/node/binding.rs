@@ -492,8 +492,14 @@ fn reconcile_volume(volume: &PersistentVolume, index: &Index<'_>, out: &mut Vec<
             .get(&(r.namespace.as_deref()?, r.name.as_deref()?))
             .copied()
     });
+    let pre_bound = claim_ref.is_some_and(|r| r.uid.as_deref().is_none_or(str::is_empty));
     let desired = match (claim_ref, claim) {
         (None, _) => "Available",
+        // Reserved for a claim that does not point at it (yet): the real controller's
+        // "volume is pre-bound to claim" keeps such a volume Available.
+        (Some(_), c) if pre_bound && c.and_then(volume_name).is_none_or(|v| v != vname) => {
+            "Available"
+        }
         (Some(r), Some(c))
             if r.uid
                 .as_deref()

@@ -114,6 +114,17 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          lpp=debug,kube=info) that replaces the level -v and -q set.",
     ),
     (
+        "LPP_MOVE_PAUSE_AFTER",
+        "Test hook of lpp move, not for everyday use: hold the move after a step (created, \
+         copied, retained, claim-deleted or rebound), printing 'lpp move: paused after STEP' on \
+         stderr, until LPP_MOVE_PAUSE_FILE exists (else 10 minutes), so that a test can kill lpp \
+         at that step and prove the rerun finishes or rolls back the move.",
+    ),
+    (
+        "LPP_MOVE_PAUSE_FILE",
+        "With LPP_MOVE_PAUSE_AFTER: the move carries on once this file exists.",
+    ),
+    (
         "COMPLETE",
         "Set by the completion scripts (COMPLETE=bash lpp prints one): lpp then answers the \
          shell's completion request and exits.",
@@ -129,8 +140,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("2", "Usage error: the command line is wrong."),
     (
         "3",
-        "Refused: a confirmation is needed (--yes without a terminal), or status found something \
-         that needs attention.",
+        "Refused: a confirmation is needed (--yes without a terminal), status found something \
+         that needs attention, or a check of adopt or move refused (nothing was changed).",
     ),
     (
         "130",

@@ -88,7 +88,10 @@ impl Executor {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         if kind == ExecutorKind::Agent {
             match self.agent_session(&pods, node, host_dirs).await {
-                Ok(session) => return Ok(session),
+                Ok(session) => {
+                    tracing::debug!("session on {node}: node agent pod {}", session.pod);
+                    return Ok(session);
+                }
                 Err(why) => tracing::debug!("{why}; the session on {node} uses a helper pod"),
             }
         }
@@ -128,6 +131,7 @@ impl Executor {
             session.finish().await;
             return Err(e);
         }
+        tracing::debug!("session on {node}: helper pod {name}");
         session.keepalive = Some(tokio::spawn(keep_alive(
             pods,
             name,

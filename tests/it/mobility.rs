@@ -747,3 +747,33 @@ async fn all_from_evacuates_a_node_one_claim_at_a_time_after_the_plan() {
     let (node, _) = read_back(&cluster, "two").await;
     assert_eq!(node, "node-2");
 }
+
+/// With node agents serving, the tar streams go through exec into the agents: no helper pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_node_agents_a_move_streams_through_them() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    crate::agent::agents(&cluster, &[BASE], 2).await;
+    crate::run::set_config(&cluster, json!({"config.json": crate::agent::AGENT_CONFIG})).await;
+    let runner = cluster.spawn_lpp(["run"]);
+    runner.wait_provisioning().await;
+    let (_, expected) = filled(&cluster, "data", "node-1").await;
+    let moved = cluster
+        .lpp(["move", "default/data", "--to", "node-2", "--yes", "-v"])
+        .await;
+    ok("move through the agents", &moved);
+    for node in ["node-1", "node-2"] {
+        assert!(
+            moved
+                .stderr
+                .contains(&format!("session on {node}: node agent pod")),
+            "{}",
+            moved.stderr
+        );
+    }
+    assert!(!moved.stderr.contains(": helper pod"), "{}", moved.stderr);
+    let new = volume_of(&cluster, "default", "data").await;
+    assert_eq!(node_of(&new), "node-2");
+    let dir = cluster.node_path("node-2", &volume_path(&new));
+    assert_eq!(listing(&dir), expected);
+}

@@ -181,8 +181,10 @@ async fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<()>>>()?;
     println!("{n} claims created in {:.1?}", started.elapsed());
 
-    // Kills at random moments while claims are still being provisioned.
+    // Kills at random moments while claims are being provisioned: only once the current run has
+    // bound some (a run still waiting for the killed one's Lease to expire has nothing in flight).
     let mut killed = 0;
+    let mut bound_at_start = 0;
     let deadline = Instant::now() + PHASE;
     let mut next_kill = Instant::now() + Duration::from_millis(500 + random_below(3000));
     loop {
@@ -190,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         if now_bound == n {
             break;
         }
-        if killed < kills && Instant::now() >= next_kill && now_bound > 0 {
+        if killed < kills && Instant::now() >= next_kill && now_bound > bound_at_start {
             if let Some(status) = run.child.try_wait()? {
                 bail!(
                     "a run exited by itself ({status}); see {}",
@@ -205,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed()
             );
             run = start_run(&lpp, &kubeconfig, dir.path(), killed, &executor)?;
+            bound_at_start = now_bound;
             next_kill = Instant::now() + Duration::from_millis(2000 + random_below(8000));
         }
         if Instant::now() > deadline {

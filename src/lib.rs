@@ -14,6 +14,7 @@ pub mod controller;
 pub mod demo;
 pub mod error;
 pub mod executor;
+pub mod exit;
 pub mod gc;
 pub mod install;
 pub mod logging;
@@ -21,5 +22,6 @@ pub mod mobility;
 pub mod provision;
 pub mod sandbox;
 pub mod ui;
+pub mod upstream;
 
 pub use error::{Error, Exit};

@@ -18,9 +18,9 @@ pub use docs::{
 pub use resolve::{Invocation, Plan, resolve};
 
 /// The provisioner name upstream registers and lpp serves by default.
-pub const DEFAULT_PROVISIONER: &str = "rancher.io/local-path";
+pub const DEFAULT_PROVISIONER: &str = crate::upstream::PROVISIONER;
 /// The namespace upstream installs into.
-pub const DEFAULT_NAMESPACE: &str = "local-path-storage";
+pub const DEFAULT_NAMESPACE: &str = crate::upstream::NAMESPACE;
 
 const ABOUT: &str =
     "Local-path volumes for Kubernetes: provision, inspect, garbage-collect and demo";
@@ -379,7 +379,7 @@ pub struct MobilityProvisionerArgs {
 #[derive(Debug, Args)]
 pub struct ManifestOptions {
     /// Name of the StorageClass to create
-    #[arg(long, value_name = "NAME", default_value = "local-path")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::STORAGE_CLASS)]
     pub storage_class: String,
 
     /// Provisioner name the StorageClass names and the provisioner serves
@@ -562,7 +562,7 @@ pub struct RunArgs {
 
     /// ConfigMap (in the provisioner's namespace) holding config.json, setup, teardown and
     /// helperPod.yaml; watched and reloaded on change
-    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::CONFIG_MAP)]
     pub config_map: String,
 
     /// Read config.json from this file instead of the ConfigMap (reloaded when it changes)
@@ -577,7 +577,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "local-path-provisioner-service-account"
+        default_value = crate::upstream::SERVICE_ACCOUNT
     )]
     pub service_account_name: String,
 
@@ -676,7 +676,7 @@ pub struct GcScanArgs {
     pub provisioner_name: String,
 
     /// ConfigMap (in the provisioner's namespace) naming the base paths and the helper template
-    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::CONFIG_MAP)]
     pub config_map: String,
 
     /// Image of the inventory helper pods [default: the template's image]
@@ -726,7 +726,7 @@ pub struct DemoArgs {
     pub keep: bool,
 
     /// StorageClass of the demo's claim
-    #[arg(long, value_name = "NAME", default_value = "local-path")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::STORAGE_CLASS)]
     pub storage_class: String,
 
     /// Image of the demo pod

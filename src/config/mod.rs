@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 pub use json::{ClassJson, ConfigJson, NodePathsJson};
 
 /// The ConfigMap's usual name.
-pub const CONFIG_MAP_NAME: &str = "local-path-config";
+pub const CONFIG_MAP_NAME: &str = crate::upstream::CONFIG_MAP;
 /// The ConfigMap key holding `config.json`.
 pub const CONFIG_JSON_KEY: &str = "config.json";
 /// The ConfigMap key holding the setup script.

@@ -45,7 +45,7 @@ fn bounded<T>(
 ) -> Result<T, String> {
     match answer {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Ok(Err(e)) => Err(format!("{what}: {}", crate::cluster::describe(&e))),
         Err(_) => Err(format!(
             "{what}: no answer within {}s",
             CALL_DEADLINE.as_secs()

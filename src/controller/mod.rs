@@ -475,8 +475,12 @@ async fn announce(
     } else {
         format!("StorageClass {}", classes.join(", "))
     };
+    let executor = match options.executor {
+        Some(kind) => kind.as_str(),
+        None => "as config.json says",
+    };
     tracing::info!(
-        "lpp run: {origin}(Kubernetes {version}), namespace {}, provisioner {} for {served}",
+        "lpp run: {origin}(Kubernetes {version}), namespace {}, provisioner {} for {served}, executor {executor}",
         options.namespace,
         options.provisioner_name
     );

@@ -262,6 +262,8 @@ pub struct MissingDirectory {
 pub struct Findings {
     pub orphans: Vec<Orphan>,
     pub missing: Vec<MissingDirectory>,
+    /// Entries that would be listed but were modified within `--older-than`, so not judged.
+    pub too_young: usize,
 }
 
 /// The claim uid in a volume directory name made by upstream's default pattern
@@ -379,6 +381,22 @@ pub fn classify(
             );
             if let Some(orphan) = judged {
                 findings.orphans.push(orphan);
+            } else if entry.modified > cutoff
+                && judge(
+                    scan,
+                    entry,
+                    view,
+                    &anchors,
+                    &hold,
+                    volumes,
+                    pending,
+                    claims,
+                    i64::MAX,
+                )
+                .is_some()
+            {
+                // Counted, so that "none found" can say how many were not judged yet.
+                findings.too_young += 1;
             }
         }
     }

@@ -54,17 +54,14 @@ use serde::Serialize;
 use crate::config::path;
 use crate::provision::helper_pod::{HostDir, HostPathType};
 
-/// Shell functions both gc scripts use. `/` is spelled `$s` so that a script names no absolute
-/// path itself: node agents that vet a container's command for host paths (the sandbox's
-/// kubelet does) see only the mounted paths.
+/// Shell functions both gc scripts use.
 ///
 /// `walk ROOT REL` goes down REL from ROOT one name at a time, never through a symlink, and sets
 /// `st` (`I` found, `N` missing, `L` a symlink on the way, `U` unreadable or no root) and `ids`
 /// (the identities seen, ROOT's first).
 macro_rules! prelude {
     () => {
-        r#"s=$(printf '\057')
-hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+        r#"hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 fid() { stat -L -c '%d:%i' "$1" 2>&-; }
 has() { case " $2 " in *" $1 "*) return 0;; esac; return 1; }
 walk() {
@@ -74,9 +71,9 @@ walk() {
   ids=$(fid "$w_d") || { ids=; return 0; }
   st=I
   while [ -n "$w_rest" ]; do
-    w_c=${w_rest%%$s*}
-    case $w_rest in *$s*) w_rest=${w_rest#*$s};; *) w_rest=;; esac
-    w_p=$w_d$s$w_c
+    w_c=${w_rest%%/*}
+    case $w_rest in */*) w_rest=${w_rest#*/};; *) w_rest=;; esac
+    w_p=$w_d/$w_c
     if [ -L "$w_p" ]; then st=L; ids=; return 0; fi
     if [ ! -e "$w_p" ]; then
       if [ -x "$w_d" ]; then st=N; else st=U; ids=; fi
@@ -95,13 +92,13 @@ pub(crate) use prelude;
 /// options.
 pub const SCRIPT: &str = concat!(
     prelude!(),
-    r#"found='s=$(printf "\057"); i=$1; base=$2; want=$3; shift 3
+    r#"found='i=$1; base=$2; want=$3; shift 3
 for p in "$@"; do
   id=$(stat -L -c "%d:%i" "$p" 2>&-) || { echo "X $i"; continue; }
   for w in $want; do
     [ "${w#*=}" = "$id" ] || continue
-    r=${p#"$base$s"}
-    printf "F %s %s " "${w%%=*}" "$i"; printf %s "${r%%$s*}" | od -An -v -tx1 | tr -d " \n"; echo
+    r=${p#"$base/"}
+    printf "F %s %s " "${w%%=*}" "$i"; printf %s "${r%%/*}" | od -An -v -tx1 | tr -d " \n"; echo
   done
 done
 exit 0'
@@ -115,9 +112,9 @@ while [ "$i" -lt "$nb" ]; do
   echo "B $i $bid"
   eval "l$i=1"
   known="$known $bid"
-  for p in "$base"$s* "$base"$s.[!.]* "$base"$s..?*; do
+  for p in "$base"/* "$base"/.[!.]* "$base"/..?*; do
     [ -e "$p" ] || [ -L "$p" ] || continue
-    name=${p##*$s}
+    name=${p##*/}
     size=0; n=0; id=-
     if [ -L "$p" ]; then t=l
     elif [ -d "$p" ]; then t=d; size=$(du -sk "$p" 2>&- | head -n 1 | cut -f1); n=$(ls -A "$p" 2>&- | wc -l)

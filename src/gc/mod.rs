@@ -90,6 +90,8 @@ pub struct GcReport {
     pub nodes: Vec<NodeStatus>,
     /// `--older-than`, in seconds: entries modified more recently were not judged.
     pub older_than_seconds: u64,
+    /// How many entries would be listed but are newer than `--older-than`.
+    pub too_young: usize,
 }
 
 /// One orphaned entry, as printed.
@@ -161,6 +163,7 @@ impl GcReport {
             missing: findings.missing,
             nodes: nodes.iter().map(NodeStatus::from).collect(),
             older_than_seconds: older_than.as_secs(),
+            too_young: findings.too_young,
         }
     }
 }
@@ -198,9 +201,13 @@ impl Report for GcReport {
             let mut t = ui::table(["orphans"]);
             if self.older_than_seconds > 0 {
                 // Entries modified within --older-than are not judged: say so, and how to.
+                let newer = match self.too_young {
+                    0 => "newer entries are not judged".to_owned(),
+                    1 => "1 newer entry was left out".to_owned(),
+                    n => format!("{n} newer entries were left out"),
+                };
                 t.add_row(vec![format!(
-                    "none found older than {} (newer entries are not judged; \
-                     `lpp gc --older-than 0` judges them too)",
+                    "none found older than {} ({newer}; `lpp gc --older-than 0` judges them too)",
                     ui::age(Duration::from_secs(self.older_than_seconds))
                 )]);
             } else {

@@ -131,9 +131,9 @@ k=0
 while [ $# -ge 3 ]; do
   action=$1; base=$2; name=$3; shift 3
   k=$((k + 1))
-  case "$name" in ''|.|..|*$s*|.lpp-trash) echo "R $k bad"; continue;; esac
-  p="$base$s$name"
-  trash="$base$s.lpp-trash"
+  case "$name" in ''|.|..|*/*|.lpp-trash) echo "R $k bad"; continue;; esac
+  p="$base/$name"
+  trash="$base/.lpp-trash"
   if [ -L "$base" ] || [ ! -d "$base" ]; then echo "R $k bad"; continue; fi
   if [ -L "$p" ]; then echo "R $k symlink"; continue; fi
   if [ ! -e "$p" ]; then echo "R $k gone"; continue; fi
@@ -148,8 +148,8 @@ while [ $# -ge 3 ]; do
     archive)
       if [ -L "$trash" ] || { [ -e "$trash" ] && [ ! -d "$trash" ]; }; then echo "R $k trash-unsafe"; continue; fi
       if [ ! -e "$trash" ] && ! mkdir -- "$trash"; then echo "R $k failed"; continue; fi
-      dest=$trash$s$name; n=0
-      while [ -e "$dest" ] || [ -L "$dest" ]; do n=$((n + 1)); dest=$trash$s$name.$n; done
+      dest=$trash/$name; n=0
+      while [ -e "$dest" ] || [ -L "$dest" ]; do n=$((n + 1)); dest=$trash/$name.$n; done
       if mv -- "$p" "$dest"; then echo "R $k done"; else echo "R $k failed"; fi;;
     *) echo "R $k bad";;
   esac

@@ -19,7 +19,7 @@ use crate::provision::helper_pod::{HelperPods, HostDir, HostPathType, ScriptJob}
 use crate::ui::Ui;
 
 /// The service account helper pods run as, as upstream's install names it.
-const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
+const SERVICE_ACCOUNT: &str = crate::upstream::SERVICE_ACCOUNT;
 /// How many nodes are scanned at once.
 const CONCURRENT_NODES: usize = 8;
 
@@ -157,7 +157,13 @@ async fn read_config(
     let map = maps
         .get_opt(&options.config_map)
         .await
-        .map_err(|e| Error::Cluster(format!("cannot read ConfigMap {}: {e}", options.config_map)))?
+        .map_err(|e| {
+            Error::Cluster(crate::cluster::request_failed(
+                "get",
+                &format!("configmap {}/{}", options.namespace, options.config_map),
+                &e,
+            ))
+        })?
         .ok_or_else(|| {
             Error::Config(format!(
                 "ConfigMap {}/{} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?",
@@ -183,7 +189,7 @@ async fn select_nodes(
     let all = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(format!("cannot list nodes: {e}")))?
+        .map_err(|e| Error::Cluster(crate::cluster::request_failed("list", "nodes", &e)))?
         .items;
     let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
     if wanted.is_empty() {
@@ -230,7 +236,9 @@ async fn check_class(
         let classes = classes
             .list(&ListParams::default())
             .await
-            .map_err(|e| Error::Cluster(format!("cannot list StorageClasses: {e}")))?
+            .map_err(|e| {
+                Error::Cluster(crate::cluster::request_failed("list", "storageclasses", &e))
+            })?
             .items;
         let ours: Vec<String> = classes
             .iter()
@@ -399,13 +407,25 @@ pub async fn read_volumes(
     let volumes = volumes
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(format!("cannot list PersistentVolumes: {e}")))?
+        .map_err(|e| {
+            Error::Cluster(crate::cluster::request_failed(
+                "list",
+                "persistentvolumes",
+                &e,
+            ))
+        })?
         .items;
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let claims = claims
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(format!("cannot list PersistentVolumeClaims: {e}")))?
+        .map_err(|e| {
+            Error::Cluster(crate::cluster::request_failed(
+                "list",
+                "persistentvolumeclaims",
+                &e,
+            ))
+        })?
         .items;
     let records = volumes
         .iter()

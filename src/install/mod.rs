@@ -360,7 +360,7 @@ async fn wait_ready(
         return Ok(());
     }
     let api: Api<Deployment> = Api::namespaced(client.clone(), &settings.namespace);
-    let name = "local-path-provisioner";
+    let name = crate::upstream::DEPLOYMENT;
     let spinner = ui.spinner(&format!("waiting for Deployment {name} to be available"));
     let available =
         kube::runtime::wait::await_condition(api.clone(), name, |d: Option<&Deployment>| {
@@ -482,7 +482,7 @@ pub async fn look(
         }
     }
     let upstream = Api::<Deployment>::namespaced(client.clone(), &settings.namespace)
-        .get_opt("local-path-provisioner")
+        .get_opt(crate::upstream::DEPLOYMENT)
         .await
         .map_err(fail(
             "get",

@@ -23,10 +23,10 @@ use super::{BasePaths, ManifestSettings};
 use crate::config::{ConfigJson, config_map_data};
 
 /// The service account the provisioner and its helper pods run as (upstream's name).
-pub const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
+pub const SERVICE_ACCOUNT: &str = crate::upstream::SERVICE_ACCOUNT;
 /// The name of the Role, ClusterRole and their bindings (upstream's names).
-pub const ROLE: &str = "local-path-provisioner-role";
-const BINDING: &str = "local-path-provisioner-bind";
+pub const ROLE: &str = crate::upstream::ROLE;
+const BINDING: &str = crate::upstream::BINDING;
 
 /// The label every object lpp installs carries; uninstall finds them by it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "lpp");
@@ -116,7 +116,7 @@ fn deployment(settings: &ManifestSettings, image: &str) -> Deployment {
     };
     let quantity = |q: &str| Quantity(q.to_owned());
     Deployment {
-        metadata: meta("local-path-provisioner", Some(ns)),
+        metadata: meta(crate::upstream::DEPLOYMENT, Some(ns)),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             selector: LabelSelector {

@@ -482,17 +482,24 @@ pub async fn up(opts: UpOptions) -> Result<(), Error> {
             path: path.clone(),
             source,
         })?;
-    eprintln!(
+    // A closed stderr (`lpp sandbox up 2>&1 | head`) must not panic: write, and ignore failures.
+    say(&format!(
         "lpp sandbox: serving http://{addr} with {} node(s) under {}\nkubeconfig written to {}\n  export KUBECONFIG={}\n  kubectl get nodes\nPress Ctrl-C to stop.",
         opts.nodes,
         sandbox.node_root("").display(),
         path.display(),
         path.display()
-    );
+    ));
     wait_for_signal().await?;
-    eprintln!("lpp sandbox: stopping");
+    say("lpp sandbox: stopping");
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// One line on stderr, ignoring a closed or failing stream.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 async fn wait_for_signal() -> Result<(), Error> {

@@ -531,7 +531,9 @@ async fn gc_prune_lists_what_it_asks_about_and_gc_says_what_it_left_out() {
     let out = cluster.lpp(["gc"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.contains("none found older than 24h") && out.stdout.contains("--older-than 0"),
+        out.stdout.contains("none found older than 24h")
+            && out.stdout.contains("25 newer entries were left out")
+            && out.stdout.contains("--older-than 0"),
         "{}",
         out.stdout
     );

@@ -298,7 +298,7 @@ pub struct AdoptArgs {
         long,
         visible_alias = "storage-class",
         value_name = "NAME",
-        default_value = "local-path"
+        default_value = crate::upstream::STORAGE_CLASS
     )]
     pub class: String,
 
@@ -367,7 +367,7 @@ pub struct MobilityProvisionerArgs {
 
     /// ConfigMap (in the provisioner's namespace) with the base paths, scripts and helper
     /// template
-    #[arg(long, value_name = "NAME", default_value = "local-path-config")]
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::CONFIG_MAP)]
     pub config_map: String,
 
     /// Image of the helper pods [default: the template's image]

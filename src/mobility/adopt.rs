@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::{ADOPTED, Error, Provisioner, ProvisionerOptions, all_volumes, request};
 use crate::cluster::{self, Target};
 use crate::config::{BasePaths, ConfigMapContents, path};
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::provision::helper_pod::{HostDir, HostPathType, ScriptJob};
 use crate::provision::volume::{
     DEFAULT_NODE_AFFINITY_KEY, PROVISIONED_BY, SELECTED_NODE, VolumeType, quantity_bytes,

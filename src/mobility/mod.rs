@@ -22,15 +22,13 @@ use kube::api::{Api, ListParams};
 
 use crate::cluster;
 use crate::config::{ConfigMapContents, ExecutorKind};
-use crate::error::Exit;
 use crate::executor::Executor;
+use crate::exit::Exit;
 use crate::provision::helper_pod::HelperPods;
 use crate::ui;
 
 /// The PV annotation marking a volume made by `lpp adopt` for a directory that existed.
 pub const ADOPTED: &str = "lpp.dev/adopted";
-/// The service account helper pods run as, as upstream's install names it.
-const SERVICE_ACCOUNT: &str = "local-path-provisioner-service-account";
 
 /// Where the provisioner is and how to reach nodes; shared by `adopt` and `move`.
 #[derive(Debug, Clone)]
@@ -135,7 +133,7 @@ impl Provisioner {
             contents.helper_pod.clone(),
             false,
             ns,
-            SERVICE_ACCOUNT,
+            crate::upstream::SERVICE_ACCOUNT,
             options.helper_image.as_deref(),
             &options.config_map,
         )

@@ -22,8 +22,8 @@ use super::{
 };
 use crate::cluster::{self, Target};
 use crate::config::path;
-use crate::error::Exit;
 use crate::executor::session::{Session, pump};
+use crate::exit::Exit;
 use crate::provision::helper_pod::{Action, HostDir, HostPathType};
 use crate::provision::volume::{CLAIM_SELECTED_NODE, PROVISIONED_BY, quantity_bytes};
 use crate::provision::{ClaimDecision, ClaimInput, VolumeJob, VolumeRef, decide_claim};

@@ -658,6 +658,29 @@ async fn a_move_killed_at_any_step_is_finished_or_rolled_back_by_a_rerun() {
         listing(&cluster.node_path("node-1", &volume_path(&old))),
         expected
     );
+    // Killed past the point of return (the claim deleted), then asked to move back: the move is
+    // finished first, then the data moves back, verified both ways.
+    let (_, expected) = filled(&cluster, "forth", "node-1").await;
+    let killed = cluster.spawn_lpp_env(
+        ["move", "default/forth", "--to", "node-2", "--yes"],
+        &[("LPP_MOVE_PAUSE_AFTER", "claim-deleted")],
+    );
+    killed
+        .wait_for_log("paused after claim-deleted", WAIT)
+        .await;
+    killed.stop();
+    assert!(claims.get_opt("forth").await.unwrap().is_none());
+    let back = cluster
+        .lpp(["move", "default/forth", "--to", "node-1", "--yes"])
+        .await;
+    ok("move back after the point of return", &back);
+    assert!(back.stderr.contains("finishing it"), "{}", back.stderr);
+    let volume = volume_of(&cluster, "default", "forth").await;
+    assert_eq!(node_of(&volume), "node-1");
+    assert_eq!(
+        listing(&cluster.node_path("node-1", &volume_path(&volume))),
+        expected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

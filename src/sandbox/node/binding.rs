@@ -669,6 +669,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pre_bound_volume_its_claim_does_not_point_at_is_available() {
+        // claimRef without uid, the claim gone: reserved, Available (not Released).
+        let v = volume(Some(""), Some("Released"));
+        assert!(
+            run(&[], &[v], &[], &[]).contains(&VolumeAction::VolumePhase {
+                volume: "pvc-u-1".into(),
+                phase: "Available".into()
+            })
+        );
+        // The claim is bound to another volume: still Available.
+        let c = claim(json!({}), Some("pvc-other"), Some("Bound"));
+        let v = volume(None, Some("Available"));
+        let mut v = v;
+        v.spec.as_mut().unwrap().claim_ref =
+            Some(from(json!({"namespace": "default", "name": "c"})));
+        let actions = run(&[c], &[v], &[], &[]);
+        assert!(
+            !actions.iter().any(
+                |a| matches!(a, VolumeAction::VolumePhase { volume, .. } if volume == "pvc-u-1")
+            ),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
     fn a_provisioned_volume_binds_both_sides() {
         let classes = [class("WaitForFirstConsumer")];
         let c = claim(

@@ -24,7 +24,9 @@ exit $rc
 "#;
 
 /// Empties directory `$1` (a partial copy from an interrupted move), keeping the directory.
-pub const WIPE_SCRIPT: &str = r#"cd "$1" || exit 3
+/// Never through a symlink: what it points to is not the move's to empty.
+pub const WIPE_SCRIPT: &str = r#"[ ! -L "$1" ] || { echo "$1 is a symlink: not emptied" >&2; exit 4; }
+cd "$1" || exit 3
 rm -rf -- * .[!.]* ..?* || exit 1
 [ -z "$(ls -A)" ] || { echo "$1 is not empty after removing its entries" >&2; exit 1; }
 "#;
@@ -273,6 +275,32 @@ mod tests {
         };
         assert!(volume_script(&command).contains(&"/bin/setup".to_owned()));
         assert_eq!(shell(WIPE_SCRIPT, &["/d"])[4], "/d");
+    }
+
+    #[test]
+    fn the_wipe_empties_a_directory_and_never_follows_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("copy");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for name in ["a b", ".hidden", "..twice", "sub/c"] {
+            std::fs::write(dir.join(name), "x").unwrap();
+        }
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let wipe = |target: &std::path::Path| {
+            let argv = shell(WIPE_SCRIPT, &[target.to_str().unwrap()]);
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .output()
+                .unwrap()
+        };
+        let refused = wipe(&link);
+        assert_eq!(refused.status.code(), Some(4), "{refused:?}");
+        assert!(dir.join("a b").exists(), "nothing went through the symlink");
+        let wiped = wipe(&dir);
+        assert!(wiped.status.success(), "{wiped:?}");
+        assert!(dir.is_dir());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }
 
     proptest! {

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::cli::{Invocation, Plan};
 use crate::cluster;
-use crate::error::{Error, Exit};
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::ui::{self, Report, Ui};
 
 /// Runs the command; the caller maps the result to the process exit code.

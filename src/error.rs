@@ -1,7 +1,7 @@
 //! The crate's top-level error, and the exit code ([`crate::exit`]) each kind of failure maps to,
 //! in one place: [`Error::exit`].
 
-pub use crate::exit::Exit;
+use crate::exit::Exit;
 
 /// Everything a command can fail with. Each module keeps its own typed error; this wraps them so
 /// that the edge prints one line (the chain under `-v`) and picks the exit code.

@@ -24,4 +24,5 @@ pub mod sandbox;
 pub mod ui;
 pub mod upstream;
 
-pub use error::{Error, Exit};
+pub use error::Error;
+pub use exit::Exit;

@@ -201,11 +201,11 @@ fn cleaned(left: &Option<String>) -> String {
 }
 
 impl Error {
-    pub fn exit(&self) -> crate::error::Exit {
+    pub fn exit(&self) -> crate::exit::Exit {
         match self {
             Error::Ui(e) => e.exit(),
-            Error::Interrupted { .. } => crate::error::Exit::Interrupted,
-            _ => crate::error::Exit::Failure,
+            Error::Interrupted { .. } => crate::exit::Exit::Interrupted,
+            _ => crate::exit::Exit::Failure,
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{CLAIM_MANIFEST, DemoOptions, Error, PAYLOAD, POD_MANIFEST, Step, StepRecord};
 use crate::cluster::{self, Target};
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::sandbox::{Faults, Sandbox, SandboxOptions};
 use crate::ui::{self, Format, Ui};
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::cluster::{self, Target};
 use crate::config::ExecutorKind;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::ui::{self, Report, Ui};
 use classify::{Findings, MissingDirectory, Orphan, shown};
 use prune::{Outcome, Target as PruneTarget};

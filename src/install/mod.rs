@@ -74,7 +74,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::{self, Target};
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::ui::{self, Format, Report, Ui};
 use objects::Object;
 

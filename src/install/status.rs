@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{Error, StatusOptions};
 use crate::cluster::{self, Target};
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::ui::{self, Report, Ui};
 
 /// What `lpp status` prints.

@@ -8,7 +8,7 @@ use comfy_table::{Cell, ContentArrangement, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::error::Exit;
+use crate::exit::Exit;
 
 /// `-o/--output`, after the command's default and offer were applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,7 +180,8 @@ pub const ENTRYPOINT_STAND_IN: &[&str] = &["/bin/sleep", "infinity"];
 /// root's capabilities, which a container has in its namespaces). The working directory is
 /// made, if missing, inside the new root, where no symlink leads out. The program runs as a
 /// child so that it gets the SIGTERM a stop sends its process group: the shell, PID 1 of its
-/// PID namespace, ignores it.
+/// PID namespace, ignores it. The child exists before `ok` is said, so that a stop right after
+/// the start cannot reach the group before the program is in it.
 pub const SETUP: &str = r#"exec 3>&0 0</dev/null
 f() { printf '%s\n' "$1" >&3; exit 1; }
 "$1" -a -T "$5" >&3 2>&3 || f "cannot mount the container's volumes and system directories"
@@ -191,10 +192,10 @@ e=$4 PATH=$8
 case $9 in */*) [ -f "$9" ] && [ -x "$9" ] ;; *) command -v -- "$9" >/dev/null ;; esac ||
 f "exec: \"$9\": executable file not found in \$PATH"
 shift 10
+"$e" -i -- "$@" 3>&- &
 echo ok >&3
 exec 3>&-
-"$e" -i -- "$@"
-exit $?
+wait $!
 "#;
 
 /// The programs of this machine the runtime runs, found once.

@@ -454,6 +454,28 @@ mod tests {
     }
 
     proptest! {
+        /// A move past the point of return is only ever finished (the claim may be gone: its
+        /// only binding is the new volume); before it, a rerun to the recorded target carries
+        /// on and any other is undone first. Asking for the recorded target never moves again.
+        #[test]
+        fn past_the_point_of_return_a_move_is_never_undone(
+            step in proptest::sample::select(vec![Step::Copying, Step::Copied, Step::Rebinding, Step::Finishing]),
+            recorded in "n[1-3]",
+            asked in "n[1-3]",
+            source in "n[1-3]",
+        ) {
+            let decision = resume(step, &recorded, &asked, &source);
+            if step.past_return() {
+                prop_assert_eq!(decision, Resume::Finish { then_move: asked != recorded });
+            } else if asked == recorded {
+                prop_assert_eq!(decision, Resume::Continue);
+            } else {
+                prop_assert_eq!(decision, Resume::RollBack { then_move: asked != source });
+            }
+        }
+    }
+
+    proptest! {
         /// Whatever a claim carries, its binding never survives into the recreated claim, and
         /// everything else the user set does.
         #[test]

@@ -1,5 +1,7 @@
 //! Reaching a cluster: kubeconfig resolution by kubectl's rules, and the one `kube::Client`.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub struct Target {
 /// A connected cluster.
 #[derive(Clone)]
 pub struct Cluster {
+    /// The client every request to this cluster goes through, with lpp's retries and
+    /// `--request-timeout` deadline.
     pub client: kube::Client,
     /// The kube context's name (`in-cluster` for the service account).
     pub context: String,
@@ -41,47 +45,71 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Why the cluster cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A kubeconfig file cannot be read or parsed.
     #[error("cannot read the kubeconfig {}: {}", path.display(), kubeconfig_cause(source))]
     ReadFile {
+        /// The kubeconfig file.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: KubeconfigError,
     },
 
+    /// A file of the `KUBECONFIG` list conflicts with the files before it.
     #[error("cannot merge the kubeconfig {} with the files before it in KUBECONFIG: {source}", path.display())]
     Merge {
+        /// The file that does not merge.
         path: PathBuf,
+        /// Why it does not merge.
         #[source]
         source: KubeconfigError,
     },
 
+    /// No kubeconfig anywhere kubectl would look, and no in-cluster service account.
     #[error(
         "no kubeconfig found (no --kubeconfig, KUBECONFIG or ~/.kube/config) and not running in a \
          cluster; point --kubeconfig at one, or try `lpp demo --sandbox`"
     )]
     NotFound,
 
+    /// The `--context` asked for is not in the kubeconfig.
     #[error("context `{context}` is not in the kubeconfig; contexts there: {available}")]
-    UnknownContext { context: String, available: String },
+    UnknownContext {
+        /// The context asked for.
+        context: String,
+        /// The kubeconfig's context names, comma-separated, or `none`.
+        available: String,
+    },
 
+    /// No `--context` and the kubeconfig's current-context is unset or empty; the text lists the
+    /// kubeconfig's context names, comma-separated, or `none`.
     #[error("the kubeconfig has no current context; pass --context (contexts there: {0})")]
     NoCurrentContext(String),
 
+    /// The chosen context does not make a usable client configuration (a missing cluster or
+    /// user entry, unreadable certificates, a failing auth plugin).
     #[error(
         "cannot use the kubeconfig's context `{context}`: {}",
         kubeconfig_cause(source)
     )]
     Config {
+        /// The context's name.
         context: String,
+        /// What is wrong with it.
         #[source]
         source: KubeconfigError,
     },
 
+    /// The client for the API server cannot be built from the context's configuration (its TLS
+    /// settings, say).
     #[error("cannot build a client for {server}: {}", describe(source))]
     Client {
+        /// The API server's URL.
         server: String,
+        /// Why the client cannot be built.
         #[source]
         source: kube::Error,
     },
@@ -145,7 +173,9 @@ pub fn context_names() -> Vec<String> {
 /// What [`names`] lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listed {
+    /// The cluster's namespaces.
     Namespaces,
+    /// The cluster's nodes.
     Nodes,
 }
 

@@ -10,6 +10,8 @@
 //! [`StepRecord`] whose `ok` says whether its check passed. The demo exits 0 only when every
 //! check passed.
 
+#![warn(missing_docs)]
+
 mod walk;
 
 use std::collections::BTreeMap;
@@ -27,16 +29,27 @@ pub const POD_MANIFEST: &str = include_str!("../../examples/pod.yaml");
 /// What the demo writes into the volume, and expects to read back on the pod and on the node.
 pub const PAYLOAD: &str = "local-path-test\n";
 
+/// How `lpp demo` runs, as the command line asked.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// Run on the embedded sandbox cluster instead of the current kubeconfig context
+    /// (`--sandbox`).
     pub sandbox: bool,
     /// Run straight through (`--yes`, `--non-interactive`, or stdin not a terminal).
     pub non_interactive: bool,
+    /// Stop after finding the file on the node and leave the namespace, claim and pod in place
+    /// (`--keep`); the reclaim step is then skipped.
     pub keep: bool,
     /// The demo's namespace; `None` means a fresh `lpp-demo-*` one.
     pub namespace: Option<String>,
+    /// The StorageClass the demo's claim asks for (`--storage-class`, by default upstream's
+    /// `local-path`).
     pub storage_class: String,
+    /// The container image of the demo pod and the node readers (`--image`, by default
+    /// `busybox`).
     pub image: String,
+    /// How long each wait of a step may take before the step fails (`--timeout`, by default two
+    /// minutes); the clean-up waits as long for the volume to go.
     pub step_timeout: Duration,
 }
 
@@ -44,12 +57,20 @@ pub struct DemoOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
+    /// Install the provisioner: its StorageClass, ConfigMap and Deployment.
     Install,
+    /// Create the claim `local-path-pvc`, which stays Pending until a pod uses it.
     Claim,
+    /// Create the pod `volume-test` mounting the claim, which makes the provisioner create a PV
+    /// on the pod's node.
     Pod,
+    /// See the PV created and the claim Bound to it.
     Bound,
+    /// Write a file into the volume by exec in the pod, and read it back.
     Write,
+    /// Find the same file in the volume's directory on the node.
     NodeFile,
+    /// Delete the pod and the claim, and watch the PV and its directory go.
     Reclaim,
 }
 
@@ -70,6 +91,7 @@ impl Step {
         Step::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
     }
 
+    /// The step's one-line title, as the narration shows it.
     pub fn title(self) -> &'static str {
         match self {
             Step::Install => "Install the provisioner",
@@ -150,11 +172,16 @@ impl Step {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepRecord {
+    /// The `apiVersion` and `kind` (`DemoStep`) of the printed document.
     #[serde(flatten)]
     pub type_meta: crate::ui::TypeMeta,
+    /// The step's 1-based position in the walkthrough.
     pub step: usize,
+    /// Which step this is.
     pub name: Step,
+    /// The step's title.
     pub title: &'static str,
+    /// Whether the step's check passed.
     pub ok: bool,
     /// The step's findings, such as `node`, `volume`, `path`, `read`, `selectedNode`.
     pub facts: BTreeMap<&'static str, String>,
@@ -167,27 +194,51 @@ pub struct StepRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("step {number} ({title}) failed: {problem}")]
+    /// A step's check did not pass; the objects made so far are cleaned up.
     StepFailed {
+        /// The step's 1-based position.
         number: usize,
+        /// The step's title.
         title: &'static str,
+        /// What went wrong, as the step found it.
         problem: String,
     },
 
+    /// Ctrl-C stopped the demo.
     #[error("the demo was interrupted; {}", cleaned(left))]
-    Interrupted { left: Option<String> },
+    Interrupted {
+        /// What the clean-up could not remove, and why; `None` when it removed everything.
+        left: Option<String>,
+    },
 
+    /// The user answered q at the pause after a step.
     #[error("the demo was stopped at step {step}; {}", cleaned(left))]
-    Quit { step: usize, left: Option<String> },
+    Quit {
+        /// The 1-based position of the last step that ran.
+        step: usize,
+        /// What the clean-up could not remove, and why; `None` when it removed everything.
+        left: Option<String>,
+    },
 
+    /// An embedded example manifest does not parse as its kind of object.
     #[error("cannot read the demo manifest {name}: {message}")]
-    Manifest { name: &'static str, message: String },
+    Manifest {
+        /// The manifest's path in the repository, such as `examples/pvc.yaml`.
+        name: &'static str,
+        /// The parser's message.
+        message: String,
+    },
 
+    /// Printing or asking on the terminal failed, or the user declined.
     #[error(transparent)]
     Ui(#[from] crate::ui::Error),
 
+    /// The kubeconfig could not be read or the cluster could not be reached.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::Error),
 
+    /// The demo could not get ready: no cluster or sandbox to run on, no namespace, no terminal
+    /// to read the answer from.
     #[error("{0}")]
     Setup(String),
 }
@@ -201,6 +252,7 @@ fn cleaned(left: &Option<String>) -> String {
 }
 
 impl Error {
+    /// The process exit code this error ends `lpp demo` with.
     pub fn exit(&self) -> crate::exit::Exit {
         match self {
             Error::Ui(e) => e.exit(),

@@ -16,6 +16,8 @@
 //! END
 //! ```
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use crate::config::Script;
@@ -104,18 +106,32 @@ pub enum Outcome {
     /// Exit code 0.
     Succeeded,
     /// A non-zero exit code and the tail of the job's output.
-    Failed { exit_code: i32, output: String },
+    Failed {
+        /// The script's exit status, as the shell reported it (never 0, 124 or 143).
+        exit_code: i32,
+        /// The last 4 KiB of what the script printed, stdout and stderr together, decoded lossily
+        /// as UTF-8; empty when it printed nothing.
+        output: String,
+    },
     /// Killed after the timeout, with the tail of its output.
-    TimedOut { output: String },
+    TimedOut {
+        /// The last 4 KiB of what the script printed before it was killed, stdout and stderr
+        /// together; empty when it printed nothing.
+        output: String,
+    },
 }
 
 /// Why the exec's output is not a batch answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// A line, counted from 1, is neither `END` nor a well-formed result line for a job of
+    /// this batch.
     #[error("line {0} is not a result line")]
     Line(usize),
+    /// The answer ended without a result for this job, counted from 1.
     #[error("job {0} was not reported")]
     Missing(usize),
+    /// The output has no `END` line: the exec's stream was cut before the batch finished.
     #[error("the answer stops before END: the exec was cut off")]
     Truncated,
 }

@@ -28,14 +28,18 @@ pub const TRASH: &str = ".lpp-trash";
 /// What the inventory of one base path on one node found.
 #[derive(Debug, Clone)]
 pub struct Scanned {
+    /// The node's name.
     pub node: String,
+    /// The base path, as the config spells it.
     pub base: String,
+    /// What the inventory found there.
     pub listing: Listing,
 }
 
 /// What a PV says about where its data is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRecord {
+    /// The PV's name.
     pub name: String,
     /// The hostPath or local path.
     pub path: String,
@@ -51,8 +55,12 @@ pub enum Located {
     /// Seen: its own identity (`None`: the path does not exist), those of the ancestors the
     /// inventory could see, and the entries (base path, name) it lies strictly inside.
     Seen {
+        /// The identity of the PV's path on the node; `None` when it does not exist there.
         path: Option<FileId>,
+        /// The identities of the path's ancestors that exist, from the inventory's walk root
+        /// down.
         ancestors: Vec<FileId>,
+        /// The entries (base path, name's bytes) the PV lies strictly inside; empty when none.
         inside: Vec<(String, Vec<u8>)>,
     },
     /// Where it is cannot be told, and why.
@@ -62,15 +70,20 @@ pub enum Located {
 /// A PV as seen on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenVolume {
+    /// The PV's name.
     pub name: String,
+    /// The PV's hostPath or local path, as its spec spells it.
     pub path: String,
+    /// Where the inventory found it on the node.
     pub located: Located,
 }
 
 /// What one node's inventory said about the PVs that may use its base paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeVolumes {
+    /// The node's name.
     pub node: String,
+    /// The PVs that may use the node's directories, as the inventory saw them.
     pub volumes: Vec<SeenVolume>,
     /// Why none of the node's entries may be pruned, when the inventory could not finish its
     /// check.
@@ -181,6 +194,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason in words, as the table shows it.
     pub fn text(self) -> &'static str {
         match self {
             Reason::VolumeDeleted => {
@@ -196,15 +210,21 @@ impl Reason {
 /// An entry no PV references.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Orphan {
+    /// The node it is on.
     pub node: String,
+    /// The base path it sits directly under, as the config spells it.
     pub base: String,
     /// The name (non-UTF-8 bytes shown lossily; such names are never pruned).
     pub name: String,
+    /// Its full path on the node: the base path joined with its name.
     pub path: String,
+    /// Whether it is a directory, a file, a symlink or something else.
     pub kind: EntryKind,
+    /// Its disk usage in bytes, counted in whole KiB; 0 for a symlink.
     pub size_bytes: u64,
-    /// Seconds since the epoch.
+    /// When it was last modified, in seconds since the epoch.
     pub modified: i64,
+    /// Why it is listed.
     pub reason: Reason,
     /// Whether `gc prune` may remove it.
     pub prunable: bool,
@@ -252,15 +272,20 @@ pub fn shown(text: &str) -> String {
 /// A PV of ours whose directory is not on its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MissingDirectory {
+    /// The PV's name.
     pub volume: String,
+    /// The node whose base path was listed without it.
     pub node: String,
+    /// The directory the PV names, cleaned.
     pub path: String,
 }
 
 /// Everything the comparison found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Findings {
+    /// The entries no PV references, including those listed but never pruned.
     pub orphans: Vec<Orphan>,
+    /// Our PVs whose directory is not on their node.
     pub missing: Vec<MissingDirectory>,
     /// Entries that would be listed but were modified within `--older-than`, so not judged.
     pub too_young: usize,

@@ -159,7 +159,9 @@ echo END
 /// A file's identity on its node: device and inode numbers, as `stat -c '%d:%i'` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct FileId {
+    /// The device number.
     pub dev: u64,
+    /// The inode number.
     pub ino: u64,
 }
 
@@ -188,9 +190,13 @@ impl std::fmt::Display for FileId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// A directory (never a symlink to one).
     Directory,
+    /// A regular file.
     File,
+    /// A symbolic link, never followed.
     Symlink,
+    /// Anything else: a socket, a FIFO, a device.
     Other,
 }
 
@@ -199,6 +205,7 @@ pub enum EntryKind {
 pub struct Entry {
     /// The name's bytes, exactly as on disk.
     pub name: Vec<u8>,
+    /// What kind of entry it is.
     pub kind: EntryKind,
     /// Disk usage in bytes (`du -sk` × 1024); 0 for symlinks.
     pub size_bytes: u64,
@@ -224,7 +231,9 @@ pub enum Listing {
     Missing,
     /// The base path's identity (`None`: unreadable) and what sits directly under it.
     Listed {
+        /// The base path's identity; `None` when it could not be read.
         id: Option<FileId>,
+        /// What sits directly under it; empty for an empty directory.
         entries: Vec<Entry>,
     },
 }
@@ -271,7 +280,12 @@ pub struct Inventory {
 pub enum Reach {
     /// Walk `rel` (slash-separated names, empty for the root itself) down from `root`, a path in
     /// the container: a base path, or the mount of the PV path's parent.
-    Walk { root: String, rel: String },
+    Walk {
+        /// Where the walk starts, as a path in the helper's container.
+        root: String,
+        /// The PV path below the root, slash-separated; empty for the root itself.
+        rel: String,
+    },
     /// The path is `/` or directly under it: its parent cannot be mounted.
     Unreachable,
 }
@@ -367,12 +381,21 @@ pub fn args(bases: &[String], plan: &Plan) -> Vec<String> {
 /// Why a helper's output is not a valid inventory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// A line breaks the protocol.
     #[error("line {line}: {problem}")]
-    Line { line: usize, problem: String },
+    Line {
+        /// The line's number, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The output has no `END` line: the helper was stopped before it finished.
     #[error("the listing stops before END: the helper was cut off")]
     Truncated,
+    /// The base path at this position (counted from 1) got neither a `B` nor an `M` line.
     #[error("base path {0} was never reported")]
     Unreported(usize),
+    /// The PV path at this position (counted from 1) got no `P` line.
     #[error("PV path {0} was never reported")]
     UnreportedVolume(usize),
 }

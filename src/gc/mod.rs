@@ -10,6 +10,8 @@
 //!   the script that removes only the exact names given, never following a symlink;
 //! - [`scan`]: the cluster side (live ConfigMap, one helper pod per node, PVs and claims).
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod inventory;
 pub mod prune;
@@ -32,44 +34,73 @@ use scan::NodeScan;
 /// What a scan looks at.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
+    /// The provisioner's namespace: where its ConfigMap is read and the inventory helper pods
+    /// run.
     pub namespace: String,
+    /// The nodes to scan (`--node`, each must exist); empty means every node.
     pub nodes: Vec<String>,
+    /// Only the base paths of this StorageClass (`--storage-class`); `None` means those of every
+    /// class the config serves.
     pub storage_class: Option<String>,
+    /// Entries modified more recently than this are not judged (`--older-than`), so that nothing
+    /// being provisioned right now is listed; zero judges everything.
     pub older_than: Duration,
+    /// The provisioner name: a PV annotated `pv.kubernetes.io/provisioned-by` with it is ours,
+    /// and only ours are reported when their directory is missing.
     pub provisioner_name: String,
+    /// The name of the ConfigMap that names the base paths and holds the helper pod template.
     pub config_map: String,
+    /// The image of the inventory and prune helper pods (`--helper-image`); `None` means the
+    /// template's image.
     pub helper_image: Option<String>,
 }
 
+/// How `lpp gc` runs.
 #[derive(Debug, Clone)]
 pub struct ListOptions {
+    /// What to scan.
     pub scan: ScanOptions,
+    /// Exit 1 when orphans or missing directories are found or a node could not be scanned
+    /// (`--exit-code`, for cron and CI); otherwise finding them still exits 0.
     pub exit_code: bool,
 }
 
+/// How `lpp gc prune` runs.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
+    /// What to scan for entries to remove.
     pub scan: ScanOptions,
+    /// Only show what would be removed (`--dry-run`): nothing is asked or touched on the nodes.
     pub dry_run: bool,
+    /// Move entries into `<base>/.lpp-trash/` instead of deleting them (`--archive`).
     pub archive: bool,
 }
 
 /// Why gc cannot do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The command line names what is not there: an unknown `--node`, or a `--storage-class`
+    /// that the config does not serve or that is not our provisioner's.
     #[error("{0}")]
     Usage(String),
+    /// The provisioner's ConfigMap is missing or cannot be used, or its helper pod template
+    /// cannot be.
     #[error("{0}")]
     Config(String),
+    /// A request to the API server failed (listing nodes, PVs, claims or StorageClasses, reading
+    /// the ConfigMap).
     #[error("{0}")]
     Cluster(String),
+    /// The cluster could not be reached.
     #[error(transparent)]
     Connect(#[from] cluster::Error),
+    /// Printing or asking on the terminal failed, or the user declined.
     #[error(transparent)]
     Ui(#[from] ui::Error),
 }
 
 impl Error {
+    /// The process exit code this error ends `lpp gc` with.
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
@@ -83,10 +114,14 @@ impl Error {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GcReport {
+    /// The `apiVersion` and `kind` (`GcReport`) of the printed document.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// The entries no PV references, including those listed but never pruned.
     pub orphans: Vec<OrphanEntry>,
+    /// Our PVs whose directory is not on their node.
     pub missing: Vec<MissingDirectory>,
+    /// How the scan of each node went, by node name.
     pub nodes: Vec<NodeStatus>,
     /// `--older-than`, in seconds: entries modified more recently were not judged.
     pub older_than_seconds: u64,
@@ -98,14 +133,21 @@ pub struct GcReport {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrphanEntry {
+    /// The node it is on.
     pub node: String,
+    /// Its full path on the node: the base path joined with its name.
     pub path: String,
+    /// The base path (from the provisioner's config) it sits directly under.
     pub base: String,
+    /// Its name under the base path (non-UTF-8 bytes shown lossily).
     pub name: String,
+    /// Whether it is a directory, a file, a symlink or something else.
     pub kind: inventory::EntryKind,
+    /// Its disk usage in bytes, counted in whole KiB; 0 for a symlink.
     pub size_bytes: u64,
     /// When it was last modified (RFC 3339).
     pub modified: jiff::Timestamp,
+    /// Why it is listed.
     pub reason: classify::Reason,
     /// Whether `gc prune` may remove it.
     pub prunable: bool,
@@ -137,10 +179,14 @@ impl From<&Orphan> for OrphanEntry {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
+    /// The node's name.
     pub node: String,
     /// `scanned`, or why it was not.
     pub status: String,
+    /// Whether the node's scan is complete: true when it was inventoried or has no base paths
+    /// to inventory, false when its orphans may be missing from the report.
     pub ok: bool,
+    /// The base paths looked at on the node; empty when the config names none there.
     pub base_paths: Vec<String>,
 }
 
@@ -272,25 +318,39 @@ pub async fn list(ui: &Ui, target: &Target, options: ListOptions) -> Result<Exit
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneReport {
+    /// The `apiVersion` and `kind` (`PruneReport`) of the printed document.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// Whether this was `--dry-run`: nothing was removed.
     pub dry_run: bool,
+    /// One per entry that was to be removed, grouped by node.
     pub results: Vec<PruneResult>,
     /// Listed orphans a fresh look found in use again, with why.
     pub kept: Vec<KeptOrphan>,
+    /// How the scan of each node went, by node name.
     pub nodes: Vec<NodeStatus>,
 }
 
+/// What `lpp gc prune` did to one entry.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PruneResult {
+    /// The node it is on.
     pub node: String,
+    /// The base path it sits directly under.
     pub base: String,
+    /// Its name under the base path.
     pub name: String,
+    /// Its full path on the node.
     pub path: String,
+    /// Its disk usage in bytes when it was scanned.
     pub size_bytes: u64,
+    /// How it was to go: deleted, removed as an empty directory, or archived.
     pub action: prune::Action,
+    /// What the node's helper reported for it; `None` in a dry run, or when the helper could not
+    /// run (then `error` says why).
     pub outcome: Option<Outcome>,
+    /// Why the node's prune helper could not run; `None` when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -310,11 +370,15 @@ impl PruneResult {
     }
 }
 
+/// A listed orphan that the last look before pruning found in use, and so kept.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeptOrphan {
+    /// The node it is on.
     pub node: String,
+    /// Its full path on the node.
     pub path: String,
+    /// Which PV now uses it, or which claim is now being provisioned into it.
     pub why: String,
 }
 

@@ -33,11 +33,17 @@ impl Action {
 /// One entry to remove on one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
+    /// The node it is on.
     pub node: String,
+    /// The base path it sits directly under; the script acts only on this base path's entry.
     pub base: String,
+    /// Its exact name under the base path.
     pub name: String,
+    /// Its full path on the node.
     pub path: String,
+    /// Its disk usage in bytes when it was scanned.
     pub size_bytes: u64,
+    /// How it goes.
     pub action: Action,
 }
 
@@ -217,6 +223,7 @@ pub fn script_args(targets: &[&Target]) -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// Removed, or moved into the trash with `--archive`.
     Done,
     /// Already gone when the helper looked.
     Gone,
@@ -229,6 +236,7 @@ pub enum Outcome {
     InUse,
     /// `--archive`, but `<base>/.lpp-trash` is a symlink or not a directory: left alone.
     TrashUnsafe,
+    /// The removal or the move was tried and failed (`rm`, `mkdir` or `mv` said no).
     Failed,
     /// Refused by the script's own checks.
     Refused,

@@ -26,18 +26,27 @@ const CONCURRENT_NODES: usize = 8;
 /// How one node's scan went.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeScan {
+    /// The node's name.
     pub node: String,
     /// `scanned`, or why it was not.
     pub status: String,
+    /// Whether the node's scan is complete: true when it was inventoried or has no base paths
+    /// to inventory; false when it was not Ready, its helper pod failed or its output did not
+    /// parse.
     pub ok: bool,
+    /// The base paths looked at on the node; empty when the config names none there.
     pub base_paths: Vec<String>,
 }
 
 /// Everything a scan learned, and what runs the prune's jobs the same way.
 pub struct Scan {
+    /// The orphans and missing directories found.
     pub findings: Findings,
+    /// How the scan of each node went, sorted by node name.
     pub nodes: Vec<NodeScan>,
+    /// How the prune's helper pods are made: the ConfigMap's template, with `--helper-image`.
     pub helpers: HelperPods,
+    /// How long one helper pod may run: the config's `cmdTimeoutSeconds`.
     pub timeout: Duration,
     /// Runs the scan's and the prune's helper pods, all observed on one shared watch.
     pub executor: Executor,

@@ -9,6 +9,8 @@
 //! A missing map key renders as Go renders it: `<no value>` by default, an error with
 //! `missingkey=error` (the user/group/perm patterns), and the empty string through `index`.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,20 +27,45 @@ pub enum MissingKey {
 /// Why a pattern cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{{` has no matching `}}`; the number is the byte offset of that `{{` in the pattern,
+    /// counted from 0.
     #[error("unclosed action starting at byte {0}: close it with }}}}")]
     Unclosed(usize),
+    /// The action, as written between the braces, is outside the supported subset of Go
+    /// templates (pipes, functions other than `index`, a whole map, the claim's other metadata
+    /// fields).
     #[error(
         "unsupported action {{{{{0}}}}}: lpp supports {{{{ .PVName }}}}, {{{{ .PVC.Name }}}}, {{{{ .PVC.Namespace }}}}, {{{{ .PVC.Labels.KEY }}}}, {{{{ .PVC.Annotations.KEY }}}} and {{{{ index .PVC.Annotations \"KEY\" }}}}"
     )]
     Unsupported(String),
+    /// A field name that the data has no field of: not `PVName` or `PVC` at the top, not one of
+    /// the claim's supported metadata fields, or a field taken of a plain string.
     #[error("can't evaluate field {field} in {{{{{action}}}}}")]
-    NoField { field: String, action: String },
+    NoField {
+        /// The unknown field name, as written.
+        field: String,
+        /// The whole action it appears in, without its braces.
+        action: String,
+    },
+    /// A label or annotation key used as `.PVC.Labels.KEY` that is not a Go identifier (a key
+    /// with `-` or `/`, say), which Go would not parse: such keys need `index`.
     #[error(
         "{key:?} in {{{{{action}}}}} is not a Go identifier: write {{{{ index .PVC.Labels \"{key}\" }}}} (or .Annotations)"
     )]
-    NotIdentifier { key: String, action: String },
+    NotIdentifier {
+        /// The offending key.
+        key: String,
+        /// The whole action it appears in, without its braces.
+        action: String,
+    },
+    /// The claim has no label or annotation of this key, under `MissingKey::Error`.
     #[error("map has no entry for key {key:?} in {{{{{action}}}}}")]
-    MissingKey { key: String, action: String },
+    MissingKey {
+        /// The label or annotation key that the claim lacks.
+        key: String,
+        /// The whole action it appears in, without its braces.
+        action: String,
+    },
 }
 
 /// The data a pattern sees: upstream's `pvMetadata{PVName, PVC}`.

@@ -39,6 +39,7 @@ pub const DEFAULT_SIZE: &str = "10Gi";
 /// What `lpp adopt` was asked.
 #[derive(Debug, Clone)]
 pub struct AdoptOptions {
+    /// Where the provisioner's configuration is.
     pub provisioner: ProvisionerOptions,
     /// The node the directory is on.
     pub node: String,
@@ -46,6 +47,7 @@ pub struct AdoptOptions {
     pub path: String,
     /// The claim's namespace and name.
     pub namespace: String,
+    /// The claim's name.
     pub claim: String,
     /// The StorageClass of the volume (and of a new claim).
     pub class: String,
@@ -53,13 +55,16 @@ pub struct AdoptOptions {
     pub size: Option<String>,
     /// `Retain` (the default for adopted data) or `Delete`.
     pub reclaim_policy: String,
+    /// Adopt a directory outside the class's base paths.
     pub allow_outside_base: bool,
+    /// Check and print the objects; change nothing.
     pub dry_run: bool,
 }
 
 /// Everything [`decide`] looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct AdoptInput<'a> {
+    /// What was asked.
     pub options: &'a AdoptOptions,
     /// The node, when it exists.
     pub node: Option<&'a Node>,
@@ -67,6 +72,7 @@ pub struct AdoptInput<'a> {
     pub class: Option<&'a StorageClass>,
     /// The claim, when it exists.
     pub claim: Option<&'a PersistentVolumeClaim>,
+    /// The provisioner's configuration.
     pub contents: &'a ConfigMapContents,
     /// Every PV's data location (any provisioner).
     pub volumes: &'a [VolumeRef],
@@ -444,16 +450,25 @@ pub fn check_refusal(node: &str, dir: &str, answer: &str) -> Option<String> {
 #[serde(rename_all = "camelCase")]
 pub struct AdoptReport {
     #[serde(flatten)]
+    /// `apiVersion` and `kind` (`AdoptReport`).
     pub type_meta: ui::TypeMeta,
+    /// Whether nothing was made (`--dry-run`).
     pub dry_run: bool,
+    /// The PV's name.
     pub volume: String,
+    /// The node the directory is on.
     pub node: String,
+    /// The directory.
     pub path: String,
+    /// The claim, `namespace/name`.
     pub claim: String,
     /// Whether the claim was made by adopt (else an existing Pending claim was bound).
     pub claim_created: bool,
+    /// The volume's StorageClass.
     pub storage_class: String,
+    /// The volume's capacity.
     pub capacity: String,
+    /// `Retain` or `Delete`.
     pub reclaim_policy: String,
     /// Whether the claim was Bound when adopt returned.
     pub bound: bool,

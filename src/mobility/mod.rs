@@ -8,6 +8,8 @@
 //!   the copy) and their parsers (pure);
 //! - [`r#move`]: the command, carrying out the steps through executor sessions.
 
+#![warn(missing_docs)]
+
 pub mod adopt;
 pub mod copy;
 pub mod r#move;
@@ -58,14 +60,19 @@ pub enum Error {
     /// A request failed.
     #[error("{}", cluster::request_failed(verb, what, source))]
     Request {
+        /// What was asked (`get`, `patch`...).
         verb: &'static str,
+        /// Of what, as kubectl names it.
         what: String,
         #[source]
+        /// The API's error.
         source: kube::Error,
     },
     #[error(transparent)]
+    /// The cluster could not be reached.
     Connect(#[from] cluster::Error),
     #[error(transparent)]
+    /// Printing or confirming failed.
     Ui(#[from] ui::Error),
 }
 

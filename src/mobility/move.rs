@@ -41,6 +41,7 @@ pub struct Pause {
 /// What `lpp move` was asked.
 #[derive(Debug, Clone)]
 pub struct MoveOptions {
+    /// Where the provisioner's configuration is.
     pub provisioner: ProvisionerOptions,
     /// One claim (namespace, name), or
     pub claim: Option<(String, String)>,
@@ -54,6 +55,7 @@ pub struct MoveOptions {
     pub delete_source: bool,
     /// Bounds every wait (pods to go, claims to go and bind) and every script.
     pub timeout: Duration,
+    /// The `LPP_MOVE_PAUSE_AFTER` test hook, when set.
     pub pause: Option<Pause>,
 }
 
@@ -73,8 +75,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Place {
+    /// The node.
     pub node: String,
+    /// The PV's name.
     pub volume: String,
+    /// The directory.
     pub path: String,
 }
 
@@ -84,12 +89,16 @@ pub struct Place {
 pub struct MoveResult {
     /// `namespace/name`.
     pub claim: String,
+    /// Moved, resumed or rolled back.
     pub outcome: Outcome,
+    /// Where the data was.
     pub from: Place,
     /// Where the data is now (`None` after a rollback).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Place>,
+    /// Regular files copied.
     pub files: u64,
+    /// Their bytes.
     pub bytes: u64,
     /// The fingerprint of the verified manifest.
     pub checksum: String,
@@ -102,7 +111,9 @@ pub struct MoveResult {
 #[serde(rename_all = "camelCase")]
 pub struct MoveReport {
     #[serde(flatten)]
+    /// `apiVersion` and `kind` (`MoveReport`).
     pub type_meta: ui::TypeMeta,
+    /// One entry per claim moved (or rolled back).
     pub moves: Vec<MoveResult>,
     /// Claims `--all-from` could not move, with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -113,7 +124,9 @@ pub struct MoveReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedMove {
+    /// `namespace/name`.
     pub claim: String,
+    /// Why it was not moved.
     pub error: String,
 }
 

@@ -53,9 +53,13 @@ pub const BINDING_ANNOTATIONS: &[&str] = &[
 /// How far a move got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
+    /// The new PV exists; its directory may hold a partial copy.
     Copying,
+    /// The copy is verified.
     Copied,
+    /// The old PV is Retain; the claim may be deleted.
     Rebinding,
+    /// The claim is Bound to the new PV; the old PV goes.
     Finishing,
 }
 
@@ -101,9 +105,11 @@ pub struct Record {
     pub node: String,
     /// Its directory.
     pub path: String,
+    /// The step reached.
     pub step: Step,
     /// `namespace/name`.
     pub claim: String,
+    /// The uid of the claim the move started from.
     pub claim_uid: String,
     /// The claim as recreated.
     pub claim_object: String,
@@ -169,9 +175,15 @@ pub enum Resume {
     Continue,
     /// Undo it (the claim never left its volume): remove the new directory and PV, give the
     /// old PV its policy back; then move anew when `then_move`.
-    RollBack { then_move: bool },
+    RollBack {
+        /// Then move anew (to a node other than the source).
+        then_move: bool,
+    },
     /// Finish it (past the point of return); then move anew from its target when `then_move`.
-    Finish { then_move: bool },
+    Finish {
+        /// Then move anew from the recorded target.
+        then_move: bool,
+    },
 }
 
 /// Decides what to do with an interrupted move to `recorded` when a move to `asked` is asked

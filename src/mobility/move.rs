@@ -427,17 +427,11 @@ impl Mover<'_> {
         })
     }
 
-    /// The node a volume's node value names: a node of that name, else the node carrying it
-    /// as its `kubernetes.io/hostname` (or other affinity) label value.
+    /// The node a volume's node value names (see [`node_for`]); the value itself when no
+    /// node is named by it.
     async fn node_named(&self, value: &str) -> Result<String, Error> {
         let nodes = all_nodes(&self.client).await?;
-        if nodes.contains_key(value) {
-            return Ok(value.to_owned());
-        }
-        Ok(nodes
-            .iter()
-            .find(|(_, n)| n.labels().values().any(|v| v == value))
-            .map_or_else(|| value.to_owned(), |(name, _)| name.clone()))
+        Ok(node_for(&nodes, value).unwrap_or_else(|| value.to_owned()))
     }
 
     /// The new PV on `to`, as provisioning would make it for the claim, with the move's record.
@@ -1265,10 +1259,10 @@ impl Mover<'_> {
             )));
         }
         let nodes = all_nodes(&self.client).await?;
-        let Some(node) = nodes.get(from) else {
+        if !nodes.contains_key(from) {
             return Err(Error::Refused(format!("node {from} does not exist")));
-        };
-        let on_node = |value: &str| value == from || node.labels().values().any(|v| v == value);
+        }
+        let on_node = |value: &str| node_for(&nodes, value).as_deref() == Some(from);
         let provisioner = &self.options.provisioner.provisioner_name;
         let mut planned: Vec<(String, String, String, String)> = Vec::new();
         for volume in all_volumes(&self.client).await? {
@@ -1356,6 +1350,22 @@ impl Mover<'_> {
     }
 }
 
+/// The node a volume's node value (from its node affinity) names: the node of that name, else
+/// the one node carrying it as a label value (its `kubernetes.io/hostname`, or a class's
+/// `nodeAffinityKey`). A value several nodes carry names none: no volume is guessed onto a node.
+pub fn node_for(nodes: &std::collections::BTreeMap<String, Node>, value: &str) -> Option<String> {
+    if nodes.contains_key(value) {
+        return Some(value.to_owned());
+    }
+    let mut carrying = nodes
+        .iter()
+        .filter(|(_, n)| n.labels().values().any(|v| v == value));
+    match (carrying.next(), carrying.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
+}
+
 fn parse_summary(text: &str) -> Option<Summary> {
     let mut parts = text.split(' ');
     let files = parts.next()?.parse().ok()?;
@@ -1371,6 +1381,31 @@ fn parse_summary(text: &str) -> Option<Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_value_names_its_node_or_the_one_node_labelled_with_it() {
+        let node = |name: &str, labels: serde_json::Value| -> (String, Node) {
+            let n: Node = serde_json::from_value(
+                serde_json::json!({"metadata": {"name": name, "labels": labels}}),
+            )
+            .unwrap();
+            (name.to_owned(), n)
+        };
+        let nodes = std::collections::BTreeMap::from([
+            node(
+                "n1",
+                serde_json::json!({"kubernetes.io/hostname": "ip-1", "zone": "a"}),
+            ),
+            node(
+                "n2",
+                serde_json::json!({"kubernetes.io/hostname": "ip-2", "zone": "a"}),
+            ),
+        ]);
+        assert_eq!(node_for(&nodes, "n2").as_deref(), Some("n2"));
+        assert_eq!(node_for(&nodes, "ip-1").as_deref(), Some("n1"));
+        assert_eq!(node_for(&nodes, "a"), None, "two nodes carry it");
+        assert_eq!(node_for(&nodes, "gone"), None);
+    }
 
     #[test]
     fn a_recorded_summary_reads_back() {

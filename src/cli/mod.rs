@@ -224,8 +224,14 @@ Before any work it checks --config and --helper-pod-file (exit 2) and the accoun
 (exit 1, naming every one missing). Failed helper pods (exit code, output, image pull, scheduling,
 admission) become ProvisioningFailed or VolumeFailedDelete events within seconds.
 
---metrics-addr serves /metrics (OpenMetrics: lpp_provisions_total and lpp_deletions_total by
-result, lpp_provision_duration_seconds, lpp_deletion_duration_seconds and
+It is also the resizer of its volumes: a Bound claim of a class with allowVolumeExpansion (lpp
+install --allow-expansion) whose request grows past its capacity is checked for room on its path,
+the ConfigMap's optional `resize` script runs with the new size, then the PV and the claim get it
+(events Resizing, VolumeResizeSuccessful; VolumeResizeFailed with the cause, and a claim too big
+for its path is marked ControllerResizeInfeasible until its request is lowered).
+
+--metrics-addr serves /metrics (OpenMetrics: lpp_provisions_total and lpp_deletions_total and
+lpp_resizes_total by result, lpp_provision_duration_seconds, lpp_deletion_duration_seconds and
 lpp_helper_pod_duration_seconds histograms, lpp_operations_in_flight, lpp_queue_depth), /healthz
 and /readyz.";
 
@@ -405,6 +411,10 @@ pub struct ManifestOptions {
     /// Make the StorageClass the cluster's default
     #[arg(long)]
     pub default_class: bool,
+
+    /// Let claims of the StorageClass grow (allowVolumeExpansion: true); `lpp run` resizes them
+    #[arg(long)]
+    pub allow_expansion: bool,
 
     /// What happens to a volume's data when its claim is deleted
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = ReclaimPolicy::Delete)]

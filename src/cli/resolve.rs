@@ -291,6 +291,7 @@ fn manifest_settings(args: ManifestOptions, namespace: String) -> Result<Manifes
         provisioner_name: args.provisioner_name,
         base_paths,
         default_class: args.default_class,
+        allow_expansion: args.allow_expansion,
         reclaim_policy: match args.reclaim_policy {
             super::ReclaimPolicy::Delete => "Delete",
             super::ReclaimPolicy::Retain => "Retain",

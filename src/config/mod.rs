@@ -2,7 +2,8 @@
 //!
 //! The ConfigMap has four keys: [`CONFIG_JSON_KEY`] (where volumes go, parsed by [`json`] with Go's
 //! quirks and validated into a [`Config`]), [`SETUP_KEY`] and [`TEARDOWN_KEY`] (the scripts the
-//! helper pods run) and [`HELPER_POD_KEY`] (the helper pod template). [`ConfigMapContents::from_data`]
+//! helper pods run) and [`HELPER_POD_KEY`] (the helper pod template); lpp also reads the
+//! optional [`RESIZE_KEY`] (the script run when a claim grows). [`ConfigMapContents::from_data`]
 //! reads them all; [`default_config_map_data`] and [`config_map_data`] render them, so `lpp
 //! install` and `lpp run` share one set of defaults.
 
@@ -24,6 +25,9 @@ pub const CONFIG_JSON_KEY: &str = "config.json";
 pub const SETUP_KEY: &str = "setup";
 /// The ConfigMap key holding the teardown script.
 pub const TEARDOWN_KEY: &str = "teardown";
+/// The optional ConfigMap key holding the resize script (lpp's own; upstream has none): run when
+/// a claim grows, with the setup environment and the new size. Absent: nothing runs.
+pub const RESIZE_KEY: &str = "resize";
 /// The ConfigMap key holding the helper pod template.
 pub const HELPER_POD_KEY: &str = "helperPod.yaml";
 
@@ -519,7 +523,7 @@ pub enum Script {
     /// `/bin/sh /script/<key>`; a node agent runs the same text (read with the operation, so an
     /// edit applies to the next volume either way).
     ConfigMapKey {
-        /// `setup` or `teardown`.
+        /// `setup`, `teardown` or `resize`.
         key: &'static str,
         /// The script itself.
         text: String,
@@ -540,6 +544,9 @@ pub struct ConfigMapContents {
     pub setup: Script,
     /// What the delete helper pod runs.
     pub teardown: Script,
+    /// What runs when a claim grows: the `resize` key's script, or nothing when it is absent
+    /// (growing a directory volume is then bookkeeping only).
+    pub resize: Option<Script>,
     /// The helper pod template, parsed but not yet checked for safety (the provision module
     /// checks it, honouring `--allow-unsafe-helper-pod-template`).
     pub helper_pod: Pod,
@@ -583,6 +590,10 @@ impl ConfigMapContents {
                 TEARDOWN_KEY,
                 DEFAULT_TEARDOWN_SCRIPT,
             ),
+            resize: data.get(RESIZE_KEY).map(|text| Script::ConfigMapKey {
+                key: RESIZE_KEY,
+                text: text.clone(),
+            }),
             config,
             helper_pod,
         })
@@ -626,6 +637,18 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(contents.resize, None);
+        let mut with_resize = data.clone();
+        with_resize.insert(RESIZE_KEY.into(), "#!/bin/sh\ntrue".into());
+        assert_eq!(
+            ConfigMapContents::from_data(&with_resize, None, None)
+                .unwrap()
+                .resize,
+            Some(Script::ConfigMapKey {
+                key: RESIZE_KEY,
+                text: "#!/bin/sh\ntrue".into()
+            })
+        );
         assert_eq!(contents.config.cmd_timeout, Duration::from_secs(120));
         assert_eq!(
             contents.config.paths_for("local-path", "node-1").unwrap(),
@@ -675,6 +698,8 @@ mod tests {
         let c = ConfigMapContents::from_data(&data, None, None).unwrap();
         assert_eq!(c.setup, Script::Inline(DEFAULT_SETUP_SCRIPT.into()));
         assert_eq!(c.teardown, Script::Command("/bin/td".into()));
+        // No resize key: nothing runs when a claim grows.
+        assert_eq!(c.resize, None);
         assert!(c.helper_pod.spec.is_some());
         // Files given by flag take the place of the ConfigMap's keys.
         let c = ConfigMapContents::from_data(

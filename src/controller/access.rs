@@ -66,6 +66,13 @@ const AGENTS: [Need; 3] = [
     need("get", "apps", "daemonsets", true),
     need("patch", "apps", "daemonsets", true),
 ];
+/// Growing claims (the external resizer's writes). Without them `lpp run` still provisions
+/// and reclaims, and says that volume expansion is off: an account set up for an older lpp, or
+/// for upstream, keeps working.
+const EXPANSION: [Need; 2] = [
+    need("patch", "", "persistentvolumeclaims/status", false),
+    need("patch", "", "persistentvolumes", false),
+];
 const LEASE: [Need; 3] = [
     need("get", "coordination.k8s.io", "leases", true),
     need("create", "coordination.k8s.io", "leases", true),
@@ -73,13 +80,14 @@ const LEASE: [Need; 3] = [
 ];
 
 /// Fails with one line naming every missing permission. When the review API itself cannot be
-/// used, says nothing and lets the loop find out.
+/// used, says nothing and lets the loop find out. Returns whether claims may be resized: when
+/// the [`EXPANSION`] permissions are missing, that is said in one warning and the rest goes on.
 pub async fn check(
     client: &kube::Client,
     options: &RunOptions,
     config_map: bool,
-) -> Result<(), Error> {
-    let mut needs: Vec<&Need> = NEEDS.iter().collect();
+) -> Result<bool, Error> {
+    let mut needs: Vec<&Need> = NEEDS.iter().chain(EXPANSION.iter()).collect();
     if config_map {
         needs.extend(CONFIG_MAP.iter());
     }
@@ -115,21 +123,36 @@ pub async fn check(
     });
     let answers = futures::future::join_all(asks).await;
     let mut missing = Vec::new();
+    let mut expansion = Vec::new();
     for (need, answer) in needs.iter().zip(answers) {
         match answer {
             Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
-            Ok(_) => missing.push(match need.namespaced {
-                true => format!("{} {} in {}", need.verb, need.resource, options.namespace),
-                false => format!("{} {}", need.verb, need.resource),
-            }),
+            Ok(_) => {
+                let named = match need.namespaced {
+                    true => format!("{} {} in {}", need.verb, need.resource, options.namespace),
+                    false => format!("{} {}", need.verb, need.resource),
+                };
+                if EXPANSION.iter().any(|e| std::ptr::eq(e, *need)) {
+                    expansion.push(named);
+                } else {
+                    missing.push(named);
+                }
+            }
             Err(e) => {
                 tracing::debug!("cannot review access ({e}); skipping the check");
-                return Ok(());
+                return Ok(true);
             }
         }
     }
     if missing.is_empty() {
-        return Ok(());
+        if !expansion.is_empty() {
+            tracing::warn!(
+                "volume expansion is off: this account may not {}; claims that grow stay as \
+                 they are until it may (`lpp install` grants it)",
+                expansion.join(", ")
+            );
+        }
+        return Ok(expansion.is_empty());
     }
     Err(Error::Forbidden(format!(
         "this account may not {}: lpp run needs the Role and ClusterRole \

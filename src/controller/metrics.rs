@@ -49,14 +49,16 @@ struct ByResult {
 pub enum Action {
     Setup,
     Teardown,
+    Resize,
 }
 
 impl Action {
-    /// `setup` or `teardown`.
+    /// `setup`, `teardown` or `resize`.
     pub fn word(self) -> &'static str {
         match self {
             Action::Setup => "setup",
             Action::Teardown => "teardown",
+            Action::Resize => "resize",
         }
     }
 }
@@ -64,10 +66,7 @@ impl Action {
 impl EncodeLabelValue for Action {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
         use std::fmt::Write as _;
-        encoder.write_str(match self {
-            Action::Setup => "setup",
-            Action::Teardown => "teardown",
-        })
+        encoder.write_str(self.word())
     }
 }
 
@@ -88,6 +87,7 @@ pub struct Metrics {
     registry: Registry,
     provisions: Family<ByResult, Counter>,
     deletions: Family<ByResult, Counter>,
+    resizes: Family<ByResult, Counter>,
     provision_seconds: Histogram,
     deletion_seconds: Histogram,
     helper_seconds: Family<ByActionAndResult, Histogram, fn() -> Histogram>,
@@ -104,6 +104,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("lpp");
         let provisions = Family::<ByResult, Counter>::default();
         let deletions = Family::<ByResult, Counter>::default();
+        let resizes = Family::<ByResult, Counter>::default();
         let provision_seconds = seconds_histogram();
         let deletion_seconds = seconds_histogram();
         let helper_seconds =
@@ -116,6 +117,7 @@ impl Default for Metrics {
         for result in [Outcome::Success, Outcome::Failure] {
             drop(provisions.get_or_create(&ByResult { result }));
             drop(deletions.get_or_create(&ByResult { result }));
+            drop(resizes.get_or_create(&ByResult { result }));
         }
         registry.register(
             "provisions",
@@ -126,6 +128,11 @@ impl Default for Metrics {
             "deletions",
             "Volumes reclaimed, by result (a failure is one failed attempt)",
             deletions.clone(),
+        );
+        registry.register(
+            "resizes",
+            "Volumes grown, by result (a failure is one failed or refused attempt)",
+            resizes.clone(),
         );
         registry.register_with_unit(
             "provision_duration",
@@ -159,6 +166,7 @@ impl Default for Metrics {
             registry,
             provisions,
             deletions,
+            resizes,
             provision_seconds,
             deletion_seconds,
             helper_seconds,
@@ -184,6 +192,11 @@ impl Metrics {
         if let Some(took) = took {
             self.deletion_seconds.observe(took.as_secs_f64());
         }
+    }
+
+    /// One resize attempt ended.
+    pub fn resize(&self, result: Outcome) {
+        self.resizes.get_or_create(&ByResult { result }).inc();
     }
 
     /// A helper pod ran `action` for `took`.
@@ -264,6 +277,7 @@ mod tests {
         metrics.provision(Outcome::Success, Some(Duration::from_millis(300)));
         metrics.provision(Outcome::Success, Some(Duration::from_secs(3)));
         metrics.deletion(Outcome::Failure, None);
+        metrics.resize(Outcome::Success);
         metrics.helper(Action::Teardown, Outcome::Failure, Duration::from_secs(1));
         metrics.queued.set(4);
         let text = metrics.render();
@@ -271,6 +285,8 @@ mod tests {
             "lpp_provisions_total{result=\"success\"} 2",
             "lpp_provisions_total{result=\"failure\"} 0",
             "lpp_deletions_total{result=\"failure\"} 1",
+            "lpp_resizes_total{result=\"success\"} 1",
+            "lpp_resizes_total{result=\"failure\"} 0",
             "lpp_provision_duration_seconds_count 2",
             "lpp_provision_duration_seconds_bucket{le=\"0.4\"} 1",
             "lpp_provision_duration_seconds_bucket{le=\"3.2\"} 2",

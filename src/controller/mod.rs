@@ -1,7 +1,8 @@
 //! `lpp run`: the provisioning loop.
 //!
-//! Claims and volumes arrive on watches; each claim that needs a volume and each Released volume of
-//! ours becomes one operation, at most one per object at a time ([`queue`]). An operation asks the
+//! Claims and volumes arrive on watches; each claim that needs a volume, each bound claim that
+//! asks to grow ([`resize`]) and each Released volume of ours becomes one operation, at most one
+//! per object at a time ([`queue`]). An operation asks the
 //! pure [`crate::provision`] decisions what to do, has the [`crate::executor`] run the setup or
 //! teardown script on the node (a waiting operation holds no worker permit), then creates or
 //! deletes the PV. Names are deterministic (`pvc-<uid>`, `helper-pod-create-<pv>`), so an
@@ -25,6 +26,7 @@ mod lease;
 mod metrics;
 mod operation;
 mod queue;
+mod resize;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -202,6 +204,8 @@ pub(crate) struct Context {
     pub stopping: tokio_util::sync::CancellationToken,
     /// The operations under way, waited for at shutdown.
     operations: tokio_util::task::TaskTracker,
+    /// Whether claims that grow are resized (the account may write claim status).
+    pub resizing: bool,
     /// The texts of `--config` and `--helper-pod-file`, read once.
     pub config_file: Option<String>,
     pub helper_pod_file: Option<String>,
@@ -279,7 +283,7 @@ pub async fn run_reporting(
     let helper_pod_file = read(&options.helper_pod_file, "--helper-pod-file")?;
     check_files(&options, config_file.as_deref(), helper_pod_file.as_deref())?;
     let config_map = config_file.is_none() || helper_pod_file.is_none();
-    access::check(&client, &options, config_map).await?;
+    let resizing = access::check(&client, &options, config_map).await?;
     announce(&client, &options, config_map).await?;
 
     let (classes, classes_writer) = reflector::store();
@@ -290,6 +294,7 @@ pub async fn run_reporting(
         stores: Stores::new(classes, nodes, volumes),
         config_file,
         helper_pod_file,
+        resizing,
         workers: Semaphore::new(options.workers.max(1) as usize),
         queue: queue::Queue::default(),
         last_good: Mutex::new((None, None)),
@@ -670,7 +675,7 @@ async fn watch(
             Change::Claim(event) => match *event {
                 Event::Delete(claim) => context.queue.forget(&Work::claim_key(&claim)),
                 Event::Apply(c) | Event::InitApply(c) => {
-                    if let Some(work) = Work::from_claim(c) {
+                    if let Some(work) = Work::from_claim(c, context.resizing) {
                         start(&context, work.key(), work);
                     }
                 }
@@ -731,6 +736,9 @@ impl std::fmt::Display for Done<'_> {
 pub(crate) enum Work {
     Claim(Box<PersistentVolumeClaim>),
     Volume(Box<PersistentVolume>),
+    /// A bound claim that asks for more than it has. Keyed as its claim, so a claim never has
+    /// a provision and a resize under way at once.
+    Resize(Box<PersistentVolumeClaim>),
 }
 
 impl Work {
@@ -740,16 +748,23 @@ impl Work {
 
     fn key(&self) -> String {
         match self {
-            Work::Claim(c) => Work::claim_key(c),
+            Work::Claim(c) | Work::Resize(c) => Work::claim_key(c),
             Work::Volume(v) => format!("volume/{}", v.metadata.name.as_deref().unwrap_or("")),
         }
     }
 
-    /// A claim that may need a volume: not bound and not being deleted.
-    fn from_claim(c: PersistentVolumeClaim) -> Option<Work> {
+    /// A claim that may need a volume (not bound and not being deleted), or, with
+    /// `resizing`, a bound one that asks to grow.
+    fn from_claim(c: PersistentVolumeClaim, resizing: bool) -> Option<Work> {
         let unbound = c.spec.as_ref().is_none_or(|s| s.volume_name.is_none())
             && c.metadata.deletion_timestamp.is_none();
-        unbound.then(|| Work::Claim(Box::new(c)))
+        if unbound {
+            Some(Work::Claim(Box::new(c)))
+        } else if resizing && crate::provision::resize::wants_resize(&c) {
+            Some(Work::Resize(Box::new(c)))
+        } else {
+            None
+        }
     }
 
     /// A volume that may need reclaiming: Released.

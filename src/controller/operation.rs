@@ -1,4 +1,5 @@
-//! One operation: provision a claim or reclaim a volume, retried with backoff.
+//! One operation: provision a claim, reclaim a volume or resize a claim's volume
+//! ([`super::resize`]), retried with backoff.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +31,7 @@ where
 }
 
 /// What one attempt ended in.
-enum Attempt {
+pub(super) enum Attempt {
     Done,
     /// Refused until something changes (the config, a class, a node, the volumes): kept aside
     /// and looked at again then.
@@ -44,7 +45,7 @@ enum Attempt {
 /// newer work starts afresh.
 pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
     let (limit, what) = match &work {
-        Work::Claim(c) => (
+        Work::Claim(c) | Work::Resize(c) => (
             context.options.provisioning_retry_count,
             format!(
                 "claim {}/{}",
@@ -70,6 +71,7 @@ pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
             let outcome = match &work {
                 Work::Claim(claim) => provision(context, claim).await,
                 Work::Volume(volume) => reclaim(context, volume).await,
+                Work::Resize(claim) => super::resize::resize(context, claim).await,
             };
             let why = match outcome {
                 Attempt::Done => return,
@@ -89,6 +91,7 @@ pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
             match &work {
                 Work::Claim(_) => context.metrics.provision(Outcome::Failure, None),
                 Work::Volume(_) => context.metrics.deletion(Outcome::Failure, None),
+                Work::Resize(_) => context.metrics.resize(Outcome::Failure),
             }
             attempt += 1;
             let jitter =
@@ -118,7 +121,7 @@ pub async fn carry_out(context: &Context, work: Work, newer: &Arc<Notify>) {
 
 /// The configuration for the next operation: the ConfigMap (or the `--config` files) as it is
 /// now, read afresh so that an edit applies to the very next volume; see [`judge`].
-async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
+pub(super) async fn contents(context: &Context) -> Result<ConfigMapContents, String> {
     let options = &context.options;
     let maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), &options.namespace);
     let map = if context.config_file.is_some() && context.helper_pod_file.is_some() {
@@ -226,7 +229,7 @@ pub(super) fn helper_pods_of(options: &RunOptions, template: Pod) -> Result<Help
 
 /// The StorageClass from the store; one created a moment ago may not be there yet, so a miss
 /// asks the API server.
-async fn class_of(
+pub(super) async fn class_of(
     context: &Context,
     name: &str,
 ) -> Result<Option<k8s_openapi::api::storage::v1::StorageClass>, String> {
@@ -563,7 +566,7 @@ async fn delete_volume(volumes: &Api<PersistentVolume>, name: &str) -> Attempt {
 
 /// Runs a volume's script through the executor the options or the config ask for, timing it for
 /// the metrics; a fallback from the agent to a helper pod is said once, on the object.
-async fn run_script<K>(
+pub(super) async fn run_script<K>(
     context: &Context,
     object: &K,
     helpers: &HelperPods,

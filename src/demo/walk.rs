@@ -1130,6 +1130,7 @@ fn demo_install(storage_class: &str) -> crate::install::ManifestSettings {
             crate::config::DEFAULT_PATH.to_owned(),
         )]),
         default_class: false,
+        allow_expansion: false,
         reclaim_policy: "Delete".into(),
         binding_mode: "WaitForFirstConsumer".into(),
         volume_type: "hostPath".into(),

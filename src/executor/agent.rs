@@ -314,6 +314,7 @@ fn script_word(job: &VolumeJob) -> &'static str {
     match job.action {
         crate::provision::Action::Create => "setup",
         crate::provision::Action::Delete => "teardown",
+        crate::provision::Action::Resize => "resize",
     }
 }
 

@@ -374,10 +374,11 @@ async fn seen_pod(
     }
     let finished = !matches!(helper_outcome(&pod), HelperOutcome::Running);
     let deleting = pod.metadata.deletion_timestamp.is_some();
-    let volume_helper = matches!(
-        pod.labels().get(ACTION_LABEL).map(String::as_str),
-        Some("create" | "delete")
-    );
+    let volume_helper = pod.labels().get(ACTION_LABEL).is_some_and(|action| {
+        crate::provision::Action::ALL
+            .iter()
+            .any(|a| a.as_str() == action)
+    });
     if !subscriptions.deliver(&name, Seen::Present(Box::new(pod)))
         && delete_leftovers
         && volume_helper

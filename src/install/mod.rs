@@ -20,6 +20,8 @@ pub struct ManifestSettings {
     pub provisioner_name: String,
     pub base_paths: BasePaths,
     pub default_class: bool,
+    /// `--allow-expansion`: the class's `allowVolumeExpansion: true`.
+    pub allow_expansion: bool,
     /// `Delete` or `Retain`, as Kubernetes spells it.
     pub reclaim_policy: String,
     /// `WaitForFirstConsumer` or `Immediate`.

@@ -258,6 +258,12 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
                     &["persistentvolumeclaims"],
                     &["get", "list", "watch", "update", "patch"],
                 ),
+                // Growing claims: lpp is the external resizer of its volumes.
+                rule(
+                    &[""],
+                    &["persistentvolumeclaims/status"],
+                    &["patch", "update"],
+                ),
                 rule(
                     &[""],
                     &["persistentvolumes"],
@@ -298,6 +304,7 @@ pub fn install_set(settings: &ManifestSettings) -> Vec<Object> {
                 ..meta(&settings.storage_class, None)
             },
             provisioner: settings.provisioner_name.clone(),
+            allow_volume_expansion: settings.allow_expansion.then_some(true),
             reclaim_policy: Some(settings.reclaim_policy.clone()),
             volume_binding_mode: Some(settings.binding_mode.clone()),
             ..StorageClass::default()
@@ -355,6 +362,7 @@ mod tests {
             provisioner_name: "rancher.io/local-path".into(),
             base_paths: BasePaths::Nodes(vec![(None, "/opt/local-path-provisioner".into())]),
             default_class: false,
+            allow_expansion: false,
             reclaim_policy: "Delete".into(),
             binding_mode: "WaitForFirstConsumer".into(),
             volume_type: "hostPath".into(),
@@ -371,5 +379,24 @@ mod tests {
         let text = crate::install::render(&defaults(), crate::ui::Format::Yaml).unwrap();
         let text = text.replace(env!("CARGO_PKG_VERSION"), "VERSION");
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn allow_expansion_is_set_on_the_class() {
+        let class = |settings: &ManifestSettings| {
+            install_set(settings)
+                .into_iter()
+                .find_map(|o| match o {
+                    Object::StorageClass(c) => Some(c),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(class(&defaults()).allow_volume_expansion, None);
+        let grows = ManifestSettings {
+            allow_expansion: true,
+            ..defaults()
+        };
+        assert_eq!(class(&grows).allow_volume_expansion, Some(true));
     }
 }

@@ -22,10 +22,9 @@ pub const VOLUME_LABEL: &str = "lpp.dev/volume";
 /// The label selector that matches every helper pod lpp starts (volume helpers and script jobs
 /// such as gc inventories).
 pub const HELPER_SELECTOR: &str = "app.kubernetes.io/managed-by=lpp,lpp.dev/helper-action";
-/// The label selector that matches only the create and delete helpers of volumes: what `lpp run`
-/// watches.
+/// The label selector that matches only the create, delete and resize helpers of volumes.
 pub const VOLUME_HELPER_SELECTOR: &str =
-    "app.kubernetes.io/managed-by=lpp,lpp.dev/helper-action in (create,delete)";
+    "app.kubernetes.io/managed-by=lpp,lpp.dev/helper-action in (create,delete,resize)";
 
 /// Where the ConfigMap's scripts are mounted.
 pub const SCRIPT_DIR: &str = "/script";
@@ -40,16 +39,22 @@ pub enum Action {
     Create,
     /// Run the teardown script: remove the directory.
     Delete,
+    /// Run the resize script: the claim grew (`VOL_SIZE_BYTES` is the new size).
+    Resize,
 }
 
 impl Action {
-    /// `create` or `delete`, as in pod names, args and labels.
+    /// `create`, `delete` or `resize`, as in pod names, args and labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Delete => "delete",
+            Action::Resize => "resize",
         }
     }
+
+    /// Every action, for the places that recognise volume helpers by their label.
+    pub const ALL: [Action; 3] = [Action::Create, Action::Delete, Action::Resize];
 }
 
 /// Why a helper pod template is refused, or a helper pod cannot be built.

@@ -5,7 +5,8 @@
 //! For a claim, [`volume::decide_claim`] returns a [`volume::ClaimDecision`]: skip it, reject it
 //! (the ProvisioningFailed message), or provision it with a [`volume::VolumePlan`] — run
 //! `plan.helper` through [`helper_pod::HelperPods::for_volume`], wait for the pod to succeed,
-//! then create `plan.volume`. Helper pods carry [`helper_pod::HELPER_SELECTOR`]'s labels so one
+//! then create `plan.volume`. For a bound claim that grew, [`resize::decide_resize`] says how
+//! to resize its volume as an external resizer does. Helper pods carry [`helper_pod::HELPER_SELECTOR`]'s labels so one
 //! watch sees them all.
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod helper_pod;
 pub mod overlap;
 pub mod reclaim;
+pub mod resize;
 pub mod template;
 pub mod volume;
 

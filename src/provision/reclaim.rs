@@ -171,7 +171,7 @@ pub fn volume_location(pv: &PersistentVolume) -> Option<(Option<String>, String)
 }
 
 /// The key and single value of the PV's first required `In` node affinity term.
-fn affinity_term(pv: &PersistentVolume) -> Result<(String, String), String> {
+pub(crate) fn affinity_term(pv: &PersistentVolume) -> Result<(String, String), String> {
     let required = pv
         .spec
         .as_ref()

@@ -320,22 +320,7 @@ fn plan(
         ));
     }
 
-    let data_value = |key: &str| -> Result<String, String> {
-        match parameter_or_annotation(class, key) {
-            None => Ok(String::new()),
-            Some(pattern) => template::render(pattern, data, MissingKey::Error)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| {
-                    format!(
-                        "failed to create {} from pattern {pattern}: {e}",
-                        &key[..key.len() - "Pattern".len()]
-                    )
-                }),
-        }
-    };
-    let user = data_value("userPattern")?;
-    let group = data_value("groupPattern")?;
-    let perm = data_value("permPattern")?;
+    let (user, group, perm) = owner_patterns(class, data)?;
 
     let type_text = annotation(&claim.metadata, "volumeType")
         .or_else(|| annotation(&class.metadata, "defaultVolumeType"))
@@ -470,6 +455,33 @@ fn plan(
 /// The volume's directory below its base path: relative, clean, no `..` element and no control
 /// character; below `<namespace>/<name>/` unless the class opts out with
 /// `allowUnsafePathPattern`.
+/// `VOL_USER`, `VOL_GROUP` and `VOL_PERM`: the class's `userPattern`, `groupPattern` and
+/// `permPattern` rendered over the volume's data (empty when unset). Setup and resize scripts
+/// both get them.
+pub fn owner_patterns(
+    class: &StorageClass,
+    data: PatternData<'_>,
+) -> Result<(String, String, String), String> {
+    let data_value = |key: &str| -> Result<String, String> {
+        match parameter_or_annotation(class, key) {
+            None => Ok(String::new()),
+            Some(pattern) => template::render(pattern, data, MissingKey::Error)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    format!(
+                        "failed to create {} from pattern {pattern}: {e}",
+                        &key[..key.len() - "Pattern".len()]
+                    )
+                }),
+        }
+    };
+    Ok((
+        data_value("userPattern")?,
+        data_value("groupPattern")?,
+        data_value("permPattern")?,
+    ))
+}
+
 fn folder_name(
     class: &StorageClass,
     pv_name: &str,

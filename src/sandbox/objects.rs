@@ -457,12 +457,14 @@ fn claim_update_causes(current: &Value, new: &Value) -> Vec<(String, String)> {
 }
 
 /// The resize states `allocatedResourceStatuses` may hold (`resizeStatusSet`, sorted as the
-/// apiserver lists them).
+/// apiserver lists them). Since v1.31 the failed states are `…Infeasible` (`ClaimResourceStatus`
+/// in k8s.io/api core/v1 types.go); the field's generated docs still say `…Failed`, which the
+/// apiserver refuses.
 const RESIZE_STATUSES: &[&str] = &[
-    "ControllerResizeFailed",
     "ControllerResizeInProgress",
-    "NodeResizeFailed",
+    "ControllerResizeInfeasible",
     "NodeResizeInProgress",
+    "NodeResizeInfeasible",
     "NodeResizePending",
 ];
 
@@ -967,7 +969,13 @@ mod tests {
         assert_eq!(fields(&claim("1Gi", "Bound"), &limited), ["spec"]);
         let statuses =
             |state: &str| json!({"status": {"allocatedResourceStatuses": {"storage": state}}});
-        assert!(status_violations(pvc, &statuses("NodeResizeFailed")).is_empty());
+        assert!(status_violations(pvc, &statuses("NodeResizeInfeasible")).is_empty());
+        assert!(status_violations(pvc, &statuses("ControllerResizeInfeasible")).is_empty());
+        // The names of the field's stale docs are refused, as by a v1.33 apiserver.
+        assert_eq!(
+            status_violations(pvc, &statuses("ControllerResizeFailed")).len(),
+            1
+        );
         assert_eq!(status_violations(pvc, &statuses("Done")).len(), 1);
     }
 

@@ -1001,7 +1001,7 @@ async fn claims_grow_only_when_bound_and_their_class_allows_and_never_shrink() {
         .await;
     assert_eq!(bogus.code, 1);
     assert!(
-        bogus.stderr.contains("status.allocatedResourceStatus: Unsupported value: \"storage\": supported values: \"ControllerResizeFailed\", \"ControllerResizeInProgress\", \"NodeResizeFailed\", \"NodeResizeInProgress\", \"NodeResizePending\""),
+        bogus.stderr.contains("status.allocatedResourceStatus: Unsupported value: \"storage\": supported values: \"ControllerResizeInProgress\", \"ControllerResizeInfeasible\", \"NodeResizeInProgress\", \"NodeResizeInfeasible\", \"NodeResizePending\""),
         "{}",
         bogus.stderr
     );

@@ -8,6 +8,7 @@
 mod agent;
 mod cli;
 mod demo;
+mod expand;
 mod gc;
 mod house;
 mod install;

@@ -684,9 +684,15 @@ impl Mover<'_> {
             .map_err(|e| Error::Failed(format!("cannot reach the {role} node {node}: {e}")))
     }
 
-    /// The volume job of a directory (its setup or teardown as the ConfigMap says).
+    /// The volume job of a directory: its setup (`Create`) or teardown (`Delete`) as the
+    /// ConfigMap says. A move never resizes.
     fn job(&self, action: Action, volume: &str, node: &str, dir: &str, size: i64) -> VolumeJob {
         let contents = &self.provisioner.contents;
+        // Only a `Delete` ever runs the teardown: nothing else may remove a directory.
+        let script = match action {
+            Action::Delete => contents.teardown.clone(),
+            Action::Create | Action::Resize => contents.setup.clone(),
+        };
         VolumeJob {
             action,
             pv_name: volume.to_owned(),
@@ -697,10 +703,7 @@ impl Mover<'_> {
             user: String::new(),
             group: String::new(),
             perm: String::new(),
-            script: match action {
-                Action::Create => contents.setup.clone(),
-                Action::Delete => contents.teardown.clone(),
-            },
+            script,
             shared: false,
         }
     }

@@ -56,6 +56,8 @@ pub async fn execute(invocation: Invocation) -> Result<Exit, Error> {
         Plan::GcPrune(options) => Ok(crate::gc::prune(&ui, &target, options).await?),
         Plan::Usage(options) => Ok(crate::capacity::usage(&ui, &target, options).await?),
         Plan::Demo(options) => Ok(crate::demo::run(&ui, &target, options).await?),
+        Plan::Adopt(options) => Ok(crate::mobility::adopt::adopt(&ui, &target, options).await?),
+        Plan::Move(options) => Ok(crate::mobility::r#move::run(&ui, &target, options).await?),
         Plan::SandboxUp(options) => {
             crate::sandbox::up(options).await?;
             Ok(Exit::Success)

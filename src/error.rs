@@ -41,6 +41,9 @@ pub enum Error {
     Demo(#[from] crate::demo::Error),
 
     #[error(transparent)]
+    Mobility(#[from] crate::mobility::Error),
+
+    #[error(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
 
     /// The server did not answer what was asked (`lpp version`).
@@ -64,6 +67,7 @@ impl Error {
             Error::Gc(e) => e.exit(),
             Error::Check(e) => e.exit(),
             Error::Install(e) => e.exit(),
+            Error::Mobility(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

@@ -20,6 +20,7 @@ pub mod exit;
 pub mod gc;
 pub mod install;
 pub mod logging;
+pub mod mobility;
 pub mod provision;
 pub mod sandbox;
 pub mod ui;

@@ -79,6 +79,17 @@ lpp demo                             # on the current context, after asking
 lpp demo --yes -o json               # straight through, one JSON object per step
 lpp demo --keep -n walk              # leave namespace walk with the claim and pod"
         }
+        "adopt" => {
+            "lpp adopt node-1:/opt/local-path-provisioner/restored --claim default/data --dry-run
+lpp adopt node-1:/opt/local-path-provisioner/restored --claim default/data --size 20Gi --yes
+lpp adopt node-2:/srv/old-data --claim apps/db --allow-outside-base --reclaim-policy Delete"
+        }
+        "move" => {
+            "lpp move default/data --to node-2         # refuses while a pod uses the claim
+lpp move default/data --to node-2 --wait --yes   # waits until you scaled its owners down
+lpp move default/data --to node-2 --delete-source
+lpp move --all-from node-1 --to node-2    # evacuate a node, after showing the plan"
+        }
         "sandbox" | "sandbox up" => {
             "lpp sandbox up --dir /tmp/lpp-sandbox
 export KUBECONFIG=/tmp/lpp-sandbox/kubeconfig
@@ -115,6 +126,17 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          lpp=debug,kube=info) that replaces the level -v and -q set.",
     ),
     (
+        "LPP_MOVE_PAUSE_AFTER",
+        "Test hook of lpp move, not for everyday use: hold the move after a step (created, \
+         copied, retained, claim-deleted or rebound), printing 'lpp move: paused after STEP' on \
+         stderr, until LPP_MOVE_PAUSE_FILE exists (else 10 minutes), so that a test can kill lpp \
+         at that step and prove the rerun finishes or rolls back the move.",
+    ),
+    (
+        "LPP_MOVE_PAUSE_FILE",
+        "With LPP_MOVE_PAUSE_AFTER: the move carries on once this file exists.",
+    ),
+    (
         "COMPLETE",
         "Set by the completion scripts (COMPLETE=bash lpp prints one): lpp then answers the \
          shell's completion request and exits.",
@@ -132,7 +154,8 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "3",
         "Refused: a confirmation is needed (--yes without a terminal), status found something \
-         that needs attention, or a check failed (with check --strict, also warned).",
+         that needs attention, a check failed (with check --strict, also warned), or a check \
+         of adopt or move refused (nothing was changed).",
     ),
     (
         "130",

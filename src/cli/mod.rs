@@ -173,6 +173,14 @@ pub enum Command {
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
 
+    /// Make a volume of an existing directory on a node and bind it to a claim
+    #[command(long_about = ADOPT_ABOUT, after_help = MOBILITY_AFTER_HELP)]
+    Adopt(AdoptArgs),
+
+    /// Move a volume's data to another node and rebind its claim there
+    #[command(name = "move", long_about = MOVE_ABOUT, after_help = MOBILITY_AFTER_HELP)]
+    Move(MoveArgs),
+
     /// The embedded single-machine Kubernetes API whose nodes are local directories
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -279,6 +287,135 @@ Print a completion script for the shell to stdout. The script asks lpp itself at
 --context completes from the kubeconfig and -n and --node from the cluster (within 2 seconds).
 For `kubectl lpp <TAB>` (kubectl 1.26+), put completions/kubectl_complete-lpp from the repository
 on PATH next to kubectl-lpp.";
+
+const ADOPT_ABOUT: &str = "\
+Make a PersistentVolume of our provisioner, in upstream's shape (node affinity, annotations, volume
+type from the class), for a directory that already exists on a node (kept by a Retain policy,
+archived by `lpp gc prune --archive`, restored from a backup), and bind it to a claim: a claim that
+does not exist is created pre-bound; an existing Pending claim of the class is bound through the
+PV's claimRef. The directory stays where it is. The PV is annotated lpp.dev/adopted=true.
+
+Refused (exit 3), each with one line saying why: the node does not exist; the directory does not
+exist on it (asked on the node through the executor) or is a symlink; it is not inside a configured
+base path of the class on that node (unless --allow-outside-base); a PV uses it, lies inside it or
+contains it; the claim is bound, or of another class. The reclaim policy is Retain unless
+--reclaim-policy Delete: deleting the claim then keeps the data.";
+
+const MOVE_ABOUT: &str = "\
+Copy a volume's data to a new directory on another node (chosen as provisioning would: a base path
+of that node, upstream's folder name), verify it, and rebind the claim there, keeping its name,
+labels, annotations and spec. The data streams through lpp as tar, from a session on the source
+node (its node agent, or a helper pod) into one on the target, with a progress bar in bytes; file
+count, bytes and every file's sha256, mode, owner and symlink target are compared before anything
+else changes. A claim's spec.volumeName cannot change, so the old PV is set to Retain, the claim
+deleted and recreated pre-bound to the new PV.
+
+Refused (exit 3) while a pod uses the claim (naming the pods and their owners; --wait waits until
+they are gone), and for a move to the node the volume is on. Each step is recorded in annotations of
+the new PV: after an interruption, running the same move again finishes it, and moving the claim
+to the node it came from undoes it (or finishes it, once the claim was deleted); the only copy is
+never lost. The source directory stays on its node (the summary says where) until --delete-source,
+or a later `lpp gc prune`, removes it.
+
+--all-from NODE moves every bound volume of that node, one claim at a time, after showing the plan
+and asking.";
+
+const MOBILITY_AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused (a check failed, or needs --yes).";
+
+/// `lpp adopt`.
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The directory to adopt, as NODE:PATH (e.g. node-1:/opt/local-path-provisioner/restored)
+    #[arg(value_name = "NODE:PATH")]
+    pub location: String,
+
+    /// The claim to bind, as NAMESPACE/NAME: created pre-bound when it does not exist, else it
+    /// must be Pending and of the class
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub claim: String,
+
+    /// StorageClass of the volume (and of a new claim)
+    #[arg(
+        long,
+        visible_alias = "storage-class",
+        value_name = "NAME",
+        default_value = crate::upstream::STORAGE_CLASS
+    )]
+    pub class: String,
+
+    /// Capacity of the volume [default: the existing claim's request, else 10Gi]
+    #[arg(long, value_name = "SIZE")]
+    pub size: Option<String>,
+
+    /// What happens to the data when the claim is deleted (Retain keeps it)
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = ReclaimPolicy::Retain)]
+    pub reclaim_policy: ReclaimPolicy,
+
+    /// Adopt a directory that is not inside a configured base path of the class on that node
+    #[arg(long)]
+    pub allow_outside_base: bool,
+
+    /// Check everything and print the PV (and claim) that would be created; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub provisioner: MobilityProvisionerArgs,
+}
+
+/// `lpp move`.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The claim to move, as NAMESPACE/NAME
+    #[arg(
+        value_name = "NAMESPACE/NAME",
+        required_unless_present = "all_from",
+        conflicts_with = "all_from"
+    )]
+    pub claim: Option<String>,
+
+    /// The node to move to
+    #[arg(long, value_name = "NODE", add = clap_complete::ArgValueCandidates::new(docs::complete_nodes))]
+    pub to: String,
+
+    /// Move every bound volume of this node, one claim at a time, after showing the plan
+    #[arg(long, value_name = "NODE", add = clap_complete::ArgValueCandidates::new(docs::complete_nodes))]
+    pub all_from: Option<String>,
+
+    /// Wait until no pod uses the claim (after you scaled its owners down) instead of refusing
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Remove the source directory once the claim is bound on the target
+    #[arg(long)]
+    pub delete_source: bool,
+
+    /// How long each wait may take (pods to go, the claim to go and to bind) and each listing
+    /// of the data
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub provisioner: MobilityProvisionerArgs,
+}
+
+/// Where `adopt` and `move` find the provisioner's configuration.
+#[derive(Debug, Args)]
+pub struct MobilityProvisionerArgs {
+    /// Provisioner name the volumes are annotated with
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
+    pub provisioner_name: String,
+
+    /// ConfigMap (in the provisioner's namespace) with the base paths, scripts and helper
+    /// template
+    #[arg(long, value_name = "NAME", default_value = crate::upstream::CONFIG_MAP)]
+    pub config_map: String,
+
+    /// Image of the helper pods [default: the template's image]
+    #[arg(long, value_name = "IMAGE")]
+    pub helper_image: Option<String>,
+}
 
 /// What the installed objects look like; shared by `install` and `manifests`.
 #[derive(Debug, Args)]

@@ -42,6 +42,8 @@ pub enum Plan {
     GcPrune(PruneOptions),
     Usage(crate::capacity::UsageOptions),
     Demo(DemoOptions),
+    Adopt(crate::mobility::adopt::AdoptOptions),
+    Move(crate::mobility::r#move::MoveOptions),
     SandboxUp(UpOptions),
     Completion(Shell),
     /// `lpp version`; `client_only` with `--client`.
@@ -65,6 +67,8 @@ impl Plan {
             Plan::GcPrune(_) => "gc prune",
             Plan::Usage(_) => "usage",
             Plan::Demo(_) => "demo",
+            Plan::Adopt(_) => "adopt",
+            Plan::Move(_) => "move",
             Plan::SandboxUp(_) => "sandbox up",
             Plan::Completion(_) => "completion",
             Plan::Version { .. } => "version",
@@ -88,6 +92,7 @@ impl Plan {
             Plan::Check(_) => &[Table, Json, Yaml],
             Plan::Gc(_) | Plan::GcPrune(_) => &[Table, Wide, Json, Yaml, Name],
             Plan::Demo(_) => &[Table, Json],
+            Plan::Adopt(_) | Plan::Move(_) => &[Table, Json, Yaml, Name],
             Plan::Version { .. } => &[Table, Json, Yaml],
             Plan::Run(_) | Plan::SandboxUp(_) | Plan::Completion(_) | Plan::Generate(_) => &[],
         }
@@ -220,6 +225,8 @@ pub fn resolve(cli: Cli) -> Result<Invocation, Error> {
             image: args.image,
             step_timeout: args.timeout,
         }),
+        Command::Adopt(args) => Plan::Adopt(adopt_options(args, provisioner_ns())?),
+        Command::Move(args) => Plan::Move(move_options(args, provisioner_ns())?),
         Command::Sandbox(SandboxCommand::Up(args)) => Plan::SandboxUp(UpOptions {
             dir: args.dir,
             nodes: args.nodes,
@@ -365,6 +372,88 @@ fn scan_options(args: GcScanArgs, namespace: String) -> ScanOptions {
         config_map: args.config_map,
         helper_image: args.helper_image,
     }
+}
+
+fn provisioner_options(
+    args: super::MobilityProvisionerArgs,
+    namespace: String,
+) -> crate::mobility::ProvisionerOptions {
+    crate::mobility::ProvisionerOptions {
+        namespace,
+        provisioner_name: args.provisioner_name,
+        config_map: args.config_map,
+        helper_image: args.helper_image,
+    }
+}
+
+fn adopt_options(
+    args: super::AdoptArgs,
+    namespace: String,
+) -> Result<crate::mobility::adopt::AdoptOptions, Error> {
+    let (node, path) = args
+        .location
+        .split_once(':')
+        .filter(|(node, path)| !node.is_empty() && !path.is_empty())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "`{}` must be NODE:PATH, e.g. node-1:/opt/local-path-provisioner/restored",
+                args.location
+            ))
+        })?;
+    let (claim_namespace, claim) = crate::mobility::parse_claim(&args.claim, "--claim")?;
+    Ok(crate::mobility::adopt::AdoptOptions {
+        provisioner: provisioner_options(args.provisioner, namespace),
+        node: node.to_owned(),
+        path: path.to_owned(),
+        namespace: claim_namespace,
+        claim,
+        class: args.class,
+        size: args.size,
+        reclaim_policy: match args.reclaim_policy {
+            super::ReclaimPolicy::Delete => "Delete",
+            super::ReclaimPolicy::Retain => "Retain",
+        }
+        .to_owned(),
+        allow_outside_base: args.allow_outside_base,
+        dry_run: args.dry_run,
+    })
+}
+
+fn move_options(
+    args: super::MoveArgs,
+    namespace: String,
+) -> Result<crate::mobility::r#move::MoveOptions, Error> {
+    let claim = args
+        .claim
+        .as_deref()
+        .map(|c| crate::mobility::parse_claim(c, "the claim"))
+        .transpose()?;
+    // The test hook that holds a move after a step (documented in the README).
+    let pause = match std::env::var("LPP_MOVE_PAUSE_AFTER") {
+        Ok(after) if !after.is_empty() => {
+            if !crate::mobility::steps::PAUSE_POINTS.contains(&after.as_str()) {
+                return Err(Error::Usage(format!(
+                    "LPP_MOVE_PAUSE_AFTER={after} is not a step; use one of: {}",
+                    crate::mobility::steps::PAUSE_POINTS.join(", ")
+                )));
+            }
+            Some(crate::mobility::r#move::Pause {
+                after,
+                file: std::env::var_os("LPP_MOVE_PAUSE_FILE").map(PathBuf::from),
+            })
+        }
+        _ => None,
+    };
+    Ok(crate::mobility::r#move::MoveOptions {
+        provisioner: provisioner_options(args.provisioner, namespace),
+        claim,
+        all_from: args.all_from,
+        to: args.to,
+        wait: args.wait,
+        delete_source: args.delete_source,
+        timeout: args.timeout,
+        pause,
+    })
 }
 
 /// A Kubernetes namespace must be a DNS-1123 label.

@@ -20,6 +20,7 @@
 pub mod agent;
 pub mod batch;
 pub mod helper_pod;
+pub mod session;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -95,6 +95,11 @@ pub struct VolumeStatus {
     /// `hostPath` or `local`.
     pub volume_type: String,
     pub created: Option<jiff::Timestamp>,
+    /// Made by `lpp adopt` for a directory that already existed.
+    pub adopted: bool,
+    /// The step an unfinished `lpp move` to this volume stopped at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_step: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,12 +191,17 @@ impl Report for StatusReport {
         }
         let mut volumes = ui::table(headers);
         for v in &self.volumes {
+            let phase = match (v.adopted, &v.move_step) {
+                (_, Some(step)) => format!("{} (moving: {step})", v.phase),
+                (true, None) => format!("{} (adopted)", v.phase),
+                (false, None) => v.phase.clone(),
+            };
             let mut row = vec![
                 v.node.clone(),
                 v.name.clone(),
                 v.path.clone(),
                 v.capacity.clone(),
-                v.phase.clone(),
+                phase,
                 v.claim.clone(),
                 age(v.created, now),
             ];
@@ -387,6 +397,14 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
                 }
                 .to_owned(),
                 created: time_of(&v.metadata),
+                adopted: v
+                    .annotations()
+                    .get(crate::mobility::ADOPTED)
+                    .is_some_and(|a| a == "true"),
+                move_step: v
+                    .annotations()
+                    .get(crate::mobility::steps::MOVE_STEP)
+                    .cloned(),
             }
         })
         .collect();
@@ -523,6 +541,14 @@ pub async fn gather(client: &kube::Client, options: &StatusOptions) -> Result<St
             "volume {} is {} ({}:{})",
             v.name, v.phase, v.node, v.path
         ));
+    }
+    for v in &volumes {
+        if let Some(step) = &v.move_step {
+            needs(format!(
+                "a move of claim {} to {} stopped at step {step}: `lpp move {} --to {}` finishes it",
+                v.claim, v.node, v.claim, v.node
+            ));
+        }
     }
     for p in &pending_claims {
         needs(format!(

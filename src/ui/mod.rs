@@ -276,6 +276,19 @@ impl Ui {
         bar
     }
 
+    /// A progress bar counting bytes (`12.5 MiB/40 MiB, 8 MiB/s`), on stderr as
+    /// [`Ui::progress`].
+    pub fn progress_bytes(&self, len: u64, message: &str) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(Some(len), self.draw_target());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_owned());
+        bar
+    }
+
     /// A spinner on stderr, hidden when stderr is not a terminal or with `-q`.
     pub fn spinner(&self, message: &str) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(None, self.draw_target());

@@ -16,11 +16,11 @@ use crate::run::{
 };
 use crate::support::{TestCluster, install_basics, wait_for, wait_gone};
 
-const AGENT_CONFIG: &str = r#"{"executor":"agent","nodePathMap":[
+pub(crate) const AGENT_CONFIG: &str = r#"{"executor":"agent","nodePathMap":[
     {"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/opt/local-path-provisioner"]}]}"#;
 
 /// Installs the agent DaemonSet for `paths` and waits until `ready` agents are Ready.
-async fn agents(cluster: &TestCluster, paths: &[&str], ready: usize) {
+pub(crate) async fn agents(cluster: &TestCluster, paths: &[&str], ready: usize) {
     let template =
         lpp::config::parse_helper_pod(&lpp::config::default_helper_pod_yaml("busybox")).unwrap();
     let paths: BTreeSet<String> = paths.iter().map(|p| (*p).to_owned()).collect();

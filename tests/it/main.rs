@@ -15,6 +15,7 @@ mod gc;
 mod house;
 mod install;
 mod kubectl;
+mod mobility;
 mod provision;
 mod resilience;
 mod run;

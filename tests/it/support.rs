@@ -282,6 +282,27 @@ impl TestCluster {
             .expect("the kubectl runner")
     }
 
+    /// As [`TestCluster::spawn_lpp`], with environment variables set for it.
+    pub fn spawn_lpp_env<I, S>(&self, args: I, env: &[(&str, &str)]) -> LppChild
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let id = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stdout = self._tmp.path().join(format!("lpp-{id}.stdout"));
+        let stderr = self._tmp.path().join(format!("lpp-{id}.stderr"));
+        let mut cmd = self.lpp_command();
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        LppChild {
+            child: Some(cmd.spawn().expect("spawn lpp")),
+            stdout,
+            stderr,
+        }
+    }
+
     /// Starts a long-running `lpp <args>` (e.g. `lpp run`) against this cluster; it is killed
     /// when the returned handle is dropped. Its output goes to files (a pipe nobody reads would
     /// fill up and stall it), readable any time with [`LppChild::output`].
@@ -467,6 +488,30 @@ impl LppChild {
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        let (stdout, stderr) = self.output();
+        Finished {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for it to exit by itself (killing it and panicking after `timeout`) and returns
+    /// what it printed.
+    pub async fn wait(mut self, timeout: Duration) -> Finished {
+        let mut child = self.child.take().expect("child present");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("poll lpp") {
+                break status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("lpp did not exit within {timeout:?}: {:?}", self.output());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let (stdout, stderr) = self.output();
         Finished {

@@ -508,8 +508,14 @@ fn reconcile_volume(volume: &PersistentVolume, index: &Index<'_>, out: &mut Vec<
             .get(&(r.namespace.as_deref()?, r.name.as_deref()?))
             .copied()
     });
+    let pre_bound = claim_ref.is_some_and(|r| r.uid.as_deref().is_none_or(str::is_empty));
     let desired = match (claim_ref, claim) {
         (None, _) => "Available",
+        // Reserved for a claim that does not point at it (yet): the real controller's
+        // "volume is pre-bound to claim" keeps such a volume Available.
+        (Some(_), c) if pre_bound && c.and_then(volume_name).is_none_or(|v| v != vname) => {
+            "Available"
+        }
         (Some(r), Some(c))
             if r.uid
                 .as_deref()
@@ -676,6 +682,31 @@ mod tests {
                 VolumeAction::ClaimEvent { .. }
             ]
         ));
+    }
+
+    #[test]
+    fn a_pre_bound_volume_its_claim_does_not_point_at_is_available() {
+        // claimRef without uid, the claim gone: reserved, Available (not Released).
+        let v = volume(Some(""), Some("Released"));
+        assert!(
+            run(&[], &[v], &[], &[]).contains(&VolumeAction::VolumePhase {
+                volume: "pvc-u-1".into(),
+                phase: "Available".into()
+            })
+        );
+        // The claim is bound to another volume: still Available.
+        let c = claim(json!({}), Some("pvc-other"), Some("Bound"));
+        let v = volume(None, Some("Available"));
+        let mut v = v;
+        v.spec.as_mut().unwrap().claim_ref =
+            Some(from(json!({"namespace": "default", "name": "c"})));
+        let actions = run(&[c], &[v], &[], &[]);
+        assert!(
+            !actions.iter().any(
+                |a| matches!(a, VolumeAction::VolumePhase { volume, .. } if volume == "pvc-u-1")
+            ),
+            "{actions:?}"
+        );
     }
 
     #[test]

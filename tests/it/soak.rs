@@ -16,7 +16,7 @@ use crate::run::claim_on;
 use crate::support::{LppChild, TestCluster, install_basics};
 
 const CLAIMS: usize = 200;
-const PHASE: Duration = Duration::from_secs(180);
+const PHASE: Duration = Duration::from_secs(300);
 
 /// `call` until it succeeds, riding out the injected faults; a create answered 409 or a delete
 /// answered 404 already happened.

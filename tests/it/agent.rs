@@ -68,17 +68,6 @@ fn pod_creates(cluster: &TestCluster) -> u64 {
         .sum()
 }
 
-fn user_pod(name: &str, claim: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"containers": [{"name": "c", "image": "busybox",
-                  "command": ["sh", "-c", "echo hi > /data/hello; while true; do sleep 3600; done"],
-                  "volumeMounts": [{"name": "v", "mountPath": "/data"}]}],
-                 "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}
-    }))
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_walkthrough_and_reclaim_run_without_a_pod_per_volume() {
     let cluster = TestCluster::start().await;
@@ -95,7 +84,7 @@ async fn the_walkthrough_and_reclaim_run_without_a_pod_per_volume() {
         .create(&PostParams::default(), &crate::run::claim("data"))
         .await
         .unwrap();
-    pods.create(&PostParams::default(), &user_pod("user", "data"))
+    pods.create(&PostParams::default(), &crate::run::pod("user", "data"))
         .await
         .unwrap();
     let bound = wait_for(&claims, "data", WAIT, is_bound).await;

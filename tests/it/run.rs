@@ -20,7 +20,8 @@ pub(crate) fn claim(name: &str) -> PersistentVolumeClaim {
     .unwrap()
 }
 
-fn pod(name: &str, claim: &str) -> Pod {
+/// A pod that writes `hello` into the claim mounted at /data, then idles.
+pub(crate) fn pod(name: &str, claim: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "busybox",

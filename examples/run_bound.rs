@@ -11,9 +11,13 @@
 //! Both executors run side by side, each on a fresh sandbox: `helperPod` (a pod per volume, as
 //! upstream) and `agent` (exec into the node agents of the `local-path-agent` DaemonSet, batched).
 //! `--latency-ms` adds that much latency to every request of the sandbox (the sandbox's own
-//! controllers included), as a real API server's write latency would.
+//! controllers included), as a real API server's write latency would. `--pod-startup-ms` makes
+//! each node take that long to make a pod's sandbox before its containers start, as a real
+//! kubelet does (network namespace, pause container, CNI: about a second); the sandbox's own
+//! pods start in milliseconds, which hides what a pod per volume costs on a real node.
 //!
-//! `cargo run --release --example run_bound -- [N] [--latency-ms MS]` (default 1000, 0 ms).
+//! `cargo run --release --example run_bound -- [N] [--latency-ms MS] [--pod-startup-ms MS]`
+//! (default 1000 claims, 0 ms, 0 ms).
 
 use std::time::{Duration, Instant};
 
@@ -28,14 +32,22 @@ use lpp::controller::{LogFormat, RunOptions};
 use lpp::sandbox::{Faults, Sandbox, SandboxOptions};
 use serde_json::json;
 
-async fn sandbox(dir: &std::path::Path, latency: Duration) -> anyhow::Result<Sandbox> {
+/// The sandbox's request latency and pod start time of a run.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    latency: Duration,
+    pod_startup: Duration,
+}
+
+async fn sandbox(dir: &std::path::Path, setting: Setting) -> anyhow::Result<Sandbox> {
     Ok(Sandbox::start(SandboxOptions {
         dir: dir.to_path_buf(),
         nodes: 2,
         faults: Faults {
-            latency,
+            latency: setting.latency,
             ..Faults::default()
         },
+        pod_startup: setting.pod_startup,
         ..SandboxOptions::default()
     })
     .await?)
@@ -61,9 +73,9 @@ where
     Ok(())
 }
 
-async fn raw_volumes(n: usize, latency: Duration) -> anyhow::Result<Duration> {
+async fn raw_volumes(n: usize, setting: Setting) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let sandbox = sandbox(dir.path(), latency).await?;
+    let sandbox = sandbox(dir.path(), setting).await?;
     let volumes: Api<PersistentVolume> = Api::all(sandbox.client());
     let start = Instant::now();
     create_all(&volumes, n, |i| {
@@ -79,9 +91,9 @@ async fn raw_volumes(n: usize, latency: Duration) -> anyhow::Result<Duration> {
 
 /// N claims and N matching volumes made beforehand (no provisioner): the time until every claim
 /// is Bound is what the PV controller's binding alone costs.
-async fn premade_bound(n: usize, latency: Duration) -> anyhow::Result<Duration> {
+async fn premade_bound(n: usize, setting: Setting) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let sandbox = sandbox(dir.path(), latency).await?;
+    let sandbox = sandbox(dir.path(), setting).await?;
     let client = sandbox.client();
     let class: StorageClass = serde_json::from_value(json!({
         "metadata": {"name": "premade"}, "provisioner": "kubernetes.io/no-provisioner",
@@ -148,12 +160,12 @@ async fn counting_client(
 
 async fn provisioned(
     n: usize,
-    latency: Duration,
+    setting: Setting,
     executor: ExecutorKind,
     counted: std::sync::Arc<Counted>,
 ) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let sandbox = sandbox(dir.path(), latency).await?;
+    let sandbox = sandbox(dir.path(), setting).await?;
     let client = sandbox.client();
     Api::<Namespace>::all(client.clone())
         .create(
@@ -334,21 +346,34 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut n = 1000usize;
     let mut latency = Duration::ZERO;
+    let mut pod_startup = Duration::ZERO;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--latency-ms" => {
                 let ms: u64 = args.next().context("--latency-ms needs a value")?.parse()?;
                 latency = Duration::from_millis(ms);
             }
+            "--pod-startup-ms" => {
+                let ms: u64 = args
+                    .next()
+                    .context("--pod-startup-ms needs a value")?
+                    .parse()?;
+                pod_startup = Duration::from_millis(ms);
+            }
             count => n = count.parse().context("the claim count")?,
         }
     }
-    let raw = raw_volumes(n, latency).await?;
-    let floor = premade_bound(n, latency).await?;
+    let setting = Setting {
+        latency,
+        pod_startup,
+    };
+    let raw = raw_volumes(n, setting).await?;
+    let floor = premade_bound(n, setting).await?;
     println!(
-        "{n} claims, {} ms latency per request; {n} PVs created directly: {raw:.2?}; \
-         {n} claims bound to volumes made beforehand: {floor:.2?}",
-        latency.as_millis()
+        "{n} claims, {} ms latency per request, {} ms to start a pod; {n} PVs created directly: \
+         {raw:.2?}; {n} claims bound to volumes made beforehand: {floor:.2?}",
+        latency.as_millis(),
+        pod_startup.as_millis()
     );
     println!(
         "executor   PVs made   to Bound    vs raw   lpp's calls/claim   lpp's writes/claim   server writes/claim"
@@ -356,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for executor in [ExecutorKind::HelperPod, ExecutorKind::Agent] {
         let counted = std::sync::Arc::new(Counted::default());
-        let took = provisioned(n, latency, executor, std::sync::Arc::clone(&counted)).await?;
+        let took = provisioned(n, setting, executor, std::sync::Arc::clone(&counted)).await?;
         let per_claim = |c: &std::sync::atomic::AtomicU64| {
             c.load(std::sync::atomic::Ordering::Relaxed) as f64 / n as f64
         };

@@ -157,6 +157,10 @@ pub struct SandboxOptions {
     /// Node paths that stand for filesystems of a given size (see [`node::disks`]); their
     /// directories are made at start.
     pub disks: Vec<node::disks::Disk>,
+    /// How long each node's kubelet takes to make a pod's sandbox before its containers start
+    /// (zero: at once). A real node takes about a second or more (network namespace, pause
+    /// container, CNI); benchmarks set it to show what a pod per volume costs there.
+    pub pod_startup: std::time::Duration,
 }
 
 impl Default for SandboxOptions {
@@ -167,6 +171,7 @@ impl Default for SandboxOptions {
             faults: Faults::default(),
             hostnames: BTreeMap::new(),
             disks: Vec::new(),
+            pod_startup: std::time::Duration::ZERO,
         }
     }
 }
@@ -335,6 +340,7 @@ impl Sandbox {
             sandbox.client(),
             sandbox.inner.dir.clone(),
             opts.disks,
+            opts.pod_startup,
         );
         let _ = sandbox.inner.api.agents.set(agents);
         Ok(sandbox)

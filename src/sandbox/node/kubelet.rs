@@ -396,6 +396,7 @@ pub async fn supervise(
     cache: Cache,
     dir: PathBuf,
     disks: Arc<[Disk]>,
+    pod_startup: Duration,
     pods: Pods,
     stop: CancellationToken,
 ) {
@@ -424,6 +425,7 @@ pub async fn supervise(
                 &mut orphans,
                 &dir,
                 &disks,
+                pod_startup,
                 &client,
                 &cache,
                 &stop,
@@ -448,6 +450,7 @@ fn pass(
     orphans: &mut HashMap<String, Instant>,
     dir: &Path,
     disks: &Arc<[Disk]>,
+    pod_startup: Duration,
     client: &Client,
     cache: &Cache,
     stop: &CancellationToken,
@@ -557,6 +560,7 @@ fn pass(
                     pod: Pod::clone(pod),
                     node_root: dir.join("nodes").join(&node),
                     disks: Arc::clone(disks),
+                    pod_startup,
                     pod_dir,
                     run_stop: handle.stop.child_token(),
                     handle: Arc::clone(&handle),
@@ -642,6 +646,9 @@ struct Worker {
     node_root: PathBuf,
     /// The sandbox's declared disks (all nodes').
     disks: Arc<[Disk]>,
+    /// How long making the pod's sandbox takes before its containers start (see
+    /// [`super::NodeAgents::start_with_disks`]).
+    pod_startup: Duration,
     pod_dir: PathBuf,
     handle: Arc<PodHandle>,
     events: Recorder,
@@ -833,6 +840,15 @@ impl Worker {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         };
+        // The pod's sandbox (pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod: volumes
+        // mounted, then RunPodSandbox, then images and containers): on a real node a network
+        // namespace, a pause container and CNI take their time; here only when asked for.
+        if !self.pod_startup.is_zero() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.pod_startup) => {}
+            }
+        }
         // Images: one that can never be pulled keeps the pod Pending, as on a real node.
         let spec = self.pod.spec.clone().unwrap_or_default();
         let all: Vec<(&Container, bool)> = spec

@@ -256,15 +256,17 @@ impl NodeAgents {
     /// talking to the API through `client` (the sandbox's in-process client). Node roots are
     /// `<dir>/nodes/<node>`. Must be called inside a tokio runtime.
     pub fn start(client: kube::Client, dir: PathBuf) -> NodeAgents {
-        NodeAgents::start_with_disks(client, dir, Vec::new())
+        NodeAgents::start_with_disks(client, dir, Vec::new(), std::time::Duration::ZERO)
     }
 
     /// [`NodeAgents::start`] with declared disks (see [`disks`]), for the kubelet to show
-    /// containers.
+    /// containers, and the time a kubelet takes to make a pod's sandbox before its containers
+    /// start (zero: at once; a real node takes about a second or more).
     pub fn start_with_disks(
         client: kube::Client,
         dir: PathBuf,
         declared: Vec<disks::Disk>,
+        pod_startup: std::time::Duration,
     ) -> NodeAgents {
         let stop = CancellationToken::new();
         let cache = cache::Cache::start(&client, &stop);
@@ -296,6 +298,7 @@ impl NodeAgents {
                 cache.clone(),
                 dir,
                 Arc::clone(&disks),
+                pod_startup,
                 Arc::clone(&pods),
                 stop.clone(),
             )),

@@ -15,9 +15,11 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// No connection to the cluster could be set up.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::Error),
 
+    /// Output or a confirmation failed.
     #[error(transparent)]
     Ui(#[from] crate::ui::Error),
 
@@ -25,24 +27,31 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
 
+    /// `lpp install`, `uninstall`, `manifests` or `status` failed.
     #[error(transparent)]
     Install(#[from] crate::install::Error),
 
+    /// `lpp run` stopped.
     #[error(transparent)]
     Run(#[from] crate::controller::Error),
 
+    /// `lpp gc` (or `usage`) failed.
     #[error(transparent)]
     Gc(#[from] crate::gc::Error),
 
+    /// `lpp check` failed.
     #[error(transparent)]
     Check(#[from] crate::check::Error),
 
+    /// `lpp demo` failed.
     #[error(transparent)]
     Demo(#[from] crate::demo::Error),
 
+    /// Moving or adopting a volume failed.
     #[error(transparent)]
     Mobility(#[from] crate::mobility::Error),
 
+    /// `lpp sandbox` failed.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
 
@@ -50,6 +59,7 @@ pub enum Error {
     #[error("{0}")]
     Server(String),
 
+    /// Writing the generated files failed.
     #[error("cannot write the generated files: {0}")]
     Generate(#[source] std::io::Error),
 }

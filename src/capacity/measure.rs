@@ -245,11 +245,15 @@ pub async fn measure_node(
 /// One node to measure: its name, whether it is Ready, its base paths and volumes.
 #[derive(Debug, Clone)]
 pub struct NodeJob {
+    /// Node name.
     pub node: String,
+    /// Whether the node is Ready.
     pub ready: bool,
+    /// The node's base paths to measure.
     pub bases: Vec<String>,
     /// The base paths whose parent is mounted to tell a mount point.
     pub mount_checked: BTreeSet<String>,
+    /// The volume directories on the node to measure.
     pub volumes: Vec<VolumeOnNode>,
 }
 

@@ -11,6 +11,7 @@
 //!
 //! `lpp run` measures the same way on an interval (`--usage-interval`) for its path choice,
 //! budgets, mount guards, metrics and CSIStorageCapacity objects (see the controller).
+#![warn(missing_docs)]
 
 pub mod measure;
 pub mod probe;
@@ -34,12 +35,15 @@ use probe::PathReading;
 /// What `lpp usage` looks at.
 #[derive(Debug, Clone)]
 pub struct UsageOptions {
+    /// Namespace of the provisioner's ConfigMap and helper pods.
     pub namespace: String,
     /// Only these nodes (all when empty).
     pub nodes: Vec<String>,
     /// Also list each volume.
     pub volumes: bool,
+    /// Name of the ConfigMap holding `config.json` and `helperPod.yaml`.
     pub config_map: String,
+    /// `--helper-image`: overrides the helper pod template's image; `None` keeps it.
     pub helper_image: Option<String>,
 }
 
@@ -50,8 +54,10 @@ pub use crate::gc::Error;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {
+    /// `apiVersion` and `kind` of the report.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// One entry per node measured.
     pub nodes: Vec<NodeUsage>,
     /// Every base path of every node measured.
     pub paths: Vec<PathRow>,
@@ -66,10 +72,13 @@ pub struct UsageReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeUsage {
+    /// Node name.
     pub node: String,
+    /// Whether the node was measured.
     pub ok: bool,
     /// `measured`, or why it was not.
     pub status: String,
+    /// The node's base paths, from the configuration.
     pub base_paths: Vec<String>,
 }
 
@@ -77,16 +86,22 @@ pub struct NodeUsage {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PathRow {
+    /// Node name.
     pub node: String,
+    /// Base path on the node.
     pub path: String,
     /// `measured`, `missing` (not a directory), `error` (no answer) or `not measured`.
     pub state: String,
+    /// Size of its filesystem in bytes (absent: not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// Bytes used on its filesystem (absent: not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub used_bytes: Option<u64>,
+    /// Bytes still available on its filesystem (absent: not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_bytes: Option<u64>,
+    /// Filesystem type as `df -T` gives it, such as `ext4` (absent: not known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_type: Option<String>,
     /// Whether it is a mount point of its own (absent: cannot be told).
@@ -107,12 +122,19 @@ pub struct PathRow {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeRow {
+    /// Node name.
     pub node: String,
+    /// PersistentVolume name.
     pub volume: String,
+    /// Namespace of its claim.
     pub namespace: String,
+    /// Name of its claim.
     pub claim: String,
+    /// StorageClass name.
     pub storage_class: String,
+    /// Directory of the volume on the node.
     pub path: String,
+    /// Capacity the claim requested, in bytes.
     pub request_bytes: u64,
     /// What its directory uses (absent: not measured).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -145,8 +145,11 @@ pub enum PathReading {
     Measured {
         /// `df -T`'s type, when given.
         fs_type: Option<String>,
+        /// Size of the filesystem in bytes.
         size_bytes: u64,
+        /// Bytes used on the filesystem.
         used_bytes: u64,
+        /// Bytes still available, as `df` reports them.
         available_bytes: u64,
         /// Whether it is a mount point of its own, when that can be told.
         mount_point: Option<bool>,
@@ -176,12 +179,21 @@ pub struct Probe {
 /// Why an output is not a probe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// The output has a line that is not a record.
     #[error("line {line}: {problem}")]
-    Line { line: usize, problem: String },
+    Line {
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The output stops before the `END` line.
     #[error("the output ends before END: the probe did not finish")]
     Unfinished,
+    /// Base path with this number (from 1) has no record.
     #[error("base path {0} has no record")]
     NoPath(usize),
+    /// Volume directory with this number (from 1) has no record.
     #[error("volume {0} has no record")]
     NoVolume(usize),
 }

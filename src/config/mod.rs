@@ -6,6 +6,7 @@
 //! optional [`RESIZE_KEY`] (the script run when a claim grows). [`ConfigMapContents::from_data`]
 //! reads them all; [`default_config_map_data`] and [`config_map_data`] render them, so `lpp
 //! install` and `lpp run` share one set of defaults.
+#![warn(missing_docs)]
 
 pub mod json;
 pub mod path;
@@ -112,67 +113,112 @@ pub fn default_config_map_data() -> BTreeMap<String, String> {
 /// Why a configuration cannot be used. Each message names the key, node or path and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// The ConfigMap lacks a required key.
     #[error("ConfigMap has no `{key}` key: add it (see `lpp manifests` for the default)")]
-    MissingKey { key: &'static str },
+    MissingKey {
+        /// The missing key, such as `config.json`.
+        key: &'static str,
+    },
 
     #[error(
         "config.json is not valid: {0} (fix the JSON; keys as upstream: nodePathMap, sharedFileSystemPath, storageClassConfigs, ...)"
     )]
+    /// `config.json` does not parse.
     Json(String),
 
     #[error(
         "{place}: path {path:?} on node {node:?} {why}: write the directory as a plain absolute path"
     )]
+    /// A configured path has a `..` element or a control character.
     UnsafePath {
+        /// Where the path is configured: the class or the ConfigMap.
         place: String,
+        /// Node the path is listed for.
         node: String,
+        /// The path as written.
         path: String,
+        /// What is wrong with it.
         why: &'static str,
     },
 
+    /// A configured path is not absolute.
     #[error("{place}: path {path:?} on node {node:?} must be absolute (start with /)")]
     RelativePath {
+        /// Where the path is configured: the class or the ConfigMap.
         place: String,
+        /// Node the path is listed for.
         node: String,
+        /// The path as written.
         path: String,
     },
 
     #[error(
         "{place}: node {node:?} cannot use the root directory `/` as a path (pick a directory such as {DEFAULT_PATH})"
     )]
-    RootPath { place: String, node: String },
+    /// A node is given `/` as its base path.
+    RootPath {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+        /// Node whose path is `/`.
+        node: String,
+    },
 
     #[error(
         "{place}: node {node:?} is listed more than once in nodePathMap: merge its paths into one entry"
     )]
-    DuplicateNode { place: String, node: String },
+    /// `nodePathMap` lists a node twice.
+    DuplicateNode {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+        /// The repeated node.
+        node: String,
+    },
 
     #[error(
         "{place}: path {path:?} is listed more than once for node {node:?}: remove the duplicate"
     )]
+    /// A node lists the same path twice.
     DuplicatePath {
+        /// Where the path is configured: the class or the ConfigMap.
         place: String,
+        /// Node the path is listed for.
         node: String,
+        /// The repeated path.
         path: String,
     },
 
+    /// `sharedFileSystemPath` is relative or `/`.
     #[error("{place}: sharedFileSystemPath {path:?} must be an absolute directory other than `/`")]
-    BadSharedPath { place: String, path: String },
+    BadSharedPath {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+        /// The path as written.
+        path: String,
+    },
 
     #[error(
         "config.json: executor {0:?} is not known: use \"helperPod\" (the default) or \"agent\""
     )]
+    /// The `executor` key names an unknown executor.
     Executor(String),
 
+    /// A `pathOptions` entry is not valid.
     #[error("config.json: pathOptions {path:?} {why}")]
-    PathOption { path: String, why: String },
+    PathOption {
+        /// The `pathOptions` key.
+        path: String,
+        /// What is wrong with the entry.
+        why: String,
+    },
 
+    /// `helperPod.yaml` does not parse as a Pod.
     #[error("helperPod.yaml is not a valid Pod: {0}")]
     HelperPod(String),
 
     #[error(
         "helperPod.yaml defines no container: give it one container (the default template has `helper-pod`)"
     )]
+    /// `helperPod.yaml` has no container.
     NoContainer,
 }
 
@@ -182,26 +228,56 @@ pub enum PathError {
     #[error(
         "storage class {class:?} is not served: config.json lists storageClassConfigs only for {served:?}; add an entry for it"
     )]
-    ClassNotServed { class: String, served: Vec<String> },
+    /// The StorageClass has no entry in `storageClassConfigs`.
+    ClassNotServed {
+        /// The StorageClass asked for.
+        class: String,
+        /// The classes `storageClassConfigs` lists.
+        served: Vec<String>,
+    },
 
+    /// Both `nodePathMap` and `sharedFileSystemPath` are set.
     #[error("{place} defines both nodePathMap and sharedFileSystemPath: keep only one")]
-    BothConfigured { place: String },
+    BothConfigured {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+    },
 
+    /// Neither `nodePathMap` nor `sharedFileSystemPath` is set.
     #[error("{place} defines neither nodePathMap nor sharedFileSystemPath: add one")]
-    NeitherConfigured { place: String },
+    NeitherConfigured {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+    },
 
+    /// The node is not listed and there is no `DEFAULT_PATH_FOR_NON_LISTED_NODES` entry.
     #[error("{place} has no entry for node {node:?} and no {DEFAULT_NODE} entry: add one of them")]
-    NodeNotListed { place: String, node: String },
+    NodeNotListed {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+        /// The node the volume goes to.
+        node: String,
+    },
 
+    /// A node's entry has an empty path list.
     #[error("{place} lists no paths for node {node:?}, so volumes are never provisioned there")]
-    NoPathsOnNode { place: String, node: String },
+    NoPathsOnNode {
+        /// Where the setting is: the class or the ConfigMap.
+        place: String,
+        /// The node with no paths.
+        node: String,
+    },
 
     #[error(
         "storage class parameter nodePath {requested:?} is not a configured path on node {node:?} (configured: {configured:?})"
     )]
+    /// A claim's `nodePath` parameter names a path not configured on its node.
     NodePathNotConfigured {
+        /// The `nodePath` parameter as given.
         requested: String,
+        /// The node the volume goes to.
         node: String,
+        /// The paths configured on that node.
         configured: Vec<String>,
     },
 }

@@ -52,26 +52,40 @@ use crate::executor::Executor;
 /// Log line format of `lpp run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
 /// What `lpp run` is asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Namespace of the ConfigMap, the Lease and the helper pods.
     pub namespace: String,
+    /// Provisioner name whose StorageClasses this run serves.
     pub provisioner_name: String,
+    /// Name of the ConfigMap holding `config.json` and `helperPod.yaml`.
     pub config_map: String,
+    /// `--config`: read `config.json` from this file instead of the ConfigMap; `None` uses the ConfigMap.
     pub config_file: Option<PathBuf>,
+    /// `--helper-pod-file`: read the helper pod template from this file; `None` uses the ConfigMap.
     pub helper_pod_file: Option<PathBuf>,
+    /// ServiceAccount the helper pods run as.
     pub service_account_name: String,
+    /// `--helper-image`: overrides the template's image; `None` keeps it.
     pub helper_image: Option<String>,
+    /// `--workers`: how many operations (provision, delete, ...) run at once.
     pub workers: u32,
     /// Retries before giving up (`None`: retry forever).
     pub provisioning_retry_count: Option<u32>,
+    /// Retries of a failed deletion before giving up (`None`: retry forever).
     pub deletion_retry_count: Option<u32>,
+    /// Skip the safety checks on the helper pod template (privileged, host namespaces, ...).
     pub allow_unsafe_helper_pod_template: bool,
+    /// Address to serve Prometheus metrics on; `None` serves none.
     pub metrics_addr: Option<String>,
+    /// Log line format.
     pub log_format: LogFormat,
     /// The Lease to hold, or `None` with `--no-leader-election`.
     pub lease_name: Option<String>,
@@ -112,33 +126,55 @@ pub fn lease_name_for(provisioner_name: &str) -> String {
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The options cannot be used (exit `Usage`).
     #[error("{0}")]
     Options(String),
+    /// Another holder took the Lease.
     #[error("lost the Lease {lease} to {holder}: another provisioner took over")]
-    LeaseLost { lease: String, holder: String },
+    LeaseLost {
+        /// Lease name.
+        lease: String,
+        /// Identity of the new holder.
+        holder: String,
+    },
     #[error(
         "could not renew the Lease {lease} for {}s ({why}); stopped before it expires, so that two runs never provision at once",
         .within.as_secs()
     )]
+    /// The Lease could not be renewed in time, so the run stopped before it expired.
     LeaseNotRenewed {
+        /// Lease name.
         lease: String,
+        /// How long renewing was tried.
         within: Duration,
+        /// The last renewal error.
         why: String,
     },
+    /// The ServiceAccount lacks a permission the run needs.
     #[error("{0}")]
     Forbidden(String),
     #[error(
         "namespace {0} does not exist: install the provisioner first (`lpp install`), or name its namespace with -n"
     )]
+    /// The namespace does not exist.
     NoNamespace(String),
+    /// A request needed to start the run failed.
     #[error("cannot start: {what}: {source}")]
     Start {
+        /// What was being started.
         what: String,
         #[source]
+        /// The client's error.
         source: kube::Error,
     },
+    /// A watch stopped for good.
     #[error("the watch of {what} ended: {why}")]
-    Watch { what: &'static str, why: String },
+    Watch {
+        /// The resource watched.
+        what: &'static str,
+        /// Why it ended.
+        why: String,
+    },
 }
 
 /// What the watches keep: the objects operations read instead of asking the API server each

@@ -39,7 +39,12 @@ pub enum JobError {
     Build(#[from] crate::provision::HelperPodError),
     /// The API server refused to create it (admission, quota, permissions), in its words.
     #[error("cannot create helper pod {pod}: {why}")]
-    Refused { pod: String, why: String },
+    Refused {
+        /// Helper pod name.
+        pod: String,
+        /// The server's message.
+        why: String,
+    },
     /// The script ran and failed: exit code and the tail of its output.
     #[error("{0}")]
     Failed(String),
@@ -48,15 +53,22 @@ pub enum JobError {
     Stuck(String),
     /// It did not finish in time.
     #[error("helper pod {pod} did not finish within {}s (cmdTimeoutSeconds)", .after.as_secs())]
-    TimedOut { pod: String, after: Duration },
+    TimedOut {
+        /// Helper pod name.
+        pod: String,
+        /// How long it was given.
+        after: Duration,
+    },
     /// Someone deleted it before it finished.
     #[error("helper pod {0} was deleted before it finished")]
     Gone(String),
     /// Talking to the API server failed.
     #[error("{what}: {source}")]
     Api {
+        /// What was being done.
         what: String,
         #[source]
+        /// The client's error.
         source: kube::Error,
     },
     /// The run is stopping; the job's pod is left for the next run to adopt.

@@ -15,10 +15,15 @@ pub enum BasePaths {
 /// What the installed objects look like (`install` and `manifests`).
 #[derive(Debug, Clone)]
 pub struct ManifestSettings {
+    /// Namespace the provisioner and its objects live in.
     pub namespace: String,
+    /// Name of the StorageClass to create.
     pub storage_class: String,
+    /// Provisioner name the StorageClass points at (`provisioner:`).
     pub provisioner_name: String,
+    /// Where each node's volumes go.
     pub base_paths: BasePaths,
+    /// Mark the class as the cluster default (`storageclass.kubernetes.io/is-default-class`).
     pub default_class: bool,
     /// `--allow-expansion`: the class's `allowVolumeExpansion: true`.
     pub allow_expansion: bool,
@@ -28,6 +33,7 @@ pub struct ManifestSettings {
     pub binding_mode: String,
     /// `hostPath` or `local`.
     pub volume_type: String,
+    /// Image of the helper pods that create and delete volume directories.
     pub helper_image: String,
     /// The image of the in-cluster Deployment, when `--in-cluster`.
     pub in_cluster_image: Option<String>,
@@ -40,30 +46,44 @@ pub struct ManifestSettings {
 /// `--dry-run` of `install`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
+    /// Render the objects locally without sending them.
     Client,
+    /// Send the objects with the server's dry run: validated, not stored.
     Server,
 }
 
+/// What `lpp install` does.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
+    /// The objects to apply.
     pub manifest: ManifestSettings,
+    /// `--dry-run`; `None` applies for real.
     pub dry_run: Option<DryRun>,
     /// `--wait` with its `--timeout`.
     pub wait: Option<Duration>,
 }
 
+/// What `lpp uninstall` does.
 #[derive(Debug, Clone)]
 pub struct UninstallOptions {
+    /// Namespace the provisioner was installed in.
     pub namespace: String,
+    /// `--force`: go ahead although PVs of lpp's classes still exist; their data stays on the nodes.
     pub force: bool,
+    /// `--dry-run`: report what would be deleted, delete nothing.
     pub dry_run: bool,
+    /// `--wait` with its `--timeout`: how long to wait for the namespace to go; `None` returns at once.
     pub wait: Option<Duration>,
 }
 
+/// What `lpp status` inspects.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
+    /// Namespace the provisioner was installed in.
     pub namespace: String,
+    /// Provisioner name whose classes and volumes to list.
     pub provisioner_name: String,
+    /// How far back to show events.
     pub events_since: Duration,
     /// `-w`: print again on every change until Ctrl-C.
     pub watch: bool,
@@ -92,26 +112,36 @@ pub enum Error {
     /// be reached.
     #[error("{}", cluster::request_failed(verb, what, source))]
     Request {
+        /// What was being done: `get`, `apply`, `delete`, ...
         verb: &'static str,
+        /// The object it was done to.
         what: String,
         #[source]
+        /// The client's error.
         source: kube::Error,
     },
+    /// The cluster is in a state the command will not act on (exit `Refused`).
     #[error("{0}")]
     Refused(String),
+    /// The options contradict each other or name something unknown (exit `Usage`).
     #[error("{0}")]
     Usage(String),
+    /// `--wait` ran out of time before the objects were ready or gone.
     #[error("{0}")]
     Wait(String),
+    /// The objects could not be built from the options.
     #[error("cannot render the manifests: {0}")]
     Render(String),
+    /// No connection to the cluster could be set up.
     #[error(transparent)]
     Connect(#[from] cluster::Error),
+    /// The report could not be printed.
     #[error(transparent)]
     Ui(#[from] ui::Error),
 }
 
 impl Error {
+    /// The process exit status this error maps to.
     pub fn exit(&self) -> Exit {
         match self {
             Error::Ui(e) => e.exit(),
@@ -126,8 +156,11 @@ impl Error {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Applied {
+    /// Kubernetes kind, such as `ConfigMap`.
     pub kind: &'static str,
+    /// Object name.
     pub name: String,
+    /// Namespace; `None` for cluster-scoped objects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// `created`, `configured` or `unchanged`, as kubectl says it.
@@ -158,9 +191,12 @@ impl Applied {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallReport {
+    /// `apiVersion` and `kind` of the report.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// Every object applied, in order.
     pub objects: Vec<Applied>,
+    /// Whether this was a dry run (nothing stored).
     pub dry_run: bool,
 }
 
@@ -589,9 +625,12 @@ pub async fn install(ui: &Ui, target: &Target, options: InstallOptions) -> Resul
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UninstallReport {
+    /// `apiVersion` and `kind` of the report.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// Every object deleted, or that would be on a dry run.
     pub deleted: Vec<Applied>,
+    /// Whether this was a dry run (nothing deleted).
     pub dry_run: bool,
     /// `node:path` of every volume of the removed classes: the data stays there.
     pub data_left: Vec<String>,

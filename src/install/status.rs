@@ -23,8 +23,10 @@ use crate::ui::{self, Report, Ui};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
+    /// `apiVersion` and `kind` of the report.
     #[serde(flatten)]
     pub type_meta: ui::TypeMeta,
+    /// The provisioner name the report is about.
     pub provisioner: String,
     /// The lpp version that installed the provisioner namespace, when lpp did.
     pub installed_version: Option<String>,
@@ -35,10 +37,15 @@ pub struct StatusReport {
     pub executor: String,
     /// The node agents (the `local-path-agent` DaemonSet's pods), one per node where scheduled.
     pub agents: Vec<AgentStatus>,
+    /// The leader-election Lease.
     pub lease: LeaseStatus,
+    /// StorageClasses served by this provisioner.
     pub classes: Vec<ClassStatus>,
+    /// PersistentVolumes of those classes.
     pub volumes: Vec<VolumeStatus>,
+    /// Claims of those classes not yet bound.
     pub pending_claims: Vec<PendingClaim>,
+    /// Recent Warning events of the provisioner.
     pub warnings: Vec<WarningEvent>,
     /// Everything that needs a look, each once; empty when healthy.
     pub attention: Vec<String>,
@@ -51,16 +58,23 @@ pub struct StatusReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatus {
+    /// Node the agent pod runs on.
     pub node: String,
+    /// Agent pod name.
     pub pod: String,
+    /// Whether the pod is Ready.
     pub ready: bool,
+    /// Image the pod runs.
     pub image: String,
 }
 
+/// The leader-election Lease of the provisioner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseStatus {
+    /// Lease name.
     pub name: String,
+    /// Identity of the current leader; `None` when nobody holds it.
     pub holder: Option<String>,
     /// The lpp version of the holder, from the Lease's `app.kubernetes.io/version` label (a
     /// holder that is not lpp, or an older lpp, has none).
@@ -68,32 +82,49 @@ pub struct LeaseStatus {
     pub holder_version: Option<String>,
     /// When the holder last renewed (RFC 3339).
     pub renew_time: Option<jiff::Timestamp>,
+    /// Whether the holder renewed within the lease duration, so a leader is active now.
     pub held: bool,
 }
 
+/// One StorageClass of the provisioner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassStatus {
+    /// StorageClass name.
     pub name: String,
+    /// Whether it is the cluster's default class.
     pub default: bool,
+    /// `WaitForFirstConsumer` or `Immediate`.
     pub binding_mode: String,
+    /// `Delete` or `Retain`.
     pub reclaim_policy: String,
 }
 
+/// One PersistentVolume of the provisioner.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeStatus {
+    /// Node the volume lives on.
     pub node: String,
+    /// PersistentVolume name.
     pub name: String,
+    /// Directory of the volume on the node.
     pub path: String,
+    /// Requested size, as Kubernetes spells it (`1Gi`).
     pub capacity: String,
+    /// PV phase: `Bound`, `Released`, ...
     pub phase: String,
+    /// `namespace/name` of the bound claim.
     pub claim: String,
+    /// UID of the bound claim.
     pub claim_uid: String,
+    /// StorageClass name.
     pub storage_class: String,
+    /// `Delete` or `Retain`.
     pub reclaim_policy: String,
     /// `hostPath` or `local`.
     pub volume_type: String,
+    /// When the PV was created.
     pub created: Option<jiff::Timestamp>,
     /// Made by `lpp adopt` for a directory that already existed.
     pub adopted: bool,
@@ -102,17 +133,23 @@ pub struct VolumeStatus {
     pub move_step: Option<String>,
 }
 
+/// A PersistentVolumeClaim of the provisioner's classes that is not bound yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingClaim {
+    /// Claim namespace.
     pub namespace: String,
+    /// Claim name.
     pub name: String,
+    /// Claim UID.
     pub uid: String,
+    /// StorageClass name.
     pub class: String,
     /// The node the scheduler chose for it, once it did.
     pub selected_node: Option<String>,
     /// The reason and message of its latest event.
     pub reason: String,
+    /// When the claim was created.
     pub created: Option<jiff::Timestamp>,
 }
 
@@ -122,9 +159,13 @@ pub struct PendingClaim {
 pub struct WarningEvent {
     /// `kind/namespace/name` of the object it is about.
     pub object: String,
+    /// Event reason, such as `ProvisioningFailed`.
     pub reason: String,
+    /// Event message.
     pub message: String,
+    /// How many times the event happened.
     pub count: i32,
+    /// When it last happened.
     pub last_seen: Option<jiff::Timestamp>,
 }
 

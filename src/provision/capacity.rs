@@ -263,7 +263,12 @@ fn scale(n: u64, factor: f64) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     /// This path; `how` says why (for the debug log).
-    Chosen { path: String, how: String },
+    Chosen {
+        /// The chosen base path.
+        path: String,
+        /// Why it was chosen.
+        how: String,
+    },
     /// None of the node's paths can take it: the node cannot host the claim.
     Unfit(String),
 }

@@ -60,12 +60,16 @@ impl Action {
 /// Why a helper pod template is refused, or a helper pod cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HelperPodError {
+    /// The template has not exactly one container; the count it has.
     #[error("helper pod template must specify exactly one container (it has {0})")]
     ContainerCount(usize),
+    /// The template asks for something unsafe (privileged, host namespaces, ...) without `--allow-unsafe-helper-pod-template`.
     #[error("helper pod template must not {0} unless --allow-unsafe-helper-pod-template is set")]
     Unsafe(String),
+    /// The volume path is relative or `/`.
     #[error("volume path {0:?} must be absolute and below a directory (not `/`)")]
     BadVolumePath(String),
+    /// The volume is not on a shared filesystem and no node was given; the volume's name.
     #[error("helper pod for volume {0:?} needs a node: the volume is not on a shared filesystem")]
     NoNode(String),
 }

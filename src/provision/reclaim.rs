@@ -32,14 +32,19 @@ pub enum ReclaimDecision {
     Retain,
     /// Run `job` (a delete helper pod), then delete the PV.
     Teardown {
+        /// The delete helper job.
         job: VolumeJob,
+        /// Where the node of the job came from.
         node_source: NodeSource,
     },
     /// The node is gone: run no helper, delete the PV as upstream does, and put `message` (what
     /// stays on disk, where) in a Warning event; other work is not blocked.
     NodeGone {
+        /// The node the PV was on.
         node: String,
+        /// Directory of the volume on that node.
         path: String,
+        /// The Warning event's message.
         message: String,
     },
     /// Cannot decide (no path, no node, class not served): the VolumeFailedDelete message.

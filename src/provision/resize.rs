@@ -110,12 +110,15 @@ pub fn wants_resize(claim: &PersistentVolumeClaim) -> bool {
 
 /// What the decision needs.
 pub struct ResizeInput<'a> {
+    /// The claim asking for more room.
     pub claim: &'a PersistentVolumeClaim,
     /// The claim's PV, when the store has it.
     pub volume: Option<&'a PersistentVolume>,
     /// The claim's StorageClass (for `userPattern` and friends), when it still exists.
     pub class: Option<&'a StorageClass>,
+    /// The provisioner's configuration as it is now.
     pub contents: &'a ConfigMapContents,
+    /// The provisioner name of the StorageClass that this run serves.
     pub provisioner: &'a str,
     /// The node carrying label `key=value`: for a PV without the `selected-node` annotation,
     /// whose node affinity names a label value, not a node.
@@ -156,9 +159,11 @@ pub enum ResizeDecision {
 /// A resize to carry out, in the order of the module docs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResizePlan {
+    /// PersistentVolume name.
     pub pv_name: String,
     /// The size the volume gets (a request of the claim, or the one in progress).
     pub new_size: Quantity,
+    /// `new_size` in bytes.
     pub new_bytes: i64,
     /// The PV's capacity now.
     pub old_size: Quantity,

@@ -131,10 +131,15 @@ pub struct Faults {
 /// `lpp sandbox up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// Directory the sandbox keeps its files in; the kubeconfig goes there by default.
     pub dir: PathBuf,
+    /// How many fake nodes (`node-1`, `node-2`, ...).
     pub nodes: u32,
+    /// Local port the fake API server listens on.
     pub port: u16,
+    /// Where to write the kubeconfig; `None` writes `kubeconfig` in `dir`.
     pub write_kubeconfig: Option<PathBuf>,
+    /// Faults to inject into the fake API server.
     pub faults: Faults,
     /// Declared disks (`--disk`).
     pub disks: Vec<node::disks::Disk>,

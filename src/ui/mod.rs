@@ -13,10 +13,15 @@ use crate::exit::Exit;
 /// `-o/--output`, after the command's default and offer were applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Tables for people.
     Table,
+    /// Tables with extra columns.
     Wide,
+    /// One JSON document.
     Json,
+    /// One YAML document.
     Yaml,
+    /// `kind/name` per line, as `kubectl -o name`.
     Name,
 }
 
@@ -36,27 +41,37 @@ impl Format {
 /// How the user wants to be talked to.
 #[derive(Debug, Clone)]
 pub struct UiSettings {
+    /// `-o/--output`.
     pub format: Format,
     /// Colour on stderr (warnings).
     pub color: bool,
     /// Colour in what goes to stdout (`--color always`, or `auto` with stdout a terminal too:
     /// `lpp check | less` gets plain text).
     pub color_stdout: bool,
+    /// `-q`: only errors on stderr; notes and warnings are suppressed.
     pub quiet: bool,
     /// `--yes`: confirmations are answered yes.
     pub yes: bool,
 }
 
+/// Why a command could not talk to the user.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A confirmation was needed and there was no terminal to ask on.
     #[error("{question}: refusing without a terminal to confirm on; add --yes to go ahead")]
-    NeedsYes { question: String },
+    NeedsYes {
+        /// The question that would have been asked.
+        question: String,
+    },
 
     /// The user answered no.
     #[error("{question}: not confirmed, nothing changed")]
-    Declined { question: String },
+    Declined {
+        /// The question asked.
+        question: String,
+    },
 
+    /// Writing to stdout or stderr failed.
     #[error("cannot write the output: {0}")]
     Write(#[source] std::io::Error),
 
@@ -64,17 +79,22 @@ pub enum Error {
     #[error("stdout was closed")]
     StdoutClosed,
 
+    /// The confirmation prompt failed.
     #[error("cannot ask for confirmation: {0}")]
     Prompt(#[source] dialoguer::Error),
 
+    /// A report could not be turned into JSON or YAML.
     #[error("cannot render the output as {format}: {message}")]
     Render {
+        /// The format asked for: `json` or `yaml`.
         format: &'static str,
+        /// The serializer's message.
         message: String,
     },
 }
 
 impl Error {
+    /// The process exit status this error maps to.
     pub fn exit(&self) -> Exit {
         match self {
             Error::NeedsYes { .. } | Error::Declined { .. } => Exit::Refused,
@@ -92,11 +112,14 @@ pub const API_VERSION: &str = "lpp.dev/v1alpha1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeMeta {
+    /// Always `API_VERSION`.
     pub api_version: &'static str,
+    /// The report's kind, such as `InstallReport`.
     pub kind: &'static str,
 }
 
 impl TypeMeta {
+    /// The `TypeMeta` of a report of `kind`.
     pub const fn new(kind: &'static str) -> Self {
         TypeMeta {
             api_version: API_VERSION,
@@ -126,6 +149,7 @@ pub struct Ui {
 }
 
 impl Ui {
+    /// A user interface with these settings, checking whether stdin and stderr are terminals.
     pub fn new(settings: UiSettings) -> Self {
         Self {
             settings,
@@ -134,14 +158,17 @@ impl Ui {
         }
     }
 
+    /// The `-o` format.
     pub fn format(&self) -> Format {
         self.settings.format
     }
 
+    /// Whether stderr is coloured.
     pub fn color(&self) -> bool {
         self.settings.color
     }
 
+    /// Whether `-q` was given.
     pub fn quiet(&self) -> bool {
         self.settings.quiet
     }

@@ -133,13 +133,13 @@ pub struct Faults {
 pub struct UpOptions {
     /// Directory the sandbox keeps its files in; the kubeconfig goes there by default.
     pub dir: PathBuf,
-    /// How many fake nodes (`node-1`, `node-2`, ...).
+    /// How many nodes (`node-1`, `node-2`, ...).
     pub nodes: u32,
-    /// Local port the fake API server listens on.
+    /// The port on 127.0.0.1 the sandbox serves its API on.
     pub port: u16,
     /// Where to write the kubeconfig; `None` writes `kubeconfig` in `dir`.
     pub write_kubeconfig: Option<PathBuf>,
-    /// Faults to inject into the fake API server.
+    /// Faults the sandbox's API server injects.
     pub faults: Faults,
     /// Declared disks (`--disk`).
     pub disks: Vec<node::disks::Disk>,

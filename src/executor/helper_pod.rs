@@ -20,8 +20,6 @@ use crate::provision::helper_pod::{
     ACTION_LABEL, HELPER_SELECTOR, HelperOutcome, VOLUME_LABEL, helper_outcome,
 };
 
-/// How often a waited-on helper pod is also read directly (see [`Runner::run`]).
-const RECHECK: Duration = Duration::from_secs(5);
 /// What the watch last said about a helper pod.
 #[derive(Debug, Clone)]
 enum Seen {
@@ -148,20 +146,8 @@ impl Runner {
                         Seen::Deleted => return Err(JobError::Gone(name.clone())),
                         Seen::Unknown => {}
                     }
-                    tokio::select! {
-                        changed = seen.changed() => if changed.is_err() {
-                            return Err(JobError::Stopped(name.clone()));
-                        },
-                        // A safety net, not the mechanism: should the shared watch ever miss
-                        // this pod's last change, the pod itself is read now and then, so a
-                        // finished job is not waited on until its timeout.
-                        () = tokio::time::sleep(RECHECK) => {
-                            let _ = match self.pods.get_opt(&name).await {
-                                Ok(Some(p)) => self.subscriptions.deliver(&name, Seen::Present(Box::new(p))),
-                                Ok(None) => self.subscriptions.deliver(&name, Seen::Deleted),
-                                Err(_) => false,
-                            };
-                        }
+                    if seen.changed().await.is_err() {
+                        return Err(JobError::Stopped(name.clone()));
                     }
                 }
             };

@@ -7,24 +7,29 @@ use serde_json::{Map, Value, json};
 
 use super::resources::Resource;
 
-static SEED: AtomicU64 = AtomicU64::new(0);
+/// The generator's state: a time-seeded start, then a fixed step per call.
+static STATE: AtomicU64 = AtomicU64::new(0);
+/// splitmix64's step (the golden ratio), odd: 2^64 calls pass before a state repeats.
+const STEP: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// A pseudo-random number (xorshift over a time-seeded state): uids and generated names only
-/// need to be unique, not unpredictable.
+/// A pseudo-random number (splitmix64): uids and generated names only need to be unique, not
+/// unpredictable. Each call takes its own state with one atomic add, so calls on many threads at
+/// once never share one (a load-then-store would, and two objects created together would get
+/// the same uid); and the mix is a bijection, so distinct states give distinct numbers.
 pub fn random() -> u64 {
-    let mut x = SEED.load(Ordering::Relaxed);
-    if x == 0 {
+    if STATE.load(Ordering::Relaxed) == 0 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9e37_79b9_7f4a_7c15);
-        x = now ^ (u64::from(std::process::id()) << 32) | 1;
+            .unwrap_or(STEP);
+        let seed = (now ^ (u64::from(std::process::id()) << 32)) | 1;
+        // Only the first caller seeds; the others keep what it set.
+        let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
     }
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    SEED.store(x, Ordering::Relaxed);
-    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    let mut z = STATE.fetch_add(STEP, Ordering::Relaxed).wrapping_add(STEP);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A version-4 style uid.
@@ -839,6 +844,22 @@ mod tests {
     use super::*;
     use crate::sandbox::resources::find;
     use proptest::prelude::*;
+
+    #[test]
+    fn uids_made_at_once_on_many_threads_are_all_different() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| (0..20_000).map(|_| uid()).collect::<Vec<_>>()))
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        let mut made = 0;
+        for t in threads {
+            for u in t.join().expect("a uid thread") {
+                made += 1;
+                all.insert(u);
+            }
+        }
+        assert_eq!(all.len(), made, "{} uids were made twice", made - all.len());
+    }
 
     #[test]
     fn a_configmap_with_a_boolean_value_is_refused_by_type() {

@@ -173,6 +173,47 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// All objects of a resource (in one namespace if given) as they were at resourceVersion
+    /// `at`, in key order: the current ones with every later change undone from the history.
+    /// `None` when `at` is older than the history or newer than the store (the pages of a list
+    /// are all served at its first page's resourceVersion, as etcd serves a continue token).
+    pub fn list_at(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+        at: u64,
+    ) -> Option<Vec<Value>> {
+        let inner = self.lock();
+        if at < inner.compacted || at > inner.rv {
+            return None;
+        }
+        let mut objects: BTreeMap<(String, String), Value> = inner
+            .objects
+            .range((resource, String::new(), String::new())..)
+            .take_while(|((r, _, _), _)| *r == resource)
+            .filter(|((_, ns, _), _)| namespace.is_none_or(|want| ns == want))
+            .map(|((_, ns, name), v)| ((ns.clone(), name.clone()), v.clone()))
+            .collect();
+        for change in inner.history.iter().rev().take_while(|c| c.rv > at) {
+            if change.resource != resource || namespace.is_some_and(|want| want != change.namespace)
+            {
+                continue;
+            }
+            let name = change
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let key = (change.namespace.clone(), name);
+            match &change.previous {
+                Some(before) => objects.insert(key, before.clone()),
+                None => objects.remove(&key),
+            };
+        }
+        Some(objects.into_values().collect())
+    }
+
     /// Every (resource, name) stored in a namespace.
     pub fn in_namespace(&self, namespace: &str) -> Vec<(ResourceId, String)> {
         self.lock()
@@ -364,6 +405,45 @@ mod tests {
             .subscribe(store.rv() - 2)
             .expect("still in the history");
         assert_eq!(recent.backlog.len(), 2);
+    }
+
+    #[test]
+    fn a_list_at_an_older_version_undoes_the_later_changes() {
+        let store = Store::with_history(10);
+        put(&store, "a");
+        put(&store, "b");
+        let at = store.rv();
+        put(&store, "c");
+        store
+            .write(CM, "default", "a", |_, _| Ok(Write::Remove))
+            .expect("remove a");
+        store
+            .write(CM, "default", "b", |_, _| {
+                Ok(Write::Put(
+                    json!({"metadata": {"name": "b"}, "data": {"k": "v"}}),
+                ))
+            })
+            .expect("change b");
+        let then = store
+            .list_at(CM, Some("default"), at)
+            .expect("in the history");
+        let names: Vec<&str> = then
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(then[1].get("data").is_none(), "{then:?}");
+        assert_eq!(
+            store
+                .list_at(CM, Some("default"), store.rv())
+                .map(|l| l.len()),
+            Some(2)
+        );
+        assert!(store.list_at(CM, None, store.rv() + 1).is_none());
+        for _ in 0..10 {
+            put(&store, "d");
+        }
+        assert!(store.list_at(CM, None, at).is_none(), "compacted away");
     }
 
     #[test]

@@ -153,12 +153,55 @@ async fn generate_name_selectors_and_pages() {
         .expect("page 1");
     assert_eq!(first.items.len(), 2);
     let token = first.metadata.continue_.clone().expect("continue token");
+    // Changes between the pages are not in them: every page is the list at the first page's
+    // resourceVersion, so that a watch from it sees each change once.
+    let mut early = cm("aaa-made-between-pages", json!({}));
+    early.metadata.labels = Some([("n".to_string(), "0".to_string())].into());
+    api.create(&PostParams::default(), &early)
+        .await
+        .expect("create between pages");
+    let last = api.list(&ListParams::default()).await.expect("list").items;
+    let changed = last.last().expect("a last object").name_any();
+    api.patch(
+        &changed,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await
+    .expect("change between pages");
     let rest = api
         .list(&ListParams::default().limit(10).continue_token(&token))
         .await
         .expect("page 2");
     assert_eq!(rest.items.len(), 3);
     assert!(rest.metadata.continue_.as_deref().unwrap_or("").is_empty());
+    assert_eq!(
+        rest.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let page_two_last = rest.items.last().expect("page 2 has objects");
+    assert_eq!(page_two_last.name_any(), changed);
+    assert!(
+        page_two_last
+            .data
+            .as_ref()
+            .is_none_or(|d| !d.contains_key("k")),
+        "{page_two_last:?}"
+    );
+    assert!(
+        rest.items
+            .iter()
+            .all(|c| c.name_any() != "aaa-made-between-pages")
+    );
+    let (code, _, message) = status_code(
+        api.list(&ListParams::default().continue_token("not-a-token"))
+            .await
+            .expect_err("a bad continue token"),
+    );
+    assert_eq!(code, 400, "{message}");
+    api.delete("aaa-made-between-pages", &DeleteParams::default())
+        .await
+        .expect("delete");
     let one = api
         .list(
             &ListParams::default().fields(&format!("metadata.name={}", first.items[0].name_any())),

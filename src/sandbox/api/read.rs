@@ -36,8 +36,34 @@ impl ApiServer {
         let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
         let (id, view) = storage_of(resource);
-        let (items, rv) = self.store.list(id, (!ns.is_empty()).then_some(ns));
-        let after = query.get("continue").filter(|c| !c.is_empty());
+        let namespace = (!ns.is_empty()).then_some(ns);
+        // A continue token is `<resourceVersion>:<last key>`: every page of one list is served
+        // at its first page's resourceVersion (storage/etcd3/store.go GetList with a continue
+        // key), so that a watch from the list's resourceVersion misses nothing.
+        let token = query.get("continue").filter(|c| !c.is_empty());
+        let (items, rv, after) = match token {
+            None => {
+                let (items, rv) = self.store.list(id, namespace);
+                (items, rv, None)
+            }
+            Some(token) => {
+                let (rv, after) = token
+                    .split_once(':')
+                    .and_then(|(rv, key)| Some((rv.parse::<u64>().ok()?, key)))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("continue key is not valid: {token:?}"))
+                    })?;
+                let items = self.store.list_at(id, namespace, rv).ok_or_else(|| {
+                    ApiError::new(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent \
+                         list result. You can start a new list without the continue parameter.",
+                    )
+                })?;
+                (items, rv, Some(after))
+            }
+        };
         let limit = query
             .get("limit")
             .and_then(|l| l.parse::<usize>().ok())
@@ -60,7 +86,7 @@ impl ApiServer {
             if limit.is_some_and(|l| out.len() >= l) {
                 next = out.last().map(|last: &Value| {
                     format!(
-                        "{}/{}",
+                        "{rv}:{}/{}",
                         meta(last, "namespace").unwrap_or_default(),
                         meta(last, "name").unwrap_or_default()
                     )

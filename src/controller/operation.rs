@@ -258,10 +258,20 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     let namespace = seen.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
-    let permit = context.permit().await;
     if let Err(why) = context.stores.ready().await {
         return Attempt::Retry(why);
     }
+    // A claim is updated several times as it binds; those updates need no request (nor a
+    // worker) at all.
+    let exists = |uid: Option<String>| {
+        let name = crate::provision::volume::volume_name(&uid.unwrap_or_default());
+        context.stores.volumes.get(&ObjectRef::new(&name)).is_some()
+    };
+    if let Some(skip) = crate::provision::settled(seen, exists(seen.uid())) {
+        tracing::debug!("nothing to do: {skip:?}");
+        return Attempt::Done;
+    }
+    let permit = context.permit().await;
     // Decide on the latest state, not the one the watch delivered.
     let claim = match claims.get_opt(&seen.name_any()).await {
         Ok(Some(c)) if c.uid() == seen.uid() => c,
@@ -291,13 +301,8 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         },
         None => None,
     };
-    let pv_name = crate::provision::volume::volume_name(&claim.uid().unwrap_or_default());
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    let volume_exists = context
-        .stores
-        .volumes
-        .get(&ObjectRef::new(&pv_name))
-        .is_some();
+    let volume_exists = exists(claim.uid());
     let contents = match contents(context).await {
         Ok(c) => c,
         Err(why) => {
@@ -434,6 +439,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         }
         Err(e) => return Attempt::Retry(format!("cannot read the claim again: {e}")),
     }
+    let pv_name = plan.volume.name_any();
     match volumes.create(&PostParams::default(), &plan.volume).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}

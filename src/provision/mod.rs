@@ -28,7 +28,7 @@ pub use overlap::{VolumeRef, overlapping};
 pub use reclaim::{NodeSource, ReclaimDecision, decide_reclaim, volume_location};
 pub use volume::{
     ClaimDecision, ClaimInput, Reschedule, Skip, VolumePlan, VolumeType, decide_claim,
-    selected_node,
+    selected_node, settled,
 };
 
 #[cfg(test)]

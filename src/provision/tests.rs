@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use proptest::prelude::*;
 
 use super::helper_pod::{HelperPods, HostDir, ScriptJob, check_template};
@@ -256,6 +256,22 @@ fn skips_claims_that_are_not_ours_or_done() {
         capacity: None,
     });
     assert_eq!(exists, ClaimDecision::Skip(Skip::VolumeExists));
+}
+
+#[test]
+fn a_claim_deleting_bound_or_with_its_volume_is_settled_on_any_copy() {
+    let fresh = claim("d", "c");
+    assert_eq!(settled(&fresh, false), None);
+    assert_eq!(settled(&fresh, true), Some(Skip::VolumeExists));
+    let mut bound = claim("d", "c");
+    bound.spec.as_mut().unwrap().volume_name = Some("pv-x".into());
+    assert_eq!(settled(&bound, false), Some(Skip::Bound));
+    let mut empty_name = claim("d", "c");
+    empty_name.spec.as_mut().unwrap().volume_name = Some(String::new());
+    assert_eq!(settled(&empty_name, false), None);
+    let mut deleting = bound.clone();
+    deleting.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+    assert_eq!(settled(&deleting, true), Some(Skip::Deleting));
 }
 
 #[test]

@@ -218,6 +218,26 @@ fn parameter_or_annotation<'a>(class: &'a StorageClass, key: &str) -> Option<&'a
     class_parameter(class, key).or_else(|| annotation(&class.metadata, key))
 }
 
+/// Why a claim of ours needs no volume whatever else holds: it is being deleted, it is bound,
+/// or its volume exists (`volume_exists`; the PV controller binds it). A claim's deletion and
+/// its `spec.volumeName` are never undone, and `volume_exists` comes from the volume store
+/// either way, so a watched copy of the claim, however old, decides this as well as a fresh read
+/// does (external-provisioner's `shouldProvision` decides on its informer's copy).
+pub fn settled(claim: &PersistentVolumeClaim, volume_exists: bool) -> Option<Skip> {
+    if claim.metadata.deletion_timestamp.is_some() {
+        return Some(Skip::Deleting);
+    }
+    let bound = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.as_deref())
+        .is_some_and(|v| !v.is_empty());
+    if bound {
+        return Some(Skip::Bound);
+    }
+    volume_exists.then_some(Skip::VolumeExists)
+}
+
 /// Decides what to do with a claim. Checks run in upstream's order, so the first problem is
 /// the one reported.
 pub fn decide_claim(input: &ClaimInput<'_>) -> ClaimDecision {
@@ -233,21 +253,14 @@ pub fn decide_claim(input: &ClaimInput<'_>) -> ClaimDecision {
     if named.is_some_and(|p| p != input.provisioner) {
         return ClaimDecision::Skip(Skip::NotOurs);
     }
-    if claim.metadata.deletion_timestamp.is_some() {
-        return ClaimDecision::Skip(Skip::Deleting);
-    }
-    let spec = claim.spec.clone().unwrap_or_default();
-    if spec.volume_name.as_deref().is_some_and(|v| !v.is_empty()) {
-        return ClaimDecision::Skip(Skip::Bound);
+    if let Some(skip) = settled(claim, input.volume_exists) {
+        return ClaimDecision::Skip(skip);
     }
     let Some(uid) = claim.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
         return ClaimDecision::Reject(
             "claim has no metadata.uid: it must come from the API server".into(),
         );
     };
-    if input.volume_exists {
-        return ClaimDecision::Skip(Skip::VolumeExists);
-    }
     let selected = selected_node(claim);
     let wait_for_consumer = class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
     if wait_for_consumer && selected.is_none() {

@@ -12,6 +12,16 @@ mod uninstall;
 
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::cluster;
+use crate::exit::Exit;
+use crate::ui;
+
+pub use apply::{InstallReport, apply, install, look, manifests, render, validate};
+pub use status::{StatusReport, status};
+pub use uninstall::{UninstallReport, uninstall};
+
 /// Where a node's volumes go: `--path` for every node, `--node-path NODE=DIR` for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BasePaths {
@@ -97,16 +107,6 @@ pub struct StatusOptions {
     /// `-w`: print again on every change until Ctrl-C.
     pub watch: bool,
 }
-
-use serde::Serialize;
-
-use crate::cluster;
-use crate::exit::Exit;
-use crate::ui;
-
-pub use apply::{InstallReport, apply, install, look, manifests, render, validate};
-pub use status::{StatusReport, status};
-pub use uninstall::{UninstallReport, uninstall};
 
 /// The field manager of everything lpp applies.
 pub const FIELD_MANAGER: &str = "lpp";

@@ -203,7 +203,7 @@ pub fn render(settings: &ManifestSettings, format: Format) -> Result<String, Err
     match format {
         Format::Json => {
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
-            serde_json::to_string_pretty(&list).map_err(|e| Error::Render(e.to_string()))
+            serde_json::to_string_pretty(&list).map_err(Error::Render)
         }
         _ => {
             let mut out = String::new();
@@ -244,9 +244,10 @@ async fn wait_ready(
     spinner.finish_and_clear();
     match waited {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Wait(format!(
-            "watching Deployment {name} failed: {e}"
-        ))),
+        Ok(Err(source)) => Err(Error::Watch {
+            what: format!("Deployment {name}"),
+            source,
+        }),
         Err(_) => {
             let conditions = api
                 .get_opt(name)

@@ -135,9 +135,18 @@ pub enum Error {
     /// `--wait` ran out of time before the objects were ready or gone.
     #[error("{0}")]
     Wait(String),
-    /// The objects could not be built from the options.
+    /// `--wait` could not watch the object it waits for.
+    #[error("watching {what} failed: {source}")]
+    Watch {
+        /// The object watched: `Deployment <name>`.
+        what: String,
+        /// Why the watch failed.
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+    /// The objects could not be written out as text.
     #[error("cannot render the manifests: {0}")]
-    Render(String),
+    Render(#[source] serde_json::Error),
     /// No connection to the cluster could be set up.
     #[error(transparent)]
     Connect(#[from] cluster::Error),

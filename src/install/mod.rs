@@ -2,8 +2,9 @@
 //! with server-side apply, inspected and removed.
 //!
 //! Here: what the commands are asked to do, their errors, and what applying or deleting one
-//! object did. The objects themselves are built in [`objects`]; `install` and `manifests` (render,
-//! check, apply, wait) live in `apply.rs`, `uninstall` in `uninstall.rs`, `status` in [`status`].
+//! object did. The objects themselves are built in [`objects`]; `install` and `manifests`
+//! (render, check, apply, wait) live in `apply.rs`, `uninstall` in `uninstall.rs`, `status` in
+//! [`status`](mod@status).
 
 mod apply;
 pub mod objects;

@@ -1,7 +1,5 @@
 //! Reaching a cluster: kubeconfig resolution by kubectl's rules, and the one `kube::Client`.
 
-#![warn(missing_docs)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -6,6 +6,8 @@
 //! `install`, `gc`, `demo`) carry the decisions out against a `kube::Client` built once at the
 //! edge. `sandbox` is an independent model of Kubernetes for tests and the demo.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod capacity;
 pub mod check;

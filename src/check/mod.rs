@@ -10,8 +10,6 @@
 //! - [`gather`]: the thin layer that reads the cluster, runs the probes and the gc scan, and
 //!   hands the facts to [`evaluate`].
 
-#![warn(missing_docs)]
-
 pub mod evaluate;
 pub mod gather;
 pub mod probe;

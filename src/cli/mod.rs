@@ -50,6 +50,8 @@ Results go to stdout; logs and progress to stderr.";
     arg_required_else_help = true,
     max_term_width = 100
 )]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -136,6 +138,8 @@ pub enum ColorWhen {
 }
 
 #[derive(Debug, Subcommand)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum Command {
     /// Install the provisioner's objects into the cluster (server-side apply)
     #[command(long_about = INSTALL_ABOUT)]
@@ -325,6 +329,8 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused (a check failed, or needs 
 
 /// `lpp adopt`.
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct AdoptArgs {
     /// The directory to adopt, as NODE:PATH (e.g. node-1:/opt/local-path-provisioner/restored)
     #[arg(value_name = "NODE:PATH")]
@@ -366,6 +372,8 @@ pub struct AdoptArgs {
 
 /// `lpp move`.
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct MoveArgs {
     /// The claim to move, as NAMESPACE/NAME
     #[arg(
@@ -492,6 +500,8 @@ pub struct ManifestOptions {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum Executor {
     /// A short-lived helper pod per script, as upstream
     #[value(name = "helperPod")]
@@ -512,6 +522,8 @@ impl Executor {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum ReclaimPolicy {
     /// Delete the directory and the PV when the claim goes
     #[value(name = "Delete")]
@@ -522,6 +534,8 @@ pub enum ReclaimPolicy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum BindingMode {
     /// Provision on the node the scheduler picks for the first pod
     #[value(name = "WaitForFirstConsumer")]
@@ -532,6 +546,8 @@ pub enum BindingMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum VolumeType {
     /// A hostPath PV (type DirectoryOrCreate)
     #[value(name = "hostPath")]
@@ -542,6 +558,8 @@ pub enum VolumeType {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct InstallArgs {
     #[command(flatten)]
     pub manifest: ManifestOptions,
@@ -560,6 +578,8 @@ pub struct InstallArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum DryRun {
     /// Render locally, contact nothing
     Client,
@@ -568,12 +588,16 @@ pub enum DryRun {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct ManifestsArgs {
     #[command(flatten)]
     pub manifest: ManifestOptions,
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct UninstallArgs {
     /// Uninstall even while PVs of the served StorageClasses exist (their data stays on the nodes)
     #[arg(long)]
@@ -593,6 +617,8 @@ pub struct UninstallArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct StatusArgs {
     /// Provisioner name whose Lease, classes and volumes to show
     #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
@@ -608,6 +634,8 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct CheckArgs {
     /// Check a cluster before `lpp install`: permissions for install, what Pod Security and
     /// the cluster's current objects would refuse or have install take over; nothing runs on
@@ -641,6 +669,8 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct RunArgs {
     /// Provisioner name to serve; StorageClasses naming it are ours
     #[arg(long, value_name = "NAME", default_value = DEFAULT_PROVISIONER)]
@@ -729,6 +759,8 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum LogFormat {
     /// One concise human line per action
     Text,
@@ -741,6 +773,8 @@ pub enum LogFormat {
     args_conflicts_with_subcommands = false,
     subcommand_negates_reqs = true
 )]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct GcArgs {
     #[command(flatten)]
     pub scan: GcScanArgs,
@@ -786,6 +820,8 @@ pub struct GcScanArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct UsageArgs {
     /// Only this node; repeatable
     #[arg(
@@ -809,6 +845,8 @@ pub struct UsageArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum GcCommand {
     /// Delete (or --archive) what `gc` lists, after confirmation
     #[command(long_about = PRUNE_ABOUT)]
@@ -822,6 +860,8 @@ re-reads the PVs and drops anything now referenced. Only entries directly under 
 path are touched, and symlinks are never followed.";
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct PruneArgs {
     #[command(flatten)]
     pub scan: GcScanArgs,
@@ -836,6 +876,8 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct DemoArgs {
     /// Run against the embedded sandbox cluster instead of the current context
     #[arg(long)]
@@ -863,6 +905,8 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum SandboxCommand {
     /// Serve a sandbox cluster on 127.0.0.1 in the foreground until Ctrl-C
     #[command(long_about = SANDBOX_UP_ABOUT)]
@@ -875,6 +919,8 @@ Nodes node-1..node-N are directories: hostPath /opt/x on node-1 is <DIR>/nodes/n
 pods run as local processes. kubectl and lpp work against it through the kubeconfig it writes.";
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct SandboxUpArgs {
     /// Directory holding the nodes' filesystems and the sandbox's state
     #[arg(long, value_name = "DIR")]
@@ -917,6 +963,8 @@ pub struct SandboxUpArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct CompletionArgs {
     /// The shell to complete for
     #[arg(value_enum)]
@@ -924,6 +972,8 @@ pub struct CompletionArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub enum Shell {
     Bash,
     Zsh,
@@ -938,6 +988,8 @@ the server cannot be reached (the client's version is printed all the same); --c
 server.";
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct VersionArgs {
     /// Only the client's version; contact no server
     #[arg(long)]
@@ -945,6 +997,8 @@ pub struct VersionArgs {
 }
 
 #[derive(Debug, Args)]
+// Undocumented on purpose: clap would turn a `///` here into --help text.
+#[allow(missing_docs)]
 pub struct GenerateArgs {
     /// Directory to write completions/ and man/ into
     #[arg(value_name = "DIR")]

@@ -23,33 +23,51 @@ use crate::ui::{Format, UiSettings};
 pub struct Invocation {
     /// How to reach the cluster (unused by commands that need none).
     pub target: Target,
+    /// Output format, colour, prompts and progress, as the global options set them.
     pub ui: UiSettings,
     /// `-v` count minus `-q`: 0 is the command's default log level.
     pub verbosity: i8,
+    /// The command to run, with its settings.
     pub plan: Plan,
 }
 
 /// Which command, with its settings.
 #[derive(Debug)]
 pub enum Plan {
+    /// `lpp install`.
     Install(InstallOptions),
+    /// `lpp manifests`: the objects install would apply.
     Manifests(ManifestSettings),
+    /// `lpp uninstall`.
     Uninstall(UninstallOptions),
+    /// `lpp status`.
     Status(StatusOptions),
+    /// `lpp check`.
     Check(crate::check::CheckOptions),
+    /// `lpp run`: the provisioning loop.
     Run(RunOptions),
+    /// `lpp gc`: list orphaned volume directories.
     Gc(ListOptions),
+    /// `lpp gc prune`: delete or archive them.
     GcPrune(PruneOptions),
+    /// `lpp usage` (`df`).
     Usage(crate::capacity::UsageOptions),
+    /// `lpp demo`.
     Demo(DemoOptions),
+    /// `lpp adopt`.
     Adopt(crate::mobility::adopt::AdoptOptions),
+    /// `lpp move`.
     Move(crate::mobility::r#move::MoveOptions),
+    /// `lpp sandbox up`.
     SandboxUp(UpOptions),
+    /// `lpp completion SHELL`: print the script for this shell.
     Completion(Shell),
     /// `lpp version`; `client_only` with `--client`.
     Version {
+        /// `--client`: print only the client's version, contact no server.
         client_only: bool,
     },
+    /// The hidden `lpp generate DIR`: write completions/ and man/ under this directory.
     Generate(PathBuf),
 }
 

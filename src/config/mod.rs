@@ -6,7 +6,6 @@
 //! optional [`RESIZE_KEY`] (the script run when a claim grows). [`ConfigMapContents::from_data`]
 //! reads them all; [`default_config_map_data`] and [`config_map_data`] render them, so `lpp
 //! install` and `lpp run` share one set of defaults.
-#![warn(missing_docs)]
 
 pub mod json;
 pub mod path;

@@ -10,8 +10,6 @@
 //! [`StepRecord`] whose `ok` says whether its check passed. The demo exits 0 only when every
 //! check passed.
 
-#![warn(missing_docs)]
-
 mod walk;
 
 use std::collections::BTreeMap;

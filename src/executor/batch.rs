@@ -16,8 +16,6 @@
 //! END
 //! ```
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 use crate::config::Script;

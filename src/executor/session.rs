@@ -11,8 +11,6 @@
 //! ends within minutes and never holds its mounts for long. The finished pods such runs leave
 //! are deleted by the next session made in that namespace.
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;

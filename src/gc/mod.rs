@@ -10,8 +10,6 @@
 //!   the script that removes only the exact names given, never following a symlink;
 //! - [`scan`]: the cluster side (live ConfigMap, one helper pod per node, PVs and claims).
 
-#![warn(missing_docs)]
-
 pub mod classify;
 pub mod inventory;
 pub mod prune;
@@ -88,7 +86,20 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// A request to the API server failed (listing nodes, PVs, claims or StorageClasses, reading
-    /// the ConfigMap).
+    /// the ConfigMap): `<verb> <what>: <the server's message>`, or why the server could not be
+    /// reached.
+    #[error("{}", cluster::request_failed(verb, what, source))]
+    Request {
+        /// What was being done: `get`, `list`, ...
+        verb: &'static str,
+        /// What it was done to: `nodes`, `configmap <namespace>/<name>`, ...
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A request of `lpp usage` failed, already worded as [`Error::Request`] words it (its
+    /// module still builds the message itself).
     #[error("{0}")]
     Cluster(String),
     /// The cluster could not be reached.

@@ -199,12 +199,10 @@ async fn read_config(
     let map = maps
         .get_opt(name)
         .await
-        .map_err(|e| {
-            Error::Cluster(crate::cluster::request_failed(
-                "get",
-                &format!("configmap {namespace}/{name}"),
-                &e,
-            ))
+        .map_err(|source| Error::Request {
+            verb: "get",
+            what: format!("configmap {namespace}/{name}"),
+            source,
         })?
         .ok_or_else(|| {
             Error::Config(format!(
@@ -226,7 +224,11 @@ async fn select_nodes(
     let all = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(crate::cluster::request_failed("list", "nodes", &e)))?
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "nodes".into(),
+            source,
+        })?
         .items;
     let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
     if wanted.is_empty() {
@@ -273,8 +275,10 @@ async fn check_class(
         let classes = classes
             .list(&ListParams::default())
             .await
-            .map_err(|e| {
-                Error::Cluster(crate::cluster::request_failed("list", "storageclasses", &e))
+            .map_err(|source| Error::Request {
+                verb: "list",
+                what: "storageclasses".into(),
+                source,
             })?
             .items;
         let ours: Vec<String> = classes
@@ -434,24 +438,20 @@ pub async fn read_volumes(
     let volumes = volumes
         .list(&ListParams::default())
         .await
-        .map_err(|e| {
-            Error::Cluster(crate::cluster::request_failed(
-                "list",
-                "persistentvolumes",
-                &e,
-            ))
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "persistentvolumes".into(),
+            source,
         })?
         .items;
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let claims = claims
         .list(&ListParams::default())
         .await
-        .map_err(|e| {
-            Error::Cluster(crate::cluster::request_failed(
-                "list",
-                "persistentvolumeclaims",
-                &e,
-            ))
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "persistentvolumeclaims".into(),
+            source,
         })?
         .items;
     let records = volumes

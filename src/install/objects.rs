@@ -35,16 +35,27 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "lpp");
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Object {
+    /// The provisioner's namespace.
     Namespace(Namespace),
+    /// The provisioner's service account.
     ServiceAccount(ServiceAccount),
+    /// The namespaced permissions: helper pods, the ConfigMap, the Lease, the node agents.
     Role(Role),
+    /// The cluster-wide permissions: PVs, claims, nodes, classes, events.
     ClusterRole(ClusterRole),
+    /// Binds the Role to the service account.
     RoleBinding(RoleBinding),
+    /// Binds the ClusterRole to the service account.
     ClusterRoleBinding(ClusterRoleBinding),
+    /// The StorageClass that names the provisioner.
     StorageClass(StorageClass),
+    /// The provisioner's ConfigMap, as upstream lays it out.
     ConfigMap(ConfigMap),
+    /// The in-cluster provisioner, with `--in-cluster`.
     Deployment(Box<Deployment>),
+    /// The node agents, with `--executor agent`.
     DaemonSet(Box<k8s_openapi::api::apps::v1::DaemonSet>),
+    /// With `--capacity-tracking`: the CSIDriver that has kube-scheduler check capacity.
     CSIDriver(k8s_openapi::api::storage::v1::CSIDriver),
 }
 

@@ -8,8 +8,6 @@
 //!   the copy) and their parsers (pure);
 //! - [`r#move`]: the command, carrying out the steps through executor sessions.
 
-#![warn(missing_docs)]
-
 pub mod adopt;
 pub mod copy;
 pub mod r#move;

@@ -9,8 +9,6 @@
 //! A missing map key renders as Go renders it: `<no value>` by default, an error with
 //! `missingkey=error` (the user/group/perm patterns), and the empty string through `index`.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

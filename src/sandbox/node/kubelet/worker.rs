@@ -1,36 +1,29 @@
-//! The kubelet of every sandbox node: one worker per pod bound to a Ready node runs its
-//! containers as local processes, each in its own namespaces and root (see [`super`] and
-//! [`runtime`]), reports their status, keeps their output, stops them on deletion (SIGTERM,
-//! grace period, SIGKILL), and garbage-collects pods bound to nodes that do not exist.
+//! One pod's worker: makes the pod's volumes, "pulls" its images, builds each container's
+//! environment and root, runs init containers then the others as local processes, restarts
+//! them with back-off as the restart policy says, and stops them when the pod is deleted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
 };
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
-use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{Cache, Need, Snapshot, run_loop};
-use super::disks::{self, Disk};
-use super::events::{Recorder, Regarding};
-use super::mounts;
-use super::runtime::{self, ContainerSpec, LogBuffer};
-use super::schedule::is_ready;
-use super::termination;
-use super::volumes::{self, Backing, VolumePlan};
-
-/// A pod bound to a node that does not exist is deleted after this long, as the pod garbage
-/// collector of a real cluster does (shorter here, so tests stay fast).
-pub const ORPHAN_POD_GRACE: Duration = Duration::from_secs(5);
+use super::status::{PodModel, State, StatusSink, now, write_status};
+use super::{ContainerRuntime, PodHandle, delete_now};
+use crate::sandbox::node::cache::Cache;
+use crate::sandbox::node::disks::{self, Disk};
+use crate::sandbox::node::events::{Recorder, Regarding};
+use crate::sandbox::node::mounts;
+use crate::sandbox::node::runtime::{self, ContainerSpec, LogBuffer};
+use crate::sandbox::node::termination;
+use crate::sandbox::node::volumes::{self, Backing, VolumePlan};
 
 /// How long an unpullable image shows `ErrImagePull` before `ImagePullBackOff`, and back.
 const PULL_RETRY: Duration = Duration::from_secs(2);
@@ -46,12 +39,6 @@ const SETUP_RETRY: Duration = Duration::from_millis(500);
 /// The default `PATH` of a container.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 /// Whether an image can never be pulled: its registry host ends in `.invalid` (RFC 2606).
 pub fn unpullable(image: &str) -> bool {
     let Some((first, _)) = image.split_once('/') else {
@@ -60,247 +47,6 @@ pub fn unpullable(image: &str) -> bool {
     let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
     let host = first.split(':').next().unwrap_or(first);
     is_registry && host.ends_with(".invalid")
-}
-
-/// One container's state, as the status reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum State {
-    /// Not running: why.
-    Waiting {
-        /// `ContainerCreating`, `PodInitializing`, `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`.
-        reason: String,
-        /// Details.
-        message: Option<String>,
-    },
-    /// Running since.
-    Running {
-        /// RFC 3339.
-        started_at: String,
-    },
-    /// Ended.
-    Terminated {
-        /// The exit code.
-        exit_code: i32,
-        /// `Completed`, `Error`, `StartError`.
-        reason: String,
-        /// The termination message.
-        message: Option<String>,
-        /// RFC 3339.
-        started_at: String,
-        /// RFC 3339.
-        finished_at: String,
-    },
-}
-
-impl State {
-    fn json(&self) -> Value {
-        match self {
-            State::Waiting { reason, message } => {
-                json!({"waiting": {"reason": reason, "message": message}})
-            }
-            State::Running { started_at } => json!({"running": {"startedAt": started_at}}),
-            State::Terminated {
-                exit_code,
-                reason,
-                message,
-                started_at,
-                finished_at,
-            } => json!({"terminated": {
-                "exitCode": exit_code, "reason": reason, "message": message,
-                "startedAt": started_at, "finishedAt": finished_at,
-            }}),
-        }
-    }
-}
-
-/// One container in the pod's status model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerModel {
-    /// Its name.
-    pub name: String,
-    /// Its image.
-    pub image: String,
-    /// Whether it is an init container.
-    pub init: bool,
-    /// The current state.
-    pub state: State,
-    /// The previous instance's end, after a restart.
-    pub last: Option<State>,
-    /// Restarts so far.
-    pub restarts: i32,
-    /// The runtime id of the current instance.
-    pub id: String,
-}
-
-/// The pod's status as the kubelet knows it; [`status`] renders it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodModel {
-    /// Init containers first, then the others.
-    pub containers: Vec<ContainerModel>,
-    /// When the kubelet took the pod.
-    pub start_time: String,
-    /// `Never`, `OnFailure` or `Always`.
-    pub restart_policy: String,
-    /// A pod-level failure (e.g. a refused volume), which makes the pod Failed.
-    pub failure: Option<(String, String)>,
-}
-
-impl PodModel {
-    fn new(pod: &Pod) -> PodModel {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let model = |c: &Container, init: bool| ContainerModel {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            init,
-            state: State::Waiting {
-                reason: if init || spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
-                    "ContainerCreating".into()
-                } else {
-                    "PodInitializing".into()
-                },
-                message: None,
-            },
-            last: None,
-            restarts: 0,
-            id: String::new(),
-        };
-        let mut containers: Vec<ContainerModel> = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .map(|c| model(c, true))
-            .collect();
-        containers.extend(spec.containers.iter().map(|c| model(c, false)));
-        PodModel {
-            containers,
-            start_time: now(),
-            restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
-            failure: None,
-        }
-    }
-
-    fn container(&mut self, name: &str, init: bool) -> Option<&mut ContainerModel> {
-        self.containers
-            .iter_mut()
-            .find(|c| c.name == name && c.init == init)
-    }
-}
-
-/// The pod phase for a model, as a real kubelet derives it.
-pub fn phase(model: &PodModel) -> &'static str {
-    if model.failure.is_some() {
-        return "Failed";
-    }
-    let init_failed_for_good = model.containers.iter().any(|c| {
-        c.init
-            && model.restart_policy == "Never"
-            && matches!(c.state, State::Terminated { exit_code, .. } if exit_code != 0)
-    });
-    if init_failed_for_good {
-        return "Failed";
-    }
-    let init_done = model
-        .containers
-        .iter()
-        .filter(|c| c.init)
-        .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
-    if !init_done {
-        return "Pending";
-    }
-    let main: Vec<&ContainerModel> = model.containers.iter().filter(|c| !c.init).collect();
-    if main
-        .iter()
-        .any(|c| matches!(c.state, State::Waiting { .. }) && c.last.is_none())
-    {
-        return "Pending";
-    }
-    if main
-        .iter()
-        .any(|c| matches!(c.state, State::Running { .. } | State::Waiting { .. }))
-    {
-        return "Running";
-    }
-    if main
-        .iter()
-        .any(|c| matches!(c.state, State::Terminated { exit_code, .. } if exit_code != 0))
-    {
-        "Failed"
-    } else {
-        "Succeeded"
-    }
-}
-
-/// The pod's `status` object for a model.
-pub fn status(model: &PodModel, pod_ip: &str) -> Value {
-    let phase = phase(model);
-    let statuses = |init: bool| -> Vec<Value> {
-        model
-            .containers
-            .iter()
-            .filter(|c| c.init == init)
-            .map(|c| {
-                let running = matches!(c.state, State::Running { .. });
-                json!({
-                    "name": c.name,
-                    "image": c.image,
-                    "imageID": if c.id.is_empty() { String::new() } else { format!("{}@sandbox", c.image) },
-                    "containerID": if c.id.is_empty() { None } else { Some(format!("sandbox://{}", c.id)) },
-                    "ready": running || (init && matches!(c.state, State::Terminated { exit_code: 0, .. })),
-                    "started": running,
-                    "restartCount": c.restarts,
-                    "state": c.state.json(),
-                    "lastState": c.last.as_ref().map_or(json!({}), State::json),
-                })
-            })
-            .collect()
-    };
-    let init_done = model
-        .containers
-        .iter()
-        .filter(|c| c.init)
-        .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
-    let all_running = model
-        .containers
-        .iter()
-        .filter(|c| !c.init)
-        .all(|c| matches!(c.state, State::Running { .. }));
-    let ready = all_running && phase == "Running";
-    let terminal = phase == "Succeeded" || phase == "Failed";
-    let condition = |type_: &str, ok: bool| {
-        let reason = match (type_, ok, terminal) {
-            (_, true, _) => None,
-            ("Ready" | "ContainersReady", false, true) => Some("PodCompleted"),
-            ("Ready" | "ContainersReady", false, false) => Some("ContainersNotReady"),
-            ("Initialized", false, _) => Some("ContainersNotInitialized"),
-            _ => None,
-        };
-        json!({"type": type_, "status": if ok { "True" } else { "False" },
-               "reason": reason, "lastTransitionTime": model.start_time})
-    };
-    let (reason, message) = match &model.failure {
-        Some((r, m)) => (Some(r.clone()), Some(m.clone())),
-        None => (None, None),
-    };
-    json!({
-        "phase": phase,
-        "reason": reason,
-        "message": message,
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
-        "podIP": pod_ip,
-        "podIPs": [{"ip": pod_ip}],
-        "startTime": model.start_time,
-        "qosClass": "BestEffort",
-        "conditions": [
-            condition("PodReadyToStartContainers", true),
-            condition("Initialized", init_done),
-            condition("Ready", ready),
-            condition("ContainersReady", ready),
-            condition("PodScheduled", true),
-        ],
-        "initContainerStatuses": statuses(true),
-        "containerStatuses": statuses(false),
-    })
 }
 
 /// Expands `$(VAR)` references as Kubernetes does in command, args and env (`$$` escapes).
@@ -328,332 +74,22 @@ pub fn expand(text: &str, env: &[(String, String)]) -> String {
     out
 }
 
-/// A running (or finished) container as exec and logs see it.
-#[derive(Clone)]
-pub struct ContainerRuntime {
-    /// The current instance's output.
-    pub log: Arc<LogBuffer>,
-    /// Its environment.
-    pub env: Vec<(String, String)>,
-    /// The PID (on this machine) of its PID 1, whose namespaces exec enters, while it runs.
-    pub namespace_pid: Option<u32>,
-}
-
-/// What the node agents keep of one pod they run.
-pub struct PodHandle {
-    /// The pod's namespace.
-    pub namespace: String,
-    /// The pod's name.
-    pub name: String,
-    /// The node it runs on.
-    pub node: String,
-    /// Containers by name.
-    pub containers: Mutex<HashMap<String, ContainerRuntime>>,
-    /// Fires to stop the pod's processes (exec ones too).
-    pub stop: CancellationToken,
-    /// `<dir>/nodes/<node>/var/lib/kubelet/pods/<uid>`.
-    pub pod_dir: PathBuf,
-    grace_ms: AtomicU64,
-    finalize: AtomicBool,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl PodHandle {
-    /// Stops the pod with this grace period; with `finalize`, the worker then deletes the pod
-    /// object (grace 0), as a kubelet finishes a graceful deletion.
-    pub fn stop(&self, grace: Duration, finalize: bool) {
-        self.grace_ms.store(
-            u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-            Ordering::SeqCst,
-        );
-        self.finalize.store(finalize, Ordering::SeqCst);
-        self.stop.cancel();
-    }
-
-    fn grace(&self) -> Duration {
-        Duration::from_millis(self.grace_ms.load(Ordering::SeqCst))
-    }
-
-    fn finished(&self) -> bool {
-        self.task
-            .lock()
-            .map(|t| t.as_ref().is_none_or(JoinHandle::is_finished))
-            .unwrap_or(false)
-    }
-
-    fn take_task(&self) -> Option<JoinHandle<()>> {
-        self.task.lock().ok().and_then(|mut t| t.take())
-    }
-}
-
-/// Every pod handle, by pod uid.
-pub type Pods = Arc<Mutex<HashMap<String, Arc<PodHandle>>>>;
-
-/// The kubelet supervisor: starts and stops pod workers as the cluster changes. Containers see
-/// the declared `disks` through the stand-ins of [`super::disks`].
-pub async fn supervise(
-    client: Client,
-    cache: Cache,
-    dir: PathBuf,
-    disks: Arc<[Disk]>,
-    pod_startup: Duration,
-    pods: Pods,
-    stop: CancellationToken,
-) {
-    let mut orphans: HashMap<String, Instant> = HashMap::new();
-    let loop_cache = cache.clone();
-    // Pods are read in place from the cache (a pass runs on every status change, and copying
-    // every pod each time grows with the square of their number).
-    let need = Need {
-        nodes: true,
-        pods: false,
-        claims: false,
-        volumes: false,
-        classes: false,
-    };
-    run_loop(
-        loop_cache,
-        need,
-        stop.clone(),
-        Duration::from_millis(500),
-        |snap: Snapshot| {
-            let objects = cache.pods.state();
-            let actions = pass(
-                &snap,
-                &objects,
-                &pods,
-                &mut orphans,
-                &dir,
-                &disks,
-                pod_startup,
-                &client,
-                &cache,
-                &stop,
-            );
-            let client = client.clone();
-            async move {
-                for (namespace, name, uid) in actions {
-                    let _ = delete_now(&client, &namespace, &name, &uid).await;
-                }
-            }
-        },
-    )
-    .await;
-}
-
-/// One supervisor pass; returns the pods to delete right away (orphans, finished deletions).
-#[allow(clippy::too_many_arguments)]
-fn pass(
-    snap: &Snapshot,
-    objects: &[Arc<Pod>],
-    pods: &Pods,
-    orphans: &mut HashMap<String, Instant>,
-    dir: &Path,
-    disks: &Arc<[Disk]>,
-    pod_startup: Duration,
-    client: &Client,
-    cache: &Cache,
-    stop: &CancellationToken,
-) -> Vec<(String, String, String)> {
-    let Ok(mut handles) = pods.lock() else {
-        return Vec::new();
-    };
-    let nodes: HashMap<String, bool> = snap
-        .nodes
-        .iter()
-        .filter_map(|n| Some((n.metadata.name.clone()?, is_ready(n))))
-        .collect();
-    let mut deletes = Vec::new();
-    let mut live = std::collections::HashSet::new();
-    for pod in objects {
-        let Some(node) = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty())
-        else {
-            continue;
-        };
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        live.insert(uid.clone());
-        let deleting = pod.metadata.deletion_timestamp.is_some();
-        let grace = Duration::from_secs(
-            pod.metadata
-                .deletion_grace_period_seconds
-                .or_else(|| {
-                    pod.spec
-                        .as_ref()
-                        .and_then(|s| s.termination_grace_period_seconds)
-                })
-                .unwrap_or(30)
-                .max(0)
-                .unsigned_abs(),
-        );
-        match nodes.get(&node) {
-            None => {
-                if let Some(h) = handles.remove(&uid) {
-                    h.stop(Duration::ZERO, false);
-                }
-                let since = *orphans.entry(uid.clone()).or_insert_with(Instant::now);
-                if since.elapsed() >= ORPHAN_POD_GRACE || deleting {
-                    deletes.push((namespace, name, uid));
-                }
-                continue;
-            }
-            Some(false) => {
-                // A NotReady node runs nothing.
-                if let Some(h) = handles.remove(&uid) {
-                    h.stop(Duration::ZERO, false);
-                }
-                continue;
-            }
-            Some(true) => {}
-        }
-        orphans.remove(&uid);
-        match handles.get(&uid) {
-            Some(h) => {
-                if deleting && !h.stop.is_cancelled() {
-                    h.stop(grace, true);
-                } else if deleting && h.finished() {
-                    // The worker's own final delete failed (a fault, a conflict): retry.
-                    deletes.push((namespace, name, uid));
-                }
-            }
-            None => {
-                if deleting {
-                    deletes.push((namespace, name, uid));
-                    continue;
-                }
-                let terminal = matches!(
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                );
-                if terminal {
-                    continue;
-                }
-                // The uid names the pod's directory: only what a server generates is used.
-                if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                    tracing::warn!(pod = %name, %uid, "sandbox kubelet: refusing a pod whose uid cannot name a directory");
-                    continue;
-                }
-                let pod_dir = dir
-                    .join("nodes")
-                    .join(&node)
-                    .join("var/lib/kubelet/pods")
-                    .join(&uid);
-                let handle = Arc::new(PodHandle {
-                    namespace,
-                    name,
-                    node: node.clone(),
-                    containers: Mutex::new(HashMap::new()),
-                    stop: stop.child_token(),
-                    pod_dir: pod_dir.clone(),
-                    grace_ms: AtomicU64::new(0),
-                    finalize: AtomicBool::new(false),
-                    task: Mutex::new(None),
-                });
-                let worker = Worker {
-                    client: client.clone(),
-                    cache: cache.clone(),
-                    pod: Pod::clone(pod),
-                    node_root: dir.join("nodes").join(&node),
-                    disks: Arc::clone(disks),
-                    pod_startup,
-                    pod_dir,
-                    run_stop: handle.stop.child_token(),
-                    handle: Arc::clone(&handle),
-                    events: Recorder::new(client.clone(), "kubelet", Some(node.clone())),
-                };
-                let task = tokio::spawn(worker.run());
-                if let Ok(mut t) = handle.task.lock() {
-                    *t = Some(task);
-                }
-                handles.insert(uid, handle);
-            }
-        }
-    }
-    orphans.retain(|uid, _| live.contains(uid));
-    handles.retain(|uid, h| {
-        let keep = live.contains(uid);
-        if !keep {
-            h.stop(Duration::ZERO, false);
-            // The pod is gone: once its processes are, so is its directory (emptyDir,
-            // configMap files, logs), as a kubelet cleans up. Node paths are never under it.
-            let h = Arc::clone(h);
-            tokio::spawn(async move {
-                if let Some(task) = h.take_task() {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-                }
-                let _ = tokio::fs::remove_dir_all(&h.pod_dir).await;
-            });
-        }
-        keep
-    });
-    deletes
-}
-
-async fn delete_now(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    uid: &str,
-) -> Result<(), kube::Error> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let dp = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: Some(uid.to_string()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(name, &dp).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Stops every pod and waits (bounded) for their processes to be gone.
-pub async fn stop_all(pods: &Pods) {
-    let all: Vec<Arc<PodHandle>> = pods
-        .lock()
-        .map(|mut h| h.drain().map(|(_, v)| v).collect())
-        .unwrap_or_default();
-    for h in &all {
-        h.stop(Duration::from_millis(500), false);
-    }
-    for h in all {
-        if let Some(task) = h.take_task() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
 /// Runs one pod.
-struct Worker {
-    client: Client,
-    cache: Cache,
-    pod: Pod,
-    node_root: PathBuf,
+pub(super) struct Worker {
+    pub(super) client: Client,
+    pub(super) cache: Cache,
+    pub(super) pod: Pod,
+    pub(super) node_root: PathBuf,
     /// The sandbox's declared disks (all nodes').
-    disks: Arc<[Disk]>,
+    pub(super) disks: Arc<[Disk]>,
     /// How long making the pod's sandbox takes before its containers start (see
-    /// [`super::NodeAgents::start_with_disks`]).
-    pod_startup: Duration,
-    pod_dir: PathBuf,
-    handle: Arc<PodHandle>,
-    events: Recorder,
+    /// [`NodeAgents::start_with_disks`](crate::sandbox::node::NodeAgents::start_with_disks)).
+    pub(super) pod_startup: Duration,
+    pub(super) pod_dir: PathBuf,
+    pub(super) handle: Arc<PodHandle>,
+    pub(super) events: Recorder,
     /// Stops the containers: the pod's stop, or its `activeDeadlineSeconds` running out.
-    run_stop: CancellationToken,
+    pub(super) run_stop: CancellationToken,
 }
 
 /// Why a pod or container cannot be set up.
@@ -674,26 +110,6 @@ fn refuse(e: impl std::fmt::Display) -> Setup {
     Setup::Refuse(e.to_string())
 }
 
-/// Shared status of one pod, written to the API by one writer task.
-#[derive(Clone)]
-struct StatusSink {
-    model: Arc<Mutex<PodModel>>,
-    dirty: Arc<Notify>,
-}
-
-impl StatusSink {
-    fn update(&self, f: impl FnOnce(&mut PodModel)) {
-        if let Ok(mut m) = self.model.lock() {
-            f(&mut m);
-        }
-        self.dirty.notify_one();
-    }
-
-    fn snapshot(&self) -> Option<PodModel> {
-        self.model.lock().ok().map(|m| m.clone())
-    }
-}
-
 impl Worker {
     fn event(&self, type_: &str, reason: &str, message: &str) {
         let regarding = Regarding::pod(
@@ -704,7 +120,7 @@ impl Worker {
         self.events.record(&regarding, type_, reason, message);
     }
 
-    async fn run(self) {
+    pub(super) async fn run(self) {
         let sink = StatusSink {
             model: Arc::new(Mutex::new(PodModel::new(&self.pod))),
             dirty: Arc::new(Notify::new()),
@@ -1522,47 +938,6 @@ async fn write_files(
     Ok(())
 }
 
-async fn write_status(
-    client: Client,
-    namespace: String,
-    name: String,
-    sink: StatusSink,
-    stop: CancellationToken,
-) {
-    let api: Api<Pod> = Api::namespaced(client, &namespace);
-    let mut last: Option<Value> = None;
-    loop {
-        let stopping = tokio::select! {
-            _ = sink.dirty.notified() => false,
-            _ = stop.cancelled() => true,
-        };
-        if stopping {
-            return;
-        }
-        let Some(model) = sink.snapshot() else { return };
-        let next = status(&model, "127.0.0.1");
-        if last.as_ref() == Some(&next) {
-            continue;
-        }
-        let patch = json!({ "status": next });
-        match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => last = Some(next),
-            Err(kube::Error::Api(s)) if s.code == 404 => return,
-            Err(e) => {
-                tracing::debug!(pod = %name, error = %e, "sandbox kubelet: status write failed, retrying");
-                sink.dirty.notify_one();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1580,95 +955,5 @@ mod tests {
     fn expands_variable_references() {
         let env = vec![("A".to_string(), "x".to_string())];
         assert_eq!(expand("$(A)/y $(B) $$(A) $", &env), "x/y $(B) $(A) $");
-    }
-
-    fn model(states: Vec<(bool, State)>, policy: &str) -> PodModel {
-        PodModel {
-            containers: states
-                .into_iter()
-                .enumerate()
-                .map(|(i, (init, state))| ContainerModel {
-                    name: format!("c{i}"),
-                    image: "busybox".into(),
-                    init,
-                    state,
-                    last: None,
-                    restarts: 0,
-                    id: String::new(),
-                })
-                .collect(),
-            start_time: "2026-01-01T00:00:00Z".into(),
-            restart_policy: policy.into(),
-            failure: None,
-        }
-    }
-
-    fn done(code: i32) -> State {
-        State::Terminated {
-            exit_code: code,
-            reason: termination::reason(code).into(),
-            message: None,
-            started_at: String::new(),
-            finished_at: String::new(),
-        }
-    }
-
-    #[test]
-    fn phases() {
-        let waiting = State::Waiting {
-            reason: "ContainerCreating".into(),
-            message: None,
-        };
-        let running = State::Running {
-            started_at: String::new(),
-        };
-        assert_eq!(
-            phase(&model(vec![(false, waiting.clone())], "Never")),
-            "Pending"
-        );
-        assert_eq!(
-            phase(&model(vec![(false, running.clone())], "Never")),
-            "Running"
-        );
-        assert_eq!(phase(&model(vec![(false, done(0))], "Never")), "Succeeded");
-        assert_eq!(
-            phase(&model(vec![(false, done(0)), (false, done(2))], "Never")),
-            "Failed"
-        );
-        assert_eq!(
-            phase(&model(
-                vec![(true, done(1)), (false, waiting.clone())],
-                "Never"
-            )),
-            "Failed"
-        );
-        assert_eq!(
-            phase(&model(vec![(true, running), (false, waiting)], "Always")),
-            "Pending"
-        );
-    }
-
-    #[test]
-    fn a_failed_container_reports_its_termination() {
-        let m = model(
-            vec![(
-                false,
-                State::Terminated {
-                    exit_code: 1,
-                    reason: "Error".into(),
-                    message: Some("mkdir: can't create directory\n".into()),
-                    started_at: "a".into(),
-                    finished_at: "b".into(),
-                },
-            )],
-            "Never",
-        );
-        let s = status(&m, "127.0.0.1");
-        assert_eq!(s["phase"], "Failed");
-        let t = &s["containerStatuses"][0]["state"]["terminated"];
-        assert_eq!(t["exitCode"], 1);
-        assert_eq!(t["reason"], "Error");
-        assert_eq!(t["message"], "mkdir: can't create directory\n");
-        assert_eq!(s["conditions"][2]["reason"], "PodCompleted");
     }
 }

@@ -536,6 +536,21 @@ pub(crate) mod here {
             .collect()
     }
 
+    /// `mounts` as (host path, mount path, hostPath type, read-only) rows, to compare whole.
+    pub fn mount_rows(mounts: &[HostDir]) -> Vec<(&str, Option<&str>, HostPathType, bool)> {
+        mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.path.as_str(),
+                    m.mount_path.as_deref(),
+                    m.kind,
+                    m.read_only,
+                )
+            })
+            .collect()
+    }
+
     /// Runs `sh -c script name args…` and returns its standard output.
     pub fn sh(script: &str, name: &str, args: &[String]) -> String {
         let out = std::process::Command::new("sh")
@@ -573,7 +588,7 @@ pub(crate) mod here {
 
 #[cfg(test)]
 mod tests {
-    use super::here::{id_of, inventory};
+    use super::here::{self, id_of, inventory};
     use super::*;
     use proptest::prelude::*;
     use std::os::unix::fs::symlink;
@@ -697,18 +712,7 @@ mod tests {
                 Reach::Unreachable,
             ]
         );
-        let mounts: Vec<(&str, Option<&str>, HostPathType, bool)> = plan
-            .mounts
-            .iter()
-            .map(|m| {
-                (
-                    m.path.as_str(),
-                    m.mount_path.as_deref(),
-                    m.kind,
-                    m.read_only,
-                )
-            })
-            .collect();
+        let mounts = here::mount_rows(&plan.mounts);
         assert_eq!(
             mounts,
             vec![

@@ -1581,36 +1581,31 @@ mod tests {
             asked: 9,
             missing: vec!["patch persistentvolumes".into()],
         };
-        let install = install_permissions(&refused, true);
+        let checks = [
+            install_permissions(&refused, true),
+            install_permissions(&refused, false),
+            run_permissions(&refused, "lp", true),
+            run_permissions(&refused, "lp", false),
+            expansion_permissions(&refused),
+        ];
+        let install =
+            "`lpp install` would be refused: this account may not patch persistentvolumes";
+        let run = "`lpp run` would stop at start: this account may not patch persistentvolumes";
+        let expand = "`lpp run` with this account leaves volume expansion off: it may not patch persistentvolumes";
         assert_eq!(
-            (install.name.as_str(), install.status, install.seen.as_str()),
-            (
-                "permissions-install",
-                Status::Failed,
-                "`lpp install` would be refused: this account may not patch persistentvolumes"
-            )
+            checks
+                .each_ref()
+                .map(|c| (c.name.as_str(), c.status, c.seen.as_str())),
+            [
+                ("permissions-install", Status::Failed, install),
+                ("permissions-install", Status::Warning, install),
+                ("permissions-run", Status::Failed, run),
+                ("permissions-run", Status::Warning, run),
+                ("permissions-expand", Status::Warning, expand),
+            ]
         );
-        assert_eq!(install_permissions(&refused, false).status, Status::Warning);
         let run = run_permissions(&refused, "lp", false);
-        assert_eq!(
-            (run.name.as_str(), run.status, run.seen.as_str()),
-            (
-                "permissions-run",
-                Status::Warning,
-                "`lpp run` would stop at start: this account may not patch persistentvolumes"
-            )
-        );
         assert!(run.fix.as_deref().unwrap().contains("(namespace lp)"));
-        assert_eq!(run_permissions(&refused, "lp", true).status, Status::Failed);
-        let expand = expansion_permissions(&refused);
-        assert_eq!(
-            (expand.name.as_str(), expand.status, expand.seen.as_str()),
-            (
-                "permissions-expand",
-                Status::Warning,
-                "`lpp run` with this account leaves volume expansion off: it may not patch persistentvolumes"
-            )
-        );
         let granted = Access::Reviewed {
             asked: 9,
             missing: vec![],

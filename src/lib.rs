@@ -24,6 +24,7 @@ pub mod install;
 pub mod logging;
 pub mod mobility;
 pub mod provision;
+pub mod records;
 pub mod sandbox;
 pub mod ui;
 pub mod upstream;

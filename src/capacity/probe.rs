@@ -41,6 +41,7 @@
 
 use crate::config::path;
 use crate::provision::helper_pod::{HostDir, HostPathType};
+use crate::records::{self, BadLine, Numbered};
 
 /// Where the parents of base paths are mounted (`<PARENTS>/<i>`, the prefix made longer when a
 /// base path lies there).
@@ -180,13 +181,8 @@ pub struct Probe {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The output has a line that is not a record.
-    #[error("line {line}: {problem}")]
-    Line {
-        /// Line number, from 1.
-        line: usize,
-        /// What is wrong with it.
-        problem: String,
-    },
+    #[error(transparent)]
+    Line(#[from] BadLine),
     /// The output stops before the `END` line.
     #[error("the output ends before END: the probe did not finish")]
     Unfinished,
@@ -207,25 +203,12 @@ fn kib(text: &str) -> Option<u64> {
 
 /// Parses the probe's output for `bases` base paths and `volumes` volume directories.
 pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Probe, ParseError> {
-    let mut paths: Vec<Option<PathReading>> = vec![None; bases];
-    let mut vols: Vec<Option<VolumeReading>> = vec![None; volumes];
-    let mut ended = false;
-    for (n, line) in output.lines().enumerate() {
-        let bad = |problem: &str| ParseError::Line {
-            line: n + 1,
-            problem: problem.to_owned(),
-        };
-        if ended {
-            return Err(bad("text after END"));
-        }
-        let fields: Vec<&str> = line.split(' ').collect();
-        let position = |field: &str, count: usize, what: &str| -> Result<usize, ParseError> {
-            crate::gc::inventory::record_number(field, count, what).map_err(|p| bad(&p))
-        };
-        match fields.as_slice() {
-            ["END"] => ended = true,
+    let mut paths = Numbered::new(bases, "base path", "a second record for the same base path");
+    let mut vols = Numbered::new(volumes, "volume", "a second record for the same volume");
+    records::read(output, ParseError::Unfinished, |r| {
+        match r.fields.as_slice() {
             ["P", i, rest @ ..] => {
-                let i = position(i, bases, "base path")?;
+                let i = paths.index(&r, i)?;
                 let reading = match rest {
                     ["missing"] => PathReading::Missing,
                     ["error"] => PathReading::Error,
@@ -238,53 +221,46 @@ pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Probe, ParseE
                             {
                                 Some((*t).to_owned())
                             }
-                            _ => return Err(bad("the filesystem type is not a word")),
+                            _ => return Err(r.bad("the filesystem type is not a word").into()),
                         },
-                        size_bytes: kib(size).ok_or_else(|| bad("the size is not a number"))?,
-                        used_bytes: kib(used).ok_or_else(|| bad("the use is not a number"))?,
+                        size_bytes: kib(size).ok_or_else(|| r.bad("the size is not a number"))?,
+                        used_bytes: kib(used).ok_or_else(|| r.bad("the use is not a number"))?,
                         available_bytes: kib(available)
-                            .ok_or_else(|| bad("the availability is not a number"))?,
+                            .ok_or_else(|| r.bad("the availability is not a number"))?,
                         mount_point: match *mount {
                             "yes" => Some(true),
                             "no" => Some(false),
                             "-" => None,
-                            _ => return Err(bad("the mount point answer is not yes, no or -")),
+                            _ => {
+                                return Err(r
+                                    .bad("the mount point answer is not yes, no or -")
+                                    .into());
+                            }
                         },
                     },
-                    _ => return Err(bad("a base path record has the wrong fields")),
+                    _ => return Err(r.bad("a base path record has the wrong fields").into()),
                 };
-                if paths[i].replace(reading).is_some() {
-                    return Err(bad("a second record for the same base path"));
-                }
+                paths.set(&r, i, reading)?;
             }
             ["V", j, what] => {
-                let j = position(j, volumes, "volume")?;
+                let j = vols.index(&r, j)?;
                 let reading = match *what {
                     "missing" => VolumeReading::Missing,
                     "error" => VolumeReading::Error,
-                    k => VolumeReading::Used(kib(k).ok_or_else(|| bad("the use is not a number"))?),
+                    k => {
+                        VolumeReading::Used(kib(k).ok_or_else(|| r.bad("the use is not a number"))?)
+                    }
                 };
-                if vols[j].replace(reading).is_some() {
-                    return Err(bad("a second record for the same volume"));
-                }
+                vols.set(&r, j, reading)?;
             }
-            _ => return Err(bad("not a probe record")),
+            _ => return Err(r.bad("not a probe record").into()),
         }
-    }
-    if !ended {
-        return Err(ParseError::Unfinished);
-    }
-    let paths = paths
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| p.ok_or(ParseError::NoPath(i + 1)))
-        .collect::<Result<_, _>>()?;
-    let volumes = vols
-        .into_iter()
-        .enumerate()
-        .map(|(j, v)| v.ok_or(ParseError::NoVolume(j + 1)))
-        .collect::<Result<_, _>>()?;
-    Ok(Probe { paths, volumes })
+        Ok(())
+    })?;
+    Ok(Probe {
+        paths: paths.finish(ParseError::NoPath)?,
+        volumes: vols.finish(ParseError::NoVolume)?,
+    })
 }
 
 #[cfg(test)]

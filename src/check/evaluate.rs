@@ -118,107 +118,85 @@ pub enum Access {
     Unknown(String),
 }
 
-/// `cluster/permissions-install`: what `lpp install` applies. Missing ones fail before an
-/// install (`pre`); after one they only matter for the next install.
-pub fn install_permissions(access: &Access, pre: bool) -> Check {
-    const NAME: &str = "permissions-install";
+/// A permission check named `name`: Ok with `may` (told how many permissions were asked) when
+/// none is refused; else `refused`, saying `may_not` and the refused ones, with `fix`. A review
+/// that could not be asked is worth a look, whatever the check.
+fn permissions(
+    access: &Access,
+    name: &str,
+    may: impl FnOnce(usize) -> String,
+    refused: Status,
+    may_not: &str,
+    fix: impl Into<String>,
+) -> Check {
     match access {
         Access::Unknown(why) => check(
             Group::Cluster,
-            NAME,
+            name,
             Status::Warning,
             format!("cannot ask the server what this account may do: {why}"),
         )
         .fix("`kubectl auth can-i --list` shows what it may do"),
-        Access::Reviewed { asked, missing } if missing.is_empty() => check(
-            Group::Cluster,
-            NAME,
-            Status::Ok,
-            format!("this account may apply the install set ({asked} permissions)"),
-        ),
+        Access::Reviewed { asked, missing } if missing.is_empty() => {
+            check(Group::Cluster, name, Status::Ok, may(*asked))
+        }
         Access::Reviewed { missing, .. } => check(
             Group::Cluster,
-            NAME,
-            if pre { Status::Failed } else { Status::Warning },
-            format!(
-                "`lpp install` would be refused: this account may not {}",
-                listed(missing)
-            ),
+            name,
+            refused,
+            format!("{may_not} {}", listed(missing)),
         )
-        .fix("install with a kubeconfig whose user is a cluster admin (`kubectl auth can-i '*' '*'`)"),
+        .fix(fix),
     }
+}
+
+/// `cluster/permissions-install`: what `lpp install` applies. Missing ones fail before an
+/// install (`pre`); after one they only matter for the next install.
+pub fn install_permissions(access: &Access, pre: bool) -> Check {
+    permissions(
+        access,
+        "permissions-install",
+        |asked| format!("this account may apply the install set ({asked} permissions)"),
+        if pre { Status::Failed } else { Status::Warning },
+        "`lpp install` would be refused: this account may not",
+        "install with a kubeconfig whose user is a cluster admin (`kubectl auth can-i '*' '*'`)",
+    )
 }
 
 /// `cluster/permissions-run`: what `lpp run` needs. Missing ones fail when nobody provisions
 /// (someone has to run it); when a provisioner holds the Lease, or before an install, they only
 /// mean this account cannot run it itself.
 pub fn run_permissions(access: &Access, namespace: &str, needed_now: bool) -> Check {
-    const NAME: &str = "permissions-run";
-    match access {
-        Access::Unknown(why) => check(
-            Group::Cluster,
-            NAME,
-            Status::Warning,
-            format!("cannot ask the server what this account may do: {why}"),
-        )
-        .fix("`kubectl auth can-i --list` shows what it may do"),
-        Access::Reviewed { asked, missing } if missing.is_empty() => check(
-            Group::Cluster,
-            NAME,
-            Status::Ok,
-            format!("this account may run `lpp run` ({asked} permissions)"),
-        ),
-        Access::Reviewed { missing, .. } => check(
-            Group::Cluster,
-            NAME,
-            if needed_now {
-                Status::Failed
-            } else {
-                Status::Warning
-            },
-            format!(
-                "`lpp run` would stop at start: this account may not {}",
-                listed(missing)
-            ),
-        )
-        .fix(format!(
+    permissions(
+        access,
+        "permissions-run",
+        |asked| format!("this account may run `lpp run` ({asked} permissions)"),
+        if needed_now {
+            Status::Failed
+        } else {
+            Status::Warning
+        },
+        "`lpp run` would stop at start: this account may not",
+        format!(
             "bind the Role and ClusterRole {} that `lpp install` creates \
              (namespace {namespace}) to this account, or run the provisioner in the cluster \
              (`lpp install --in-cluster`: its service account has them)",
             crate::upstream::ROLE
-        )),
-    }
+        ),
+    )
 }
 
 /// `cluster/permissions-expand`: what `lpp run` needs to grow volumes. Without it, `lpp run`
 /// still provisions and reclaims, so a missing one is only worth a look.
 pub fn expansion_permissions(access: &Access) -> Check {
-    const NAME: &str = "permissions-expand";
-    match access {
-        Access::Unknown(why) => check(
-            Group::Cluster,
-            NAME,
-            Status::Warning,
-            format!("cannot ask the server what this account may do: {why}"),
-        )
-        .fix("`kubectl auth can-i --list` shows what it may do"),
-        Access::Reviewed { missing, .. } if missing.is_empty() => check(
-            Group::Cluster,
-            NAME,
-            Status::Ok,
-            "this account may resize volumes (`lpp run` grows claims that ask for more)".into(),
-        ),
-        Access::Reviewed { missing, .. } => check(
-            Group::Cluster,
-            NAME,
-            Status::Warning,
-            format!(
-                "`lpp run` with this account leaves volume expansion off: it may not {}",
-                listed(missing)
-            ),
-        )
-        .fix("`lpp install` grants it to the provisioner's role; bind that role to this account"),
-    }
+    permissions(
+        access,
+        "permissions-expand",
+        |_| "this account may resize volumes (`lpp run` grows claims that ask for more)".into(),
+        Status::Warning,
+        "`lpp run` with this account leaves volume expansion off: it may not",
+        "`lpp install` grants it to the provisioner's role; bind that role to this account",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1550,6 +1528,100 @@ mod tests {
             .iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no {name}: {checks:#?}"))
+    }
+
+    #[test]
+    fn a_permission_check_names_what_is_refused_and_an_unasked_review_is_only_a_warning() {
+        let ask = |access: &Access| {
+            permissions(
+                access,
+                "permissions-x",
+                |asked| format!("all {asked} granted"),
+                Status::Failed,
+                "it may not",
+                "grant them",
+            )
+        };
+        let refused = ask(&Access::Reviewed {
+            asked: 3,
+            missing: vec!["create pods in x".into(), "delete pods in x".into()],
+        });
+        assert_eq!(
+            (refused.group, refused.name.as_str(), refused.status),
+            (Group::Cluster, "permissions-x", Status::Failed)
+        );
+        assert_eq!(
+            refused.seen,
+            "it may not create pods in x and delete pods in x"
+        );
+        assert_eq!(refused.fix.as_deref(), Some("grant them"));
+        let granted = ask(&Access::Reviewed {
+            asked: 3,
+            missing: vec![],
+        });
+        assert_eq!(
+            (granted.status, granted.seen.as_str(), granted.fix),
+            (Status::Ok, "all 3 granted", None)
+        );
+        let unknown = ask(&Access::Unknown("forbidden".into()));
+        assert_eq!(unknown.status, Status::Warning);
+        assert_eq!(
+            unknown.seen,
+            "cannot ask the server what this account may do: forbidden"
+        );
+        assert_eq!(
+            unknown.fix.as_deref(),
+            Some("`kubectl auth can-i --list` shows what it may do")
+        );
+    }
+
+    #[test]
+    fn each_permission_check_says_which_command_a_refusal_stops() {
+        let refused = Access::Reviewed {
+            asked: 9,
+            missing: vec!["patch persistentvolumes".into()],
+        };
+        let checks = [
+            install_permissions(&refused, true),
+            install_permissions(&refused, false),
+            run_permissions(&refused, "lp", true),
+            run_permissions(&refused, "lp", false),
+            expansion_permissions(&refused),
+        ];
+        let install =
+            "`lpp install` would be refused: this account may not patch persistentvolumes";
+        let run = "`lpp run` would stop at start: this account may not patch persistentvolumes";
+        let expand = "`lpp run` with this account leaves volume expansion off: it may not patch persistentvolumes";
+        assert_eq!(
+            checks
+                .each_ref()
+                .map(|c| (c.name.as_str(), c.status, c.seen.as_str())),
+            [
+                ("permissions-install", Status::Failed, install),
+                ("permissions-install", Status::Warning, install),
+                ("permissions-run", Status::Failed, run),
+                ("permissions-run", Status::Warning, run),
+                ("permissions-expand", Status::Warning, expand),
+            ]
+        );
+        let run = run_permissions(&refused, "lp", false);
+        assert!(run.fix.as_deref().unwrap().contains("(namespace lp)"));
+        let granted = Access::Reviewed {
+            asked: 9,
+            missing: vec![],
+        };
+        assert_eq!(
+            install_permissions(&granted, true).seen,
+            "this account may apply the install set (9 permissions)"
+        );
+        assert_eq!(
+            run_permissions(&granted, "lp", true).seen,
+            "this account may run `lpp run` (9 permissions)"
+        );
+        assert_eq!(
+            expansion_permissions(&granted).seen,
+            "this account may resize volumes (`lpp run` grows claims that ask for more)"
+        );
     }
 
     #[test]

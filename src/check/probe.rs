@@ -46,6 +46,7 @@
 
 use crate::config::path;
 use crate::provision::helper_pod::{HostDir, HostPathType};
+use crate::records::{self, BadLine, Record};
 
 /// The look script; see the module docs. `/` is spelled `$s`, as in gc's scripts.
 pub const LOOK: &str = r#"set -f
@@ -200,13 +201,8 @@ pub enum Written {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// A line that is not what the protocol says.
-    #[error("line {line}: {problem}")]
-    Line {
-        /// The line, from 1.
-        line: usize,
-        /// What is wrong with it.
-        problem: String,
-    },
+    #[error(transparent)]
+    Line(#[from] BadLine),
     #[error("the output stops before END: the helper was cut off")]
     /// The output stops before `END`.
     Truncated,
@@ -226,42 +222,21 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Splits the output into its record lines (each numbered from 1 and checked in order) and
-/// checks that `END` closes it.
-fn records<'a>(
-    output: &'a str,
-    tag: &str,
-    count: usize,
-) -> Result<Vec<(usize, Vec<&'a str>)>, ParseError> {
+/// The output's records, one per base path in order, numbered from 1 (checked), closed by
+/// `END`.
+fn in_order<'a>(output: &'a str, tag: &str, count: usize) -> Result<Vec<Record<'a>>, ParseError> {
     let mut out = Vec::new();
-    let mut ended = false;
-    for (n, line) in output.lines().enumerate() {
-        let bad = |problem: &str| ParseError::Line {
-            line: n + 1,
-            problem: problem.to_owned(),
-        };
-        if ended {
-            return Err(bad("text after END"));
+    records::read(output, ParseError::Truncated, |r| {
+        if r.fields.first() != Some(&tag) || r.fields.len() < 3 {
+            return Err(r.bad("not a record of this probe").into());
         }
-        if line == "END" {
-            ended = true;
-            continue;
-        }
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.first() != Some(&tag) || fields.len() < 3 {
-            return Err(bad("not a record of this probe"));
-        }
-        let i: usize = fields[1]
-            .parse()
-            .map_err(|_| bad("the base path number is not a number"))?;
+        let i = r.ordinal(r.fields[1], "base path")?;
         if i != out.len() + 1 || i > count {
-            return Err(bad("base paths are reported once each, in order"));
+            return Err(r.bad("base paths are reported once each, in order").into());
         }
-        out.push((n + 1, fields[2..].to_vec()));
-    }
-    if !ended {
-        return Err(ParseError::Truncated);
-    }
+        out.push(r);
+        Ok(())
+    })?;
     if out.len() < count {
         return Err(ParseError::Unreported(out.len() + 1));
     }
@@ -270,15 +245,11 @@ fn records<'a>(
 
 /// Parses [`LOOK`]'s output for `count` base paths.
 pub fn parse_look(output: &str, count: usize) -> Result<Vec<Looked>, ParseError> {
-    records(output, "B", count)?
+    in_order(output, "B", count)?
         .into_iter()
-        .map(|(line, f)| {
-            let bad = |problem: &str| ParseError::Line {
-                line,
-                problem: problem.to_owned(),
-            };
-            let [kind, fs, total, free, own, ro, se] = f[..] else {
-                return Err(bad("a B record has nine fields"));
+        .map(|r| {
+            let [kind, fs, total, free, own, ro, se] = r.fields[2..] else {
+                return Err(r.bad("a B record has nine fields").into());
             };
             let kind = match kind {
                 "d" => Kind::Directory,
@@ -286,31 +257,31 @@ pub fn parse_look(output: &str, count: usize) -> Result<Vec<Looked>, ParseError>
                 "l" => Kind::Symlink,
                 "o" => Kind::Other,
                 "m" => Kind::Missing,
-                _ => return Err(bad("no such kind")),
+                _ => return Err(r.bad("no such kind").into()),
             };
-            let text = |field: &str, what: &str| -> Result<Option<String>, ParseError> {
+            let text = |field: &str, what: &str| -> Result<Option<String>, BadLine> {
                 match field {
                     "-" => Ok(None),
                     hex => unhex(hex)
                         .map(|b| Some(String::from_utf8_lossy(&b).trim().to_owned()))
-                        .ok_or_else(|| bad(&format!("the {what} is not valid hex"))),
+                        .ok_or_else(|| r.bad(format!("the {what} is not valid hex"))),
                 }
             };
-            let kib = |field: &str, what: &str| -> Result<Option<u64>, ParseError> {
+            let kib = |field: &str, what: &str| -> Result<Option<u64>, BadLine> {
                 match field {
                     "-" => Ok(None),
                     digits => digits
                         .parse::<u64>()
                         .map(|k| Some(k.saturating_mul(1024)))
-                        .map_err(|_| bad(&format!("the {what} is not a number"))),
+                        .map_err(|_| r.bad(format!("the {what} is not a number"))),
                 }
             };
-            let flag = |field: &str, what: &str| -> Result<Option<bool>, ParseError> {
+            let flag = |field: &str, what: &str| -> Result<Option<bool>, BadLine> {
                 match field {
                     "-" => Ok(None),
                     "0" => Ok(Some(false)),
                     "1" => Ok(Some(true)),
-                    _ => Err(bad(&format!("{what} is neither 0, 1 nor -"))),
+                    _ => Err(r.bad(format!("{what} is neither 0, 1 nor -"))),
                 }
             };
             Ok(Looked {
@@ -348,20 +319,14 @@ pub fn write_args(tag: &str, dirs: &[String]) -> Vec<String> {
 
 /// Parses [`WRITE`]'s output for `count` directories.
 pub fn parse_write(output: &str, count: usize) -> Result<Vec<Written>, ParseError> {
-    records(output, "W", count)?
+    in_order(output, "W", count)?
         .into_iter()
-        .map(|(line, f)| {
-            let bad = |problem: &str| ParseError::Line {
-                line,
-                problem: problem.to_owned(),
-            };
-            match f[..] {
-                ["ok"] => Ok(Written::Ok),
-                ["fail", message] => unhex(message)
-                    .map(|b| Written::Failed(String::from_utf8_lossy(&b).trim().to_owned()))
-                    .ok_or_else(|| bad("the message is not valid hex")),
-                _ => Err(bad("a W record is `ok` or `fail <message>`")),
-            }
+        .map(|r| match r.fields[2..] {
+            ["ok"] => Ok(Written::Ok),
+            ["fail", message] => unhex(message)
+                .map(|b| Written::Failed(String::from_utf8_lossy(&b).trim().to_owned()))
+                .ok_or_else(|| r.bad("the message is not valid hex").into()),
+            _ => Err(r.bad("a W record is `ok` or `fail <message>`").into()),
         })
         .collect()
 }

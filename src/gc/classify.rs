@@ -562,6 +562,23 @@ mod tests {
         }]
     }
 
+    /// What [`classify`] finds when node-1's inventory saw `volumes`, no claim is pending or
+    /// known, and entries up to time 1000 are old enough to judge.
+    fn settled(
+        scanned: &[Scanned],
+        volumes: Vec<SeenVolume>,
+        records: &[VolumeRecord],
+    ) -> Findings {
+        classify(
+            scanned,
+            &seen(volumes),
+            records,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            1000,
+        )
+    }
+
     fn at(name: &str, path: &str, located: Located) -> SeenVolume {
         SeenVolume {
             name: name.into(),
@@ -666,14 +683,7 @@ mod tests {
     fn nested_patterns_keep_their_parents_in_use() {
         let scanned = [scan(vec![dir("team-a", 1)])];
         let volumes = [pv("pvc-x", "/opt/lp/team-a/data-0", Some("node-2"))];
-        let found = classify(
-            &scanned,
-            &seen(vec![]),
-            &volumes,
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&scanned, vec![], &volumes);
         assert!(
             found.orphans.is_empty(),
             "any PV on any node protects the path"
@@ -692,14 +702,7 @@ mod tests {
                 ..pv("pvc-theirs", "/opt/lp/pvc-theirs", Some("node-1"))
             },
         ];
-        let found = classify(
-            &scanned,
-            &seen(vec![]),
-            &volumes,
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&scanned, vec![], &volumes);
         assert_eq!(
             found.missing,
             vec![MissingDirectory {
@@ -756,14 +759,7 @@ mod tests {
             .iter()
             .map(|v| pv(&v.name, &v.path, Some("node-1")))
             .collect();
-        let found = classify(
-            &scanned,
-            &seen(volumes.to_vec()),
-            &records,
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&scanned, volumes.to_vec(), &records);
         let names: Vec<(&str, bool)> = found
             .orphans
             .iter()
@@ -782,13 +778,10 @@ mod tests {
                 inside: vec![],
             },
         )];
-        let found = classify(
+        let found = settled(
             &scanned,
-            &seen(whole.to_vec()),
+            whole.to_vec(),
             &[pv("pv-4", "/mnt/everything", Some("node-1"))],
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
         );
         assert!(found.orphans.is_empty(), "{found:?}");
     }
@@ -802,14 +795,7 @@ mod tests {
             "/srv/current",
             Located::Unknown("a symlink on its path".into()),
         )];
-        let found = classify(
-            &scanned,
-            &seen(unknown.to_vec()),
-            &[],
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&scanned, unknown.to_vec(), &[]);
         let orphan = &found.orphans[0];
         assert_eq!(
             orphan.reason,
@@ -851,14 +837,7 @@ mod tests {
             id: None,
             ..dir(&gone, 1)
         };
-        let found = classify(
-            &[scan(vec![unread])],
-            &seen(vec![]),
-            &[],
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&[scan(vec![unread])], vec![], &[]);
         assert!(!found.orphans[0].prunable, "no identity, no prune");
     }
 
@@ -884,14 +863,7 @@ mod tests {
                 inside: vec![],
             },
         )];
-        let found = classify(
-            &scanned,
-            &seen(volumes.to_vec()),
-            &[],
-            &BTreeSet::new(),
-            &BTreeSet::new(),
-            1000,
-        );
+        let found = settled(&scanned, volumes.to_vec(), &[]);
         assert!(found.orphans.is_empty(), "{found:?}");
     }
 
@@ -1188,7 +1160,7 @@ mod tests {
                     ours: *ours,
                 }
             }).collect();
-            let found = classify(&[scan(entries)], &seen(vec![]), &records, &BTreeSet::new(), &BTreeSet::new(), 1000);
+            let found = settled(&[scan(entries)], vec![], &records);
             for orphan in &found.orphans {
                 for v in &records {
                     prop_assert!(!in_use(&orphan.path, &v.path), "{} listed though {} uses {}", orphan.path, v.name, v.path);

@@ -53,6 +53,7 @@ use serde::Serialize;
 
 use crate::config::path;
 use crate::provision::helper_pod::{HostDir, HostPathType};
+use crate::records::{self, BadLine, Numbered};
 
 /// Shell functions both gc scripts use.
 ///
@@ -382,13 +383,8 @@ pub fn args(bases: &[String], plan: &Plan) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// A line breaks the protocol.
-    #[error("line {line}: {problem}")]
-    Line {
-        /// The line's number, counted from 1.
-        line: usize,
-        /// What is wrong with it.
-        problem: String,
-    },
+    #[error(transparent)]
+    Line(#[from] BadLine),
     /// The output has no `END` line: the helper was stopped before it finished.
     #[error("the listing stops before END: the helper was cut off")]
     Truncated,
@@ -400,83 +396,53 @@ pub enum ParseError {
     UnreportedVolume(usize),
 }
 
-/// The 0-based index a record's 1-based `what` number `field` names among `count`, or what is
-/// wrong with it (the probes of gc and `lpp usage` number their records alike).
-pub(crate) fn record_number(field: &str, count: usize, what: &str) -> Result<usize, String> {
-    let i: usize = field
-        .parse()
-        .map_err(|_| format!("the {what} number is not a number"))?;
-    if i == 0 || i > count {
-        return Err(format!("no such {what} number"));
-    }
-    Ok(i - 1)
-}
-
 /// Parses the script's output for `bases` base paths and `volumes` PV paths.
 pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Inventory, ParseError> {
-    let mut listings: Vec<Option<Listing>> = vec![None; bases];
-    let mut seen: Vec<Option<Seen>> = vec![None; volumes];
+    let mut listings = Numbered::new(bases, "base path", "base path reported twice");
+    let mut seen = Numbered::new(volumes, "PV path", "PV path reported twice");
     let mut inside = Vec::new();
     let mut incomplete = Vec::new();
-    let mut ended = false;
-    for (n, line) in output.lines().enumerate() {
-        let bad = |problem: &str| ParseError::Line {
-            line: n + 1,
-            problem: problem.to_owned(),
-        };
-        if ended {
-            return Err(bad("text after END"));
-        }
-        let fields: Vec<&str> = line.split(' ').collect();
-        let number = |field: &str, count: usize, what: &str| -> Result<usize, ParseError> {
-            record_number(field, count, what).map_err(|p| bad(&p))
-        };
-        let base = |field: &str| number(field, bases, "base path");
-        let id = |field: &str| -> Result<Option<FileId>, ParseError> {
+    records::read(output, ParseError::Truncated, |r| {
+        let id = |field: &str| -> Result<Option<FileId>, BadLine> {
             match field {
                 "-" => Ok(None),
                 _ => FileId::parse(field)
                     .map(Some)
-                    .ok_or_else(|| bad("not an identity")),
+                    .ok_or_else(|| r.bad("not an identity")),
             }
         };
-        let name = |field: &str| -> Result<Vec<u8>, ParseError> {
-            let name = decode_name(field).ok_or_else(|| bad("the name is not valid hex"))?;
+        let name = |field: &str| -> Result<Vec<u8>, BadLine> {
+            let name = decode_name(field).ok_or_else(|| r.bad("the name is not valid hex"))?;
             if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-                return Err(bad("the name cannot be an entry of a directory"));
+                return Err(r.bad("the name cannot be an entry of a directory"));
             }
             Ok(name)
         };
-        match fields.as_slice() {
-            ["END"] => ended = true,
+        match r.fields.as_slice() {
             ["M", i] => {
-                let i = base(i)?;
-                if listings[i].replace(Listing::Missing).is_some() {
-                    return Err(bad("base path reported twice"));
-                }
+                let i = listings.index(&r, i)?;
+                listings.set(&r, i, Listing::Missing)?;
             }
             ["B", i, base_id] => {
-                let i = base(i)?;
+                let i = listings.index(&r, i)?;
                 let listing = Listing::Listed {
                     id: id(base_id)?,
                     entries: Vec::new(),
                 };
-                if listings[i].replace(listing).is_some() {
-                    return Err(bad("base path reported twice"));
-                }
+                listings.set(&r, i, listing)?;
             }
             ["E", i, hex, kind, kib, mtime, children, entry_id] => {
-                let i = base(i)?;
+                let i = listings.index(&r, i)?;
                 let kind = match *kind {
                     "d" => EntryKind::Directory,
                     "f" => EntryKind::File,
                     "l" => EntryKind::Symlink,
                     "o" => EntryKind::Other,
-                    _ => return Err(bad("unknown entry type")),
+                    _ => return Err(r.bad("unknown entry type").into()),
                 };
-                let count = |s: &str| s.parse::<u64>().map_err(|_| bad("not a number"));
+                let count = |s: &str| s.parse::<u64>().map_err(|_| r.bad("not a number"));
                 let size_bytes = count(kib)?.saturating_mul(1024);
-                let modified = i64::try_from(count(mtime)?).map_err(|_| bad("time too large"))?;
+                let modified = i64::try_from(count(mtime)?).map_err(|_| r.bad("time too large"))?;
                 let entry = Entry {
                     name: name(hex)?,
                     kind,
@@ -485,33 +451,33 @@ pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Inventory, Pa
                     children: count(children)?,
                     id: id(entry_id)?,
                 };
-                match listings[i].as_mut() {
+                match listings.get_mut(i) {
                     Some(Listing::Listed { entries, .. }) => entries.push(entry),
-                    _ => return Err(bad("an entry of a base path that was not listed")),
+                    _ => return Err(r.bad("an entry of a base path that was not listed").into()),
                 }
             }
             ["P", k, state, ids @ ..] => {
-                let k = number(k, volumes, "PV path")?;
+                let k = seen.index(&r, k)?;
                 let ids = ids
                     .iter()
-                    .map(|f| FileId::parse(f).ok_or_else(|| bad("not an identity")))
-                    .collect::<Result<Vec<FileId>, ParseError>>()?;
+                    .map(|f| FileId::parse(f).ok_or_else(|| r.bad("not an identity")))
+                    .collect::<Result<Vec<FileId>, BadLine>>()?;
                 let found = match (*state, ids.is_empty()) {
                     ("I", false) => Seen::Found(ids),
                     ("N", false) => Seen::Missing(ids),
                     ("L", true) => Seen::Symlink,
                     ("U", true) => Seen::Unreadable,
-                    _ => return Err(bad("not a PV path record")),
+                    _ => return Err(r.bad("not a PV path record").into()),
                 };
-                if seen[k].replace(found).is_some() {
-                    return Err(bad("PV path reported twice"));
-                }
+                seen.set(&r, k, found)?;
             }
             ["F", k, i, hex] => {
-                let volume = number(k, volumes, "PV path")?;
-                let base = base(i)?;
-                if !matches!(listings[base], Some(Listing::Listed { .. })) {
-                    return Err(bad("a search result in a base path that was not listed"));
+                let volume = seen.index(&r, k)?;
+                let base = listings.index(&r, i)?;
+                if !matches!(listings.get(base), Some(Listing::Listed { .. })) {
+                    return Err(r
+                        .bad("a search result in a base path that was not listed")
+                        .into());
                 }
                 inside.push(Inside {
                     volume,
@@ -519,26 +485,14 @@ pub fn parse(output: &str, bases: usize, volumes: usize) -> Result<Inventory, Pa
                     name: name(hex)?,
                 });
             }
-            ["X", i] => incomplete.push(base(i)?),
-            _ => return Err(bad("not an inventory record")),
+            ["X", i] => incomplete.push(listings.index(&r, i)?),
+            _ => return Err(r.bad("not an inventory record").into()),
         }
-    }
-    if !ended {
-        return Err(ParseError::Truncated);
-    }
-    let listings = listings
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| l.ok_or(ParseError::Unreported(i + 1)))
-        .collect::<Result<Vec<Listing>, ParseError>>()?;
-    let volumes = seen
-        .into_iter()
-        .enumerate()
-        .map(|(k, s)| s.ok_or(ParseError::UnreportedVolume(k + 1)))
-        .collect::<Result<Vec<Seen>, ParseError>>()?;
+        Ok(())
+    })?;
     Ok(Inventory {
-        listings,
-        volumes,
+        listings: listings.finish(ParseError::Unreported)?,
+        volumes: seen.finish(ParseError::UnreportedVolume)?,
         inside,
         incomplete,
     })
@@ -582,6 +536,21 @@ pub(crate) mod here {
             .collect()
     }
 
+    /// `mounts` as (host path, mount path, hostPath type, read-only) rows, to compare whole.
+    pub fn mount_rows(mounts: &[HostDir]) -> Vec<(&str, Option<&str>, HostPathType, bool)> {
+        mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.path.as_str(),
+                    m.mount_path.as_deref(),
+                    m.kind,
+                    m.read_only,
+                )
+            })
+            .collect()
+    }
+
     /// Runs `sh -c script name args…` and returns its standard output.
     pub fn sh(script: &str, name: &str, args: &[String]) -> String {
         let out = std::process::Command::new("sh")
@@ -619,7 +588,7 @@ pub(crate) mod here {
 
 #[cfg(test)]
 mod tests {
-    use super::here::{id_of, inventory};
+    use super::here::{self, id_of, inventory};
     use super::*;
     use proptest::prelude::*;
     use std::os::unix::fs::symlink;
@@ -743,18 +712,7 @@ mod tests {
                 Reach::Unreachable,
             ]
         );
-        let mounts: Vec<(&str, Option<&str>, HostPathType, bool)> = plan
-            .mounts
-            .iter()
-            .map(|m| {
-                (
-                    m.path.as_str(),
-                    m.mount_path.as_deref(),
-                    m.kind,
-                    m.read_only,
-                )
-            })
-            .collect();
+        let mounts = here::mount_rows(&plan.mounts);
         assert_eq!(
             mounts,
             vec![

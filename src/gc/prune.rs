@@ -498,18 +498,7 @@ mod tests {
                 "pvc-a"
             ]
         );
-        let mounts: Vec<(&str, Option<&str>, HostPathType, bool)> = job
-            .host_dirs
-            .iter()
-            .map(|m| {
-                (
-                    m.path.as_str(),
-                    m.mount_path.as_deref(),
-                    m.kind,
-                    m.read_only,
-                )
-            })
-            .collect();
+        let mounts = here::mount_rows(&job.host_dirs);
         assert_eq!(
             mounts,
             vec![

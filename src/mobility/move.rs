@@ -270,6 +270,39 @@ impl Mover<'_> {
         Api::all(self.client.clone())
     }
 
+    /// PV `name`, or `None` when there is none.
+    async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, Error> {
+        self.volumes()
+            .get_opt(name)
+            .await
+            .map_err(request("get", format!("persistentvolume {name}")))
+    }
+
+    /// Deletes PV `name`; one already gone is as good.
+    async fn delete_volume(&self, name: &str) -> Result<(), Error> {
+        gone_is_fine(self.volumes().delete(name, &DeleteParams::default()).await)
+            .map_err(request("delete", format!("persistentvolume {name}")))
+    }
+
+    /// Where every PV now keeps its data.
+    async fn volume_refs(&self) -> Result<Vec<VolumeRef>, Error> {
+        Ok(all_volumes(&self.client)
+            .await?
+            .iter()
+            .filter_map(VolumeRef::of)
+            .collect())
+    }
+
+    /// The PV, other than `own`, whose directory overlaps `dir` on `node`, as the PVs are now.
+    async fn overlapping(
+        &self,
+        own: &str,
+        node: &str,
+        dir: &str,
+    ) -> Result<Option<VolumeRef>, Error> {
+        Ok(overlapping_on(&self.volume_refs().await?, own, node, dir).cloned())
+    }
+
     /// Moves one claim to `to`, first dealing with an interrupted move of it.
     async fn move_claim(
         &self,
@@ -392,10 +425,8 @@ impl Mover<'_> {
             )));
         }
         let volume = self
-            .volumes()
-            .get_opt(&volume_name)
-            .await
-            .map_err(request("get", format!("persistentvolume {volume_name}")))?
+            .volume(&volume_name)
+            .await?
             .ok_or_else(|| Error::Refused(format!("volume {volume_name} does not exist")))?;
         let provisioner = &self.options.provisioner.provisioner_name;
         if volume.annotations().get(PROVISIONED_BY) != Some(provisioner) {
@@ -461,11 +492,7 @@ impl Mover<'_> {
                     "StorageClass {class_name:?} of claim {claim_text} does not exist: the target directory is chosen by its class"
                 ))
             })?;
-        let volumes: Vec<VolumeRef> = all_volumes(&self.client)
-            .await?
-            .iter()
-            .filter_map(VolumeRef::of)
-            .collect();
+        let volumes = self.volume_refs().await?;
         // The claim as the provisioner would see it for `to`: a fresh uid names the new PV.
         let mut asked = start.claim.clone();
         let id = super::fresh_volume_name();
@@ -717,8 +744,7 @@ impl Mover<'_> {
     }
 
     async fn size_of(&self, volume: &str) -> i64 {
-        self.volumes()
-            .get_opt(volume)
+        self.volume(volume)
             .await
             .ok()
             .flatten()
@@ -1054,11 +1080,7 @@ impl Mover<'_> {
     /// The last step: the source directory (with `--delete-source`) and the old PV go, the new
     /// PV loses the record. Returns whether the source directory stays.
     async fn finish(&self, record: &Record, sessions: &mut Sessions) -> Result<bool, Error> {
-        let old = self
-            .volumes()
-            .get_opt(&record.from)
-            .await
-            .map_err(request("get", format!("persistentvolume {}", record.from)))?;
+        let old = self.volume(&record.from).await?;
         let mut source_kept = true;
         if self.options.delete_source {
             let size = old
@@ -1075,19 +1097,9 @@ impl Mover<'_> {
                 size,
             );
             // Nobody else's data goes with it: no other volume may use, hold or lie in it.
-            let others: Vec<VolumeRef> = all_volumes(&self.client)
-                .await?
-                .iter()
-                .filter_map(VolumeRef::of)
-                .collect();
-            let source_node = record.source_node().to_owned();
-            let taken = crate::provision::overlapping(
-                &others,
-                &record.from,
-                Some(&source_node),
-                |n| n == source_node,
-                record.source_path(),
-            );
+            let taken = self
+                .overlapping(&record.from, record.source_node(), record.source_path())
+                .await?;
             match (taken, self.source(record, sessions).await) {
                 (Some(other), _) => self.ui.warn(&format!(
                     "the source {}:{} stays: volume {} ({}) uses it now",
@@ -1122,20 +1134,7 @@ impl Mover<'_> {
             let ours = old.annotations().get(MOVING_TO) == Some(&record.volume);
             let bound = old.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
             if ours && !bound {
-                match self
-                    .volumes()
-                    .delete(&record.from, &DeleteParams::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => {
-                        return Err(request(
-                            "delete",
-                            format!("persistentvolume {}", record.from),
-                        )(e));
-                    }
-                }
+                self.delete_volume(&record.from).await?;
             } else {
                 self.ui.warn(&format!(
                     "volume {} is left in place: it is not the one this move kept",
@@ -1167,11 +1166,7 @@ impl Mover<'_> {
     }
 
     async fn undo(&self, record: &Record, sessions: &mut Sessions) -> Result<MoveResult, Error> {
-        if let Some(old) = self
-            .volumes()
-            .get_opt(&record.from)
-            .await
-            .map_err(request("get", format!("persistentvolume {}", record.from)))?
+        if let Some(old) = self.volume(&record.from).await?
             && old.annotations().get(MOVING_TO) == Some(&record.volume)
         {
             let patch = serde_json::json!({
@@ -1188,19 +1183,10 @@ impl Mover<'_> {
         }
         // The new directory is this move's alone (a fresh name no other volume overlaps):
         // removing it touches nobody's data. Checked again all the same.
-        let others: Vec<VolumeRef> = all_volumes(&self.client)
+        if let Some(other) = self
+            .overlapping(&record.volume, &record.node, &record.path)
             .await?
-            .iter()
-            .filter_map(VolumeRef::of)
-            .collect();
-        let node = record.node.clone();
-        if let Some(other) = crate::provision::overlapping(
-            &others,
-            &record.volume,
-            Some(&record.node),
-            |n| n == node,
-            &record.path,
-        ) {
+        {
             return Err(Error::Failed(format!(
                 "the new directory {}:{} overlaps volume {} ({}): it is left as it is, and so is volume {}",
                 record.node, record.path, other.name, other.path, record.volume
@@ -1224,20 +1210,7 @@ impl Mover<'_> {
                     record.node, record.path
                 ))
             })?;
-        match self
-            .volumes()
-            .delete(&record.volume, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                return Err(request(
-                    "delete",
-                    format!("persistentvolume {}", record.volume),
-                )(e));
-            }
-        }
+        self.delete_volume(&record.volume).await?;
         self.ui.note(&format!(
             "claim {}: the interrupted move to {} is rolled back; the claim stays on {}",
             record.claim,
@@ -1377,6 +1350,26 @@ pub fn node_for(nodes: &std::collections::BTreeMap<String, Node>, value: &str) -
     }
 }
 
+/// A delete's answer, where "not found" is success: the object is gone either way.
+fn gone_is_fine<T>(answer: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The volume of `volumes`, other than `own`, whose directory overlaps `dir` on `node`; a volume
+/// that names no node may be on any, so it counts.
+fn overlapping_on<'a>(
+    volumes: &'a [VolumeRef],
+    own: &str,
+    node: &str,
+    dir: &str,
+) -> Option<&'a VolumeRef> {
+    crate::provision::overlapping(volumes, own, Some(node), |n| n == node, dir)
+}
+
 fn parse_summary(text: &str) -> Option<Summary> {
     let mut parts = text.split(' ');
     let files = parts.next()?.parse().ok()?;
@@ -1416,6 +1409,49 @@ mod tests {
         assert_eq!(node_for(&nodes, "ip-1").as_deref(), Some("n1"));
         assert_eq!(node_for(&nodes, "a"), None, "two nodes carry it");
         assert_eq!(node_for(&nodes, "gone"), None);
+    }
+
+    #[test]
+    fn a_volume_already_gone_is_deleted_and_any_other_refusal_is_not() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("answered", "Reason").with_code(code),
+            ))
+        };
+        assert!(gone_is_fine(Ok::<(), kube::Error>(())).is_ok());
+        assert!(gone_is_fine::<()>(Err(status(404))).is_ok());
+        for code in [403, 409, 500] {
+            match gone_is_fine::<()>(Err(status(code))) {
+                Err(kube::Error::Api(s)) => assert_eq!(s.code, code),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_volumes_on_the_same_node_or_on_no_node_overlap_a_directory() {
+        let v = |name: &str, node: Option<&str>, path: &str| VolumeRef {
+            name: name.into(),
+            node: node.map(str::to_owned),
+            path: path.into(),
+        };
+        let volumes = [
+            v("self", Some("n1"), "/opt/lp/a"),
+            v("elsewhere", Some("n2"), "/opt/lp/a"),
+            v("inside", Some("n1"), "/opt/lp/a/deeper"),
+        ];
+        let found = |volumes: &[VolumeRef], dir: &str| {
+            overlapping_on(volumes, "self", "n1", dir).map(|o| o.name.clone())
+        };
+        assert_eq!(found(&volumes, "/opt/lp/a").as_deref(), Some("inside"));
+        assert_eq!(
+            found(&volumes[..2], "/opt/lp/a"),
+            None,
+            "itself and another node's"
+        );
+        let shared = [v("shared", None, "/opt/lp")];
+        assert_eq!(found(&shared, "/opt/lp/a").as_deref(), Some("shared"));
+        assert_eq!(found(&shared, "/srv/b"), None);
     }
 
     #[test]

@@ -344,7 +344,11 @@ pub async fn usage(ui: &Ui, target: &Target, options: UsageOptions) -> Result<Ex
     let all: Vec<Node> = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(cluster::request_failed("list", "nodes", &e)))?
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "nodes".into(),
+            source,
+        })?
         .items;
     let known: BTreeSet<String> = all.iter().map(ResourceExt::name_any).collect();
     if let Some(unknown) = options.nodes.iter().find(|n| !known.contains(*n)) {
@@ -356,7 +360,11 @@ pub async fn usage(ui: &Ui, target: &Target, options: UsageOptions) -> Result<Ex
     let volumes: Vec<PersistentVolume> = Api::<PersistentVolume>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| Error::Cluster(cluster::request_failed("list", "persistentvolumes", &e)))?
+        .map_err(|source| Error::Request {
+            verb: "list",
+            what: "persistentvolumes".into(),
+            source,
+        })?
         .items;
     let jobs: Vec<NodeJob> = all
         .iter()

@@ -98,10 +98,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// A request of `lpp usage` failed, already worded as [`Error::Request`] words it (its
-    /// module still builds the message itself).
-    #[error("{0}")]
-    Cluster(String),
     /// The cluster could not be reached.
     #[error(transparent)]
     Connect(#[from] cluster::Error),

@@ -105,10 +105,7 @@ pub struct Plan {
 /// `parent` says for which base paths the parent is mounted to tell a mount point.
 pub fn plan(bases: &[String], parent: impl Fn(&str) -> bool, volumes: &[String]) -> Plan {
     let bases: Vec<String> = bases.iter().map(|b| path::clean(b)).collect();
-    let mut prefix = String::from(PARENTS);
-    while bases.iter().any(|b| path::overlaps(b, &prefix)) {
-        prefix.push('_');
-    }
+    let prefix = path::free_of(PARENTS, &bases);
     let mut mounts = crate::gc::scan::base_mounts(&bases);
     let mut args = vec![bases.len().to_string()];
     for (i, base) in bases.iter().enumerate() {

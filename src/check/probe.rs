@@ -128,10 +128,7 @@ pub struct LookPlan {
 
 /// The mounts and arguments of [`LOOK`] for `bases` (clean absolute paths, never `/`).
 pub fn look_plan(bases: &[String]) -> LookPlan {
-    let mut prefix = String::from("/lpp-check");
-    while bases.iter().any(|b| path::overlaps(b, &prefix)) {
-        prefix.push('_');
-    }
+    let prefix = path::free_of("/lpp-check", bases);
     let mut mounts = Vec::new();
     let mut args = vec![bases.len().to_string()];
     for (i, base) in bases.iter().enumerate() {

@@ -64,6 +64,17 @@ pub fn overlaps(a: &str, b: &str) -> bool {
     a == b || is_inside(&a, &b) || is_inside(&b, &a)
 }
 
+/// A directory for a helper's own mounts that meets none of `paths`: `wanted`, with `_` added
+/// until no path is it, inside it or holds it (a node script mounts what it reaches there, and
+/// must not hide a base path it also mounts). `/` holds everything and is not counted.
+pub fn free_of(wanted: &str, paths: &[String]) -> String {
+    let mut dir = wanted.to_owned();
+    while paths.iter().any(|p| clean(p) != "/" && overlaps(p, &dir)) {
+        dir.push('_');
+    }
+    dir
+}
+
 /// Whether clean path `inner` lies strictly below clean path `outer`.
 pub fn is_inside(inner: &str, outer: &str) -> bool {
     if outer == "/" {
@@ -102,6 +113,17 @@ pub fn split_parent(path: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_directory_is_made_free_of_the_paths_it_must_not_meet() {
+        assert_eq!(free_of("/lpp-gc", &["/opt/lp".into()]), "/lpp-gc");
+        assert_eq!(free_of("/lpp-gc", &["/lpp-gc/x".into()]), "/lpp-gc_");
+        assert_eq!(
+            free_of("/lpp-gc", &["/lpp-gc".into(), "/lpp-gc_".into()]),
+            "/lpp-gc__"
+        );
+        assert_eq!(free_of("/lpp-gc", &["/".into()]), "/lpp-gc");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -320,10 +320,7 @@ impl Plan {
 /// longer if a base path is there).
 pub fn plan(bases: &[String], paths: &[String]) -> Plan {
     let bases: Vec<String> = bases.iter().map(|b| path::clean(b)).collect();
-    let mut prefix = String::from("/lpp-gc");
-    while bases.iter().any(|b| path::overlaps(b, &prefix)) {
-        prefix.push('_');
-    }
+    let prefix = path::free_of("/lpp-gc", &bases);
     let mut parents: Vec<String> = Vec::new();
     let mut reach = Vec::new();
     for p in paths {

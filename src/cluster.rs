@@ -669,6 +669,29 @@ pub fn describe(error: &kube::Error) -> String {
     }
 }
 
+/// A request that failed: what was asked (`get`, `list`, `apply`, ...) of what (as kubectl names
+/// it), and the client's error. Prints as [`request_failed`] words it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", request_failed(verb, what, source))]
+pub struct RequestError {
+    /// What was asked: `get`, `list`, `patch`, ...
+    pub verb: &'static str,
+    /// Of what: `nodes`, `configmap <namespace>/<name>`, ...
+    pub what: String,
+    /// The client's error.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// For `map_err`: a client error of `verb` on `what` as a [`RequestError`].
+pub fn failed(
+    verb: &'static str,
+    what: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> RequestError {
+    let what = what.into();
+    move |source| RequestError { verb, what, source }
+}
+
 /// `<verb> <what>: <cause>` for a request the server answered with an error, e.g. `get
 /// namespace nosuchns: namespaces "nosuchns" not found`; when the request got no answer, only
 /// the server and the cause, since the verb did not matter.

@@ -344,11 +344,7 @@ pub async fn usage(ui: &Ui, target: &Target, options: UsageOptions) -> Result<Ex
     let all: Vec<Node> = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "nodes".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "nodes"))?
         .items;
     let known: BTreeSet<String> = all.iter().map(ResourceExt::name_any).collect();
     if let Some(unknown) = options.nodes.iter().find(|n| !known.contains(*n)) {
@@ -360,11 +356,7 @@ pub async fn usage(ui: &Ui, target: &Target, options: UsageOptions) -> Result<Ex
     let volumes: Vec<PersistentVolume> = Api::<PersistentVolume>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "persistentvolumes".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "persistentvolumes"))?
         .items;
     let jobs: Vec<NodeJob> = all
         .iter()

@@ -88,16 +88,8 @@ pub enum Error {
     /// A request to the API server failed (listing nodes, PVs, claims or StorageClasses, reading
     /// the ConfigMap): `<verb> <what>: <the server's message>`, or why the server could not be
     /// reached.
-    #[error("{}", cluster::request_failed(verb, what, source))]
-    Request {
-        /// What was being done: `get`, `list`, ...
-        verb: &'static str,
-        /// What it was done to: `nodes`, `configmap <namespace>/<name>`, ...
-        what: String,
-        /// The client's error.
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Request(#[from] cluster::RequestError),
     /// The cluster could not be reached.
     #[error(transparent)]
     Connect(#[from] cluster::Error),

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::classify::{Findings, NodeVolumes, Scanned, VolumeRecord, classify, node_view};
 use super::inventory::{self, Listing};
 use super::{Error, ScanOptions};
+use crate::cluster;
 use crate::config::{ConfigMapContents, ExecutorKind, Storage};
 use crate::executor::Executor;
 use crate::provision::helper_pod::{HelperPods, HostDir, HostPathType, ScriptJob};
@@ -199,11 +200,7 @@ async fn read_config(
     let map = maps
         .get_opt(name)
         .await
-        .map_err(|source| Error::Request {
-            verb: "get",
-            what: format!("configmap {namespace}/{name}"),
-            source,
-        })?
+        .map_err(cluster::failed("get", format!("configmap {namespace}/{name}")))?
         .ok_or_else(|| {
             Error::Config(format!(
                 "ConfigMap {namespace}/{name} does not exist: is the provisioner installed (`lpp install`), or is it in another namespace (-n)?"
@@ -224,11 +221,7 @@ async fn select_nodes(
     let all = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "nodes".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "nodes"))?
         .items;
     let known: BTreeSet<String> = all.iter().map(|n| n.name_any()).collect();
     if wanted.is_empty() {
@@ -275,11 +268,7 @@ async fn check_class(
         let classes = classes
             .list(&ListParams::default())
             .await
-            .map_err(|source| Error::Request {
-                verb: "list",
-                what: "storageclasses".into(),
-                source,
-            })?
+            .map_err(cluster::failed("list", "storageclasses"))?
             .items;
         let ours: Vec<String> = classes
             .iter()
@@ -438,21 +427,13 @@ pub async fn read_volumes(
     let volumes = volumes
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "persistentvolumes".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "persistentvolumes"))?
         .items;
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let claims = claims
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "persistentvolumeclaims".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "persistentvolumeclaims"))?
         .items;
     let records = volumes
         .iter()

@@ -72,10 +72,7 @@ where
         _ => "object",
     };
     let name = object.name_any();
-    let fail = |verb| {
-        let what = format!("{kind} {name}");
-        move |source| Error::Request { verb, what, source }
-    };
+    let fail = |verb| cluster::failed(verb, format!("{kind} {name}"));
     let before = api.get_opt(&name).await.map_err(fail("get"))?;
     let after = api
         .patch(&name, params, &Patch::Apply(object))
@@ -294,11 +291,7 @@ async fn check_nodes(client: &kube::Client, settings: &ManifestSettings) -> Resu
     let nodes: Vec<String> = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(|source| Error::Request {
-            verb: "list",
-            what: "nodes".into(),
-            source,
-        })?
+        .map_err(cluster::failed("list", "nodes"))?
         .items
         .iter()
         .map(|n| n.name_any())
@@ -321,8 +314,6 @@ pub async fn look(
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::api::storage::v1::StorageClass;
-    let fail =
-        |verb: &'static str, what: String| move |source| Error::Request { verb, what, source };
     let ours = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(objects::MANAGED_BY.0).map(String::as_str) == Some(objects::MANAGED_BY.1)
     };
@@ -330,7 +321,7 @@ pub async fn look(
     let classes = Api::<StorageClass>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(fail("list", "storageclasses".into()))?
+        .map_err(cluster::failed("list", "storageclasses"))?
         .items;
     for class in &classes {
         if class.provisioner == settings.provisioner_name && !ours(class.labels()) {
@@ -357,7 +348,7 @@ pub async fn look(
     let upstream = Api::<Deployment>::namespaced(client.clone(), &settings.namespace)
         .get_opt(crate::upstream::DEPLOYMENT)
         .await
-        .map_err(fail(
+        .map_err(cluster::failed(
             "get",
             format!("deployment {}/local-path-provisioner", settings.namespace),
         ))?;
@@ -373,7 +364,7 @@ pub async fn look(
     let map = Api::<ConfigMap>::namespaced(client.clone(), &settings.namespace)
         .get_opt(crate::config::CONFIG_MAP_NAME)
         .await
-        .map_err(fail(
+        .map_err(cluster::failed(
             "get",
             format!(
                 "configmap {}/{}",

@@ -117,16 +117,8 @@ pub const FIELD_MANAGER: &str = "lpp";
 pub enum Error {
     /// A request failed: `<verb> <what>: <the server's message>`, or why the server could not
     /// be reached.
-    #[error("{}", cluster::request_failed(verb, what, source))]
-    Request {
-        /// What was being done: `get`, `apply`, `delete`, ...
-        verb: &'static str,
-        /// The object it was done to.
-        what: String,
-        #[source]
-        /// The client's error.
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Request(#[from] cluster::RequestError),
     /// The cluster is in a state the command will not act on (exit `Refused`).
     #[error("{0}")]
     Refused(String),

@@ -296,8 +296,8 @@ impl Report for StatusReport {
 }
 
 fn read(verb: &'static str, what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Request { verb, what, source }
+    let failed = cluster::failed(verb, what);
+    move |source| failed(source).into()
 }
 
 fn time_of(meta: &kube::api::ObjectMeta) -> Option<jiff::Timestamp> {

@@ -67,13 +67,7 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
     let cluster = cluster::connect(target).await?;
     let client = &cluster.client;
     let ns = options.namespace.as_str();
-    let read = |what: &'static str| {
-        move |source| Error::Request {
-            verb: "list",
-            what: what.to_owned(),
-            source,
-        }
-    };
+    let read = |what: &'static str| cluster::failed("list", what);
     let classes = managed(&Api::<StorageClass>::all(client.clone()))
         .await
         .map_err(read("storageclasses"))?;
@@ -275,11 +269,7 @@ pub async fn uninstall(ui: &Ui, target: &Target, options: UninstallOptions) -> R
             Ok(()) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(source) => {
-                return Err(Error::Request {
-                    verb: "delete",
-                    what: format!("{kind} {name}"),
-                    source,
-                });
+                return Err(cluster::failed("delete", format!("{kind} {name}"))(source).into());
             }
         }
         deleted.push(Applied {

@@ -56,16 +56,8 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
     /// A request failed.
-    #[error("{}", cluster::request_failed(verb, what, source))]
-    Request {
-        /// What was asked (`get`, `patch`...).
-        verb: &'static str,
-        /// Of what, as kubectl names it.
-        what: String,
-        #[source]
-        /// The API's error.
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Request(#[from] cluster::RequestError),
     #[error(transparent)]
     /// The cluster could not be reached.
     Connect(#[from] cluster::Error),
@@ -88,8 +80,8 @@ impl Error {
 
 /// A request error's constructor: `.map_err(request("get", "node x"))`.
 fn request(verb: &'static str, what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Request { verb, what, source }
+    let failed = cluster::failed(verb, what);
+    move |source| failed(source).into()
 }
 
 /// Splits `NAMESPACE/NAME`.

@@ -824,10 +824,16 @@ fn pod_spec_defaults(spec: &mut Map<String, Value>) {
             for c in cs.iter_mut().filter_map(Value::as_object_mut) {
                 default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 default(c, "terminationMessagePolicy", json!("File"));
-                let latest = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':'));
+                // pkg/apis/core/v1/defaults.go SetDefaults_Container: `Always` for the tag
+                // `latest`, which an image with neither tag nor digest has.
+                let latest = c.get("image").and_then(Value::as_str).is_some_and(|i| {
+                    let last = i.rsplit('/').next().unwrap_or(i);
+                    match last.split_once(':') {
+                        _ if last.contains('@') => false,
+                        Some((_, tag)) => tag == "latest",
+                        None => true,
+                    }
+                });
                 default(
                     c,
                     "imagePullPolicy",
@@ -917,6 +923,25 @@ mod tests {
         let again = d.clone();
         apply_defaults(deployments, &mut d);
         assert_eq!(d, again, "defaulting is idempotent");
+    }
+
+    #[test]
+    fn the_pull_policy_defaults_to_always_for_the_latest_tag_only() {
+        let pods = find("", "v1", "pods").expect("pods");
+        for (image, policy) in [
+            ("busybox", "Always"),
+            ("busybox:latest", "Always"),
+            ("registry.local:5000/busybox", "Always"),
+            ("busybox:1.36", "IfNotPresent"),
+            ("busybox@sha256:0123", "IfNotPresent"),
+        ] {
+            let mut pod = json!({"spec": {"containers": [{"name": "c", "image": image}]}});
+            apply_defaults(pods, &mut pod);
+            assert_eq!(
+                pod["spec"]["containers"][0]["imagePullPolicy"], policy,
+                "{image}"
+            );
+        }
     }
 
     #[test]

@@ -744,10 +744,12 @@ async fn exec_takes_stdin_and_cannot_reach_unmounted_paths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_past_its_active_deadline_is_killed_and_failed() {
     let f = Fixture::new();
+    // 3 s: the deadline counts from the pod's start, and a container's own start may take a
+    // second on a machine busy with other tests; this test is about a running one.
     f.api.put(
         "pods",
         json!({"metadata": {"name": "slow", "namespace": "default"},
-               "spec": {"nodeName": "node-1", "restartPolicy": "Never", "activeDeadlineSeconds": 1,
+               "spec": {"nodeName": "node-1", "restartPolicy": "Never", "activeDeadlineSeconds": 3,
                         "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 30"]}]}}),
     );
     let pod = f

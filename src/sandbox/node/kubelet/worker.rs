@@ -39,6 +39,26 @@ const SETUP_RETRY: Duration = Duration::from_millis(500);
 /// The default `PATH` of a container.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The events a kubelet records as it makes sure of a container's image
+/// (pkg/kubelet/images/image_manager.go EnsureImageExists): with pull policy `Always`, a pull;
+/// otherwise the image counts as on the node already (the sandbox runs this machine's programs).
+pub fn image_events(image: &str, policy: Option<&str>) -> Vec<(&'static str, String)> {
+    if policy == Some("Always") {
+        vec![
+            ("Pulling", format!("Pulling image \"{image}\"")),
+            (
+                "Pulled",
+                format!("Successfully pulled image \"{image}\" in 0s (0s including waiting)"),
+            ),
+        ]
+    } else {
+        vec![(
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        )]
+    }
+}
+
 /// Whether an image can never be pulled: its registry host ends in `.invalid` (RFC 2606).
 pub fn unpullable(image: &str) -> bool {
     let Some((first, _)) = image.split_once('/') else {
@@ -639,6 +659,17 @@ impl Worker {
                 }
                 Ok((spec, stand_in)) => {
                     self.register(c, &log, &spec.env);
+                    // As a kubelet records a container's start (kuberuntime_container.go
+                    // startContainer): its image made sure of, the container created, started.
+                    let image = c.image.as_deref().unwrap_or_default();
+                    for (reason, message) in image_events(image, c.image_pull_policy.as_deref()) {
+                        self.event("Normal", reason, &message);
+                    }
+                    self.event(
+                        "Normal",
+                        "Created",
+                        &format!("Created container: {}", c.name),
+                    );
                     let started = match runtime::isolation().await {
                         Ok(isolation) => runtime::start(isolation, &spec, &log, &stop).await,
                         Err(why) => Err(why),
@@ -941,6 +972,22 @@ async fn write_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_start_records_its_image_as_a_kubelet_does() {
+        assert_eq!(
+            image_events("busybox:1.36", Some("IfNotPresent")),
+            [(
+                "Pulled",
+                "Container image \"busybox:1.36\" already present on machine".to_owned()
+            )]
+        );
+        let pulled: Vec<&str> = image_events("busybox", Some("Always"))
+            .into_iter()
+            .map(|(reason, _)| reason)
+            .collect();
+        assert_eq!(pulled, ["Pulling", "Pulled"]);
+    }
 
     #[test]
     fn image_pull_rule() {

@@ -16,8 +16,13 @@
 //! kubelet does (network namespace, pause container, CNI: about a second); the sandbox's own
 //! pods start in milliseconds, which hides what a pod per volume costs on a real node.
 //!
+//! Each node's kubelet reports pod status through a client limited as a kubelet's is (50
+//! requests a second, bursts of 100): a burst of helper pods on one node waits on that, as it
+//! does on a real node.
+//!
 //! `cargo run --release --example run_bound -- [N] [--latency-ms MS] [--pod-startup-ms MS]`
-//! (default 1000 claims, 0 ms, 0 ms).
+//! (default 1000 claims, 0 ms, 0 ms). `RUN_BOUND_ONLY=agent` (or `helperPod`) runs one executor;
+//! `RUN_BOUND_DETAIL=1` prints the server's requests per claim by verb and resource.
 
 use std::time::{Duration, Instant};
 
@@ -197,7 +202,10 @@ async fn provisioned(
         helper_pod_file: None,
         service_account_name: "local-path-provisioner-service-account".into(),
         helper_image: None,
-        workers: 32,
+        workers: std::env::var("RB_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(32),
         provisioning_retry_count: None,
         deletion_retry_count: None,
         allow_unsafe_helper_pod_template: false,
@@ -380,6 +388,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut results = Vec::new();
     for executor in [ExecutorKind::HelperPod, ExecutorKind::Agent] {
+        if std::env::var("RUN_BOUND_ONLY").is_ok_and(|o| o != executor.as_str()) {
+            continue;
+        }
         let counted = std::sync::Arc::new(Counted::default());
         let took = provisioned(n, setting, executor, std::sync::Arc::clone(&counted)).await?;
         let per_claim = |c: &std::sync::atomic::AtomicU64| {

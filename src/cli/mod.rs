@@ -701,7 +701,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "IMAGE")]
     pub helper_image: Option<String>,
 
-    /// Operations in flight at once (waiting on a helper pod holds no worker)
+    /// Operations talking to the API at once before their script, and as many after it
+    /// (waiting on a helper pod or node agent holds no worker)
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub workers: u32,
 

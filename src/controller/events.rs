@@ -121,80 +121,146 @@ pub async fn record<K>(
 ) where
     K: Resource<DynamicType = ()>,
 {
-    let namespace = object.namespace().unwrap_or_else(|| "default".into());
-    let now = jiff::Timestamp::now();
-    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-    let key = Key {
-        namespace: namespace.clone(),
-        kind: K::kind(&()).into_owned(),
-        name: object.name_any(),
-        uid: object.uid().unwrap_or_default(),
-        warning,
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        component: provisioner.to_owned(),
-    };
-    let name = event_name(&object.name_any(), now.as_nanosecond());
-    if let Some((existing, count)) = remember(&key, &name) {
-        let patch = serde_json::json!({
-            "count": count,
-            "lastTimestamp": Time(now),
-        });
-        match api
-            .patch(&existing, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => return,
-            // Gone (events expire after an hour): start a new one below.
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                forget(&key);
-                remember(&key, &name);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "cannot record event {reason} on {}: {}",
-                    object.name_any(),
-                    crate::cluster::request_failed("patch", &format!("event {existing}"), &e)
-                );
-                return;
-            }
+    Write::of(client, provisioner, object, warning, reason, message)
+        .send()
+        .await;
+}
+
+/// [`record`] without waiting for the API server, as client-go's recorder does: the event is
+/// stamped and named now, and written by a task of `tracker` (which a stopping run waits for).
+pub fn record_soon<K>(
+    tracker: &tokio_util::task::TaskTracker,
+    client: &kube::Client,
+    provisioner: &str,
+    object: &K,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let write = Write::of(client, provisioner, object, warning, reason, message);
+    tracker.spawn(write.send());
+}
+
+/// One event write, decided (time, name, new or a repeat) when the event happened.
+struct Write {
+    api: Api<Event>,
+    key: Key,
+    now: jiff::Timestamp,
+    /// The event's name when it is new.
+    name: String,
+    /// The existing event and its new count, when this is a repeat.
+    repeat: Option<(String, i32)>,
+    event: Event,
+}
+
+impl Write {
+    fn of<K>(
+        client: &kube::Client,
+        provisioner: &str,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> Write
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let namespace = object.namespace().unwrap_or_else(|| "default".into());
+        let now = jiff::Timestamp::now();
+        let key = Key {
+            namespace: namespace.clone(),
+            kind: K::kind(&()).into_owned(),
+            name: object.name_any(),
+            uid: object.uid().unwrap_or_default(),
+            warning,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            component: provisioner.to_owned(),
+        };
+        let name = event_name(&object.name_any(), now.as_nanosecond());
+        let repeat = remember(&key, &name);
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(K::api_version(&()).into_owned()),
+                kind: Some(K::kind(&()).into_owned()),
+                name: Some(object.name_any()),
+                namespace: object.namespace(),
+                uid: object.uid(),
+                resource_version: object.resource_version(),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+            source: Some(EventSource {
+                component: Some(provisioner.to_owned()),
+                host: None,
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            reporting_component: Some(provisioner.to_owned()),
+            ..Event::default()
+        };
+        Write {
+            api: Api::namespaced(client.clone(), &namespace),
+            key,
+            now,
+            name,
+            repeat,
+            event,
         }
     }
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some(K::api_version(&()).into_owned()),
-            kind: Some(K::kind(&()).into_owned()),
-            name: Some(object.name_any()),
-            namespace: object.namespace(),
-            uid: object.uid(),
-            resource_version: object.resource_version(),
-            ..ObjectReference::default()
-        },
-        reason: Some(reason.to_owned()),
-        message: Some(message.to_owned()),
-        type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
-        source: Some(EventSource {
-            component: Some(provisioner.to_owned()),
-            host: None,
-        }),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        reporting_component: Some(provisioner.to_owned()),
-        ..Event::default()
-    };
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        forget(&key);
-        tracing::warn!(
-            "cannot record event {reason} on {}: {}",
-            object.name_any(),
-            crate::cluster::request_failed("create", &format!("event {name}"), &e)
-        );
+
+    async fn send(self) {
+        let Write {
+            api,
+            key,
+            now,
+            name,
+            repeat,
+            event,
+        } = self;
+        let reason = &key.reason;
+        let object = &key.name;
+        if let Some((existing, count)) = repeat {
+            let patch = serde_json::json!({
+                "count": count,
+                "lastTimestamp": Time(now),
+            });
+            match api
+                .patch(&existing, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                // Gone (events expire after an hour): start a new one below.
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    forget(&key);
+                    remember(&key, &name);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot record event {reason} on {object}: {}",
+                        crate::cluster::request_failed("patch", &format!("event {existing}"), &e)
+                    );
+                    return;
+                }
+            }
+        }
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            forget(&key);
+            tracing::warn!(
+                "cannot record event {reason} on {object}: {}",
+                crate::cluster::request_failed("create", &format!("event {name}"), &e)
+            );
+        }
     }
 }
 

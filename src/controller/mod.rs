@@ -30,10 +30,11 @@ mod operation;
 mod queue;
 mod resize;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
@@ -43,7 +44,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::Semaphore;
 
@@ -187,7 +188,13 @@ pub(crate) struct Stores {
     /// True once all three hold their first list. (One waiter awaits the stores themselves:
     /// kube's `wait_until_ready` wakes only the last of several concurrent waiters.)
     listed: tokio::sync::watch::Receiver<bool>,
+    /// PVs this run created that the volume watch may not have delivered yet, and when: a claim
+    /// updated while its volume was made must not be provisioned again in that gap.
+    made: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a PV this run created counts as existing without the watch having shown it.
+const MADE_UNSEEN: Duration = Duration::from_secs(30);
 
 /// How long operations wait for the stores' first lists before giving up on an attempt.
 const STORES_READY: Duration = Duration::from_secs(30);
@@ -216,6 +223,28 @@ impl Stores {
             nodes,
             volumes,
             listed,
+            made: Mutex::default(),
+        }
+    }
+
+    /// Whether PV `name` exists: in the store, or created by this run a moment ago.
+    pub fn volume_exists(&self, name: &str) -> bool {
+        let seen = self.volumes.get(&ObjectRef::new(name)).is_some();
+        let Ok(mut made) = self.made.lock() else {
+            return seen;
+        };
+        if seen {
+            made.remove(name);
+            return true;
+        }
+        made.retain(|_, at| at.elapsed() < MADE_UNSEEN);
+        made.contains_key(name)
+    }
+
+    /// Notes that this run created PV `name` (see [`Stores::volume_exists`]).
+    pub fn volume_made(&self, name: &str) {
+        if let Ok(mut made) = self.made.lock() {
+            made.insert(name.to_owned(), Instant::now());
         }
     }
 
@@ -256,8 +285,11 @@ pub(crate) struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// What is known of the nodes' disks.
     pub usage: capacity::Usage,
-    /// Bounds the operations that are talking to the API at once.
+    /// Bounds the operations that are talking to the API at once before their script.
     pub workers: Semaphore,
+    /// As many permits again for operations whose script has run: a volume whose directory is
+    /// made never waits behind a burst of claims that have not started.
+    finishers: Semaphore,
     /// The last configuration that loaded, used while the ConfigMap holds an invalid one; and
     /// the last problem reported, so an invalid ConfigMap is reported once, not per operation.
     pub last_good: Mutex<(Option<crate::config::ConfigMapContents>, Option<String>)>,
@@ -298,6 +330,16 @@ impl Context {
     pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.metrics.queued.inc();
         let permit = self.workers.acquire().await.ok();
+        self.metrics.queued.dec();
+        permit
+    }
+
+    /// A permit to finish an operation whose script has run (create or delete its PV), from a
+    /// pool of its own: with one pool, the burst of claims queued for their first permit would
+    /// keep every made directory from getting its PV until the whole burst had started.
+    pub async fn finish_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.metrics.queued.inc();
+        let permit = self.finishers.acquire().await.ok();
         self.metrics.queued.dec();
         permit
     }
@@ -360,6 +402,7 @@ pub async fn run_reporting(
         helper_pod_file,
         resizing,
         workers: Semaphore::new(options.workers.max(1) as usize),
+        finishers: Semaphore::new(options.workers.max(1) as usize),
         queue: queue::Queue::default(),
         last_good: Mutex::new((None, None)),
         metrics: Arc::new(metrics::Metrics::default()),
@@ -844,5 +887,37 @@ impl Work {
     fn from_volume(v: PersistentVolume) -> Option<Work> {
         let released = v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
         released.then(|| Work::Volume(Box::new(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(name: &str) -> PersistentVolume {
+        PersistentVolume {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_volume_this_run_made_exists_until_the_watch_has_it_and_then_as_the_watch_says() {
+        let (classes, _) = reflector::store();
+        let (nodes, _) = reflector::store();
+        let (volumes, mut writer) = reflector::store();
+        let stores = Stores::new(classes, nodes, volumes);
+        assert!(!stores.volume_exists("pvc-a"));
+        stores.volume_made("pvc-a");
+        assert!(stores.volume_exists("pvc-a"), "made, not seen yet");
+        assert!(!stores.volume_exists("pvc-b"));
+        writer.apply_watcher_event(&watcher::Event::Apply(volume("pvc-a")));
+        assert!(stores.volume_exists("pvc-a"), "seen");
+        // Once seen, the watch alone decides: deleted is gone.
+        writer.apply_watcher_event(&watcher::Event::Delete(volume("pvc-a")));
+        assert!(!stores.volume_exists("pvc-a"), "deleted after it was seen");
     }
 }

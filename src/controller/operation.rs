@@ -265,7 +265,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     // worker) at all.
     let exists = |uid: Option<String>| {
         let name = crate::provision::volume::volume_name(&uid.unwrap_or_default());
-        context.stores.volumes.get(&ObjectRef::new(&name)).is_some()
+        context.stores.volume_exists(&name)
     };
     if let Some(skip) = crate::provision::settled(seen, exists(seen.uid())) {
         tracing::debug!("nothing to do: {skip:?}");
@@ -368,15 +368,17 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
             return Attempt::Retry(why);
         }
     };
-    events::record(
+    // Normal events are written in the background, as client-go's recorder writes them: the
+    // claim's volume does not wait for them, nor does a worker.
+    events::record_soon(
+        &context.operations,
         client,
         provisioner,
         &claim,
         false,
         texts::PROVISIONING,
         &texts::provisioning_message(provisioner, &namespace, &claim.name_any()),
-    )
-    .await;
+    );
     drop(permit);
     let setup = run_script(
         context,
@@ -396,7 +398,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         warn(context, &claim, texts::PROVISIONING_FAILED, &message).await;
         return Attempt::Retry(why);
     }
-    let _permit = context.permit().await;
+    let _permit = context.finish_permit().await;
     // The claim may have gone while the script ran: then its directory goes too, and no PV is
     // made for nobody.
     match claims.get_opt(&claim.name_any()).await {
@@ -441,7 +443,7 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
     }
     let pv_name = plan.volume.name_any();
     match volumes.create(&PostParams::default(), &plan.volume).await {
-        Ok(_) => {}
+        Ok(_) => context.stores.volume_made(&pv_name),
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Attempt::Retry(format!("cannot create PV {pv_name}: {e}")),
     }
@@ -459,15 +461,15 @@ async fn provision(context: &Context, seen: &PersistentVolumeClaim) -> Attempt {
         .executor
         .volume_done(&helpers, &plan.helper, &setup)
         .await;
-    events::record(
+    events::record_soon(
+        &context.operations,
         client,
         provisioner,
         &claim,
         false,
         texts::PROVISIONING_SUCCEEDED,
         &texts::provisioning_succeeded_message(&pv_name, plan.node.as_deref(), &plan.path),
-    )
-    .await;
+    );
     Attempt::Done
 }
 
@@ -566,7 +568,7 @@ async fn reclaim(context: &Context, seen: &PersistentVolume) -> Attempt {
                 warn(context, &volume, texts::VOLUME_FAILED_DELETE, &message).await;
                 return Attempt::Retry(why);
             }
-            let _permit = context.permit().await;
+            let _permit = context.finish_permit().await;
             let deleted = delete_volume(&volumes, &name).await;
             if matches!(deleted, Attempt::Done) {
                 let took = started.elapsed();

@@ -223,7 +223,7 @@ pub(super) async fn resize(context: &Context, seen: &PersistentVolumeClaim) -> A
     };
 
     // 3. The PV's capacity, 4. the claim's.
-    let _permit = context.permit().await;
+    let _permit = context.finish_permit().await;
     if let Err(e) = volumes
         .patch(
             &plan.pv_name,

@@ -26,8 +26,12 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// At most this many jobs in one exec (its arguments travel in the request's URL).
 const MAX_BATCH: usize = 48;
 /// At most this many execs into one agent at a time; jobs arriving meanwhile wait and go in the
-/// next, larger batch.
-const EXECS_PER_AGENT: usize = 4;
+/// next, larger batch. Fewer, larger batches cost a node less: every exec starts a shell and
+/// its own helpers, every job only its script's.
+const EXECS_PER_AGENT: usize = 2;
+/// An exec still running after this long (a slow or hung script) gives its slot up, so that
+/// it cannot hold back the node's next jobs until its `cmdTimeoutSeconds`.
+const SLOW_EXEC: Duration = Duration::from_secs(5);
 /// How long the agents' first list may take before a job falls back to a helper pod.
 const LISTED: Duration = Duration::from_secs(10);
 
@@ -167,8 +171,14 @@ impl Agents {
             let agents = Arc::clone(self);
             let (pod, node) = (pod.to_owned(), node.to_owned());
             tokio::spawn(async move {
-                let _permit = permit;
-                agents.exec(&pod, &node, batch).await;
+                let exec = agents.exec(&pod, &node, batch);
+                tokio::pin!(exec);
+                tokio::select! {
+                    () = &mut exec => return,
+                    () = tokio::time::sleep(SLOW_EXEC) => {}
+                }
+                drop(permit);
+                exec.await;
             });
         }
     }

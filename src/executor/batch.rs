@@ -22,34 +22,33 @@ use crate::config::Script;
 use crate::provision::VolumeJob;
 
 /// The batch script. Only POSIX shell and busybox applets (`mktemp`, `flock`, `timeout`, `od`,
-/// `tail`). A job that succeeds costs a subshell, `flock`, `timeout` and its own script: a node
-/// agent serves bursts of hundreds.
+/// `tail`). A job that succeeds costs `flock`, `timeout` and its own script, and its exit
+/// status comes from `wait`: a node agent serves bursts of hundreds, and on a busy node every
+/// process a job starts counts. (Each job's variables are exported just before it starts, so
+/// its `flock` and script carry them.)
 pub const SCRIPT: &str = r#"t=$1; shift
 work=$(mktemp -d) || exit 100
 mkdir -p /tmp/lpp-locks || exit 100
-k=0
+k=0 pids=
 while [ $# -ge 10 ]; do
   k=$((k + 1))
   lock=$1 kind=$2 prog=$3 dir=$4 mode=$5 size=$6 user=$7 group=$8 perm=$9; shift 9
   action=$1; shift
-  (
-    exec 9>"/tmp/lpp-locks/$lock" >"$work/$k.out" 2>&1 </dev/null
-    flock 9
-    export VOL_DIR="$dir" VOL_MODE="$mode" VOL_SIZE_BYTES="$size" VOL_USER="$user" VOL_GROUP="$group" VOL_PERM="$perm"
-    if [ "$kind" = c ]; then
-      timeout "$t" "$prog" -p "$dir" -s "$size" -m "$mode" -a "$action"
-    else
-      timeout "$t" sh -c "$prog" helper -p "$dir" -s "$size" -m "$mode" -a "$action"
-    fi
-    echo $? >"$work/$k.rc"
-  ) &
+  export VOL_DIR="$dir" VOL_MODE="$mode" VOL_SIZE_BYTES="$size" VOL_USER="$user" VOL_GROUP="$group" VOL_PERM="$perm"
+  if [ "$kind" = c ]; then
+    flock "/tmp/lpp-locks/$lock" timeout "$t" "$prog" -p "$dir" -s "$size" -m "$mode" -a "$action" \
+      >"$work/$k.out" 2>&1 </dev/null &
+  else
+    flock "/tmp/lpp-locks/$lock" timeout "$t" sh -c "$prog" helper -p "$dir" -s "$size" -m "$mode" -a "$action" \
+      >"$work/$k.out" 2>&1 </dev/null &
+  fi
+  pids="$pids $!"
 done
-wait
 i=0
-while [ "$i" -lt "$k" ]; do
+for pid in $pids; do
   i=$((i + 1))
-  rc=255
-  read -r rc <"$work/$i.rc"
+  wait "$pid"
+  rc=$?
   case "$rc" in
     0) echo "R $i 0 " ;;
     *)

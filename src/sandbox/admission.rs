@@ -1,10 +1,36 @@
-//! Validating admission the sandbox's API server runs after an update passes validation, as
-//! kube-apiserver's default admission chain does. Only what lpp's users meet is modelled:
-//! `PersistentVolumeClaimResize`.
+//! Admission the sandbox's API server runs, as kube-apiserver's default admission chain does.
+//! Only what lpp's users meet is modelled: `StorageObjectInUseProtection` (mutating, on
+//! create) and `PersistentVolumeClaimResize` (validating, after an update passes validation).
 
 use serde_json::Value;
 
 use super::node::binding::quantity_bytes;
+
+/// `StorageObjectInUseProtection` (plugin/pkg/admission/storage/storageobjectinuse/
+/// admission.go, on by default): a claim or volume being created gets its protection
+/// finalizer (`kubernetes.io/pvc-protection`, `kubernetes.io/pv-protection`) at once, so the
+/// protection controllers have nothing to add to objects made through this server.
+pub fn storage_object_in_use(kind: &str, object: &mut Value) {
+    let finalizer = match kind {
+        "PersistentVolumeClaim" => super::node::binding::CLAIM_PROTECTION,
+        "PersistentVolume" => super::node::binding::VOLUME_PROTECTION,
+        _ => return,
+    };
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let list = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Value::Array(items) = list
+        && !items.iter().any(|f| f.as_str() == Some(finalizer))
+    {
+        items.push(Value::String(finalizer.to_owned()));
+    }
+}
 
 /// `PersistentVolumeClaimResize` (plugin/pkg/admission/storage/persistentvolume/resize/
 /// admission.go): an update that grows a claim's `spec.resources.requests.storage` is refused
@@ -57,6 +83,26 @@ mod tests {
     fn claim(size: &str, phase: &str, class: &str) -> Value {
         json!({"spec": {"storageClassName": class, "resources": {"requests": {"storage": size}}},
                "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn claims_and_volumes_are_created_protected_once() {
+        let mut claim = json!({"metadata": {"name": "c"}});
+        storage_object_in_use("PersistentVolumeClaim", &mut claim);
+        storage_object_in_use("PersistentVolumeClaim", &mut claim);
+        assert_eq!(
+            claim["metadata"]["finalizers"],
+            json!(["kubernetes.io/pvc-protection"])
+        );
+        let mut volume = json!({"metadata": {"name": "v", "finalizers": ["x/keep"]}});
+        storage_object_in_use("PersistentVolume", &mut volume);
+        assert_eq!(
+            volume["metadata"]["finalizers"],
+            json!(["x/keep", "kubernetes.io/pv-protection"])
+        );
+        let mut pod = json!({"metadata": {"name": "p"}});
+        storage_object_in_use("Pod", &mut pod);
+        assert!(pod["metadata"].get("finalizers").is_none());
     }
 
     #[test]

@@ -210,6 +210,7 @@ impl ApiServer {
         }
         objects::apply_defaults(resource, &mut object);
         objects::prepare_create(resource, &mut object);
+        crate::sandbox::admission::storage_object_in_use(resource.kind, &mut object);
         Ok(object)
     }
 

@@ -576,12 +576,14 @@ pub async fn expand_controller(client: Client, cache: Cache, stop: CancellationT
         stop,
         Duration::from_secs(1),
         |snap: Snapshot| {
-            let live: HashSet<&str> = snap
-                .claims
-                .iter()
-                .filter_map(|c| c.metadata.uid.as_deref())
-                .collect();
-            told.retain(|k| k.split('/').next().is_some_and(|uid| live.contains(uid)));
+            if !told.is_empty() {
+                let live: HashSet<&str> = snap
+                    .claims
+                    .iter()
+                    .filter_map(|c| c.metadata.uid.as_deref())
+                    .collect();
+                told.retain(|k| k.split('/').next().is_some_and(|uid| live.contains(uid)));
+            }
             for w in expand::waiting(&snap.claims, &snap.volumes) {
                 if told.insert(format!("{}/{}", w.uid, w.seen)) {
                     let regarding = Regarding {

@@ -57,16 +57,49 @@ pub fn waiting(
     claims: &[Arc<PersistentVolumeClaim>],
     volumes: &[Arc<PersistentVolume>],
 ) -> Vec<Waiting> {
+    // The controller's informer handlers enqueue a claim on every change, and its sync returns
+    // at once unless the claim asks for more than it has; a pass here runs on every change of
+    // any claim or volume, so the few candidates are found first and only they are looked up.
+    let marked: HashMap<&str, &PersistentVolume> = volumes
+        .iter()
+        .filter(|v| {
+            v.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(PRE_RESIZE_CAPACITY))
+        })
+        .filter_map(|v| Some((v.metadata.name.as_deref()?, &**v)))
+        .collect();
+    let bytes = |q: Option<&str>| q.and_then(quantity_bytes).unwrap_or(0);
+    let candidates: Vec<&Arc<PersistentVolumeClaim>> = claims
+        .iter()
+        .filter(|claim| {
+            let status = claim.status.as_ref();
+            if status.and_then(|s| s.phase.as_deref()) != Some("Bound") {
+                return false;
+            }
+            let spec = claim.spec.as_ref();
+            let requested = storage(
+                spec.and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.requests.as_ref()),
+            );
+            let capacity = storage(status.and_then(|s| s.capacity.as_ref()));
+            bytes(requested) > bytes(capacity)
+                || spec
+                    .and_then(|s| s.volume_name.as_deref())
+                    .is_some_and(|n| marked.contains_key(n))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
     let by_name: HashMap<&str, &PersistentVolume> = volumes
         .iter()
         .filter_map(|v| Some((v.metadata.name.as_deref()?, &**v)))
         .collect();
     let mut out = Vec::new();
-    for claim in claims {
+    for claim in candidates {
         let status = claim.status.as_ref();
-        if status.and_then(|s| s.phase.as_deref()) != Some("Bound") {
-            continue;
-        }
         let spec = claim.spec.as_ref();
         let Some(volume) = spec
             .and_then(|s| s.volume_name.as_deref())
@@ -86,15 +119,6 @@ pub fn waiting(
                 .and_then(|r| r.requests.as_ref()),
         );
         let capacity = storage(status.and_then(|s| s.capacity.as_ref()));
-        let bytes = |q: Option<&str>| q.and_then(quantity_bytes).unwrap_or(0);
-        let marked = volume
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(PRE_RESIZE_CAPACITY));
-        if bytes(requested) <= bytes(capacity) && !marked {
-            continue;
-        }
         if vspec.is_some_and(|s| s.flex_volume.is_some() || s.fc.is_some()) {
             continue;
         }

@@ -23,7 +23,9 @@
 //!
 //! - PV controller: `kubernetes.io/pvc-protection` on claims (dropped once a deleting claim is
 //!   used by no live pod) and `kubernetes.io/pv-protection` on volumes (dropped once a deleting
-//!   volume is not Bound); claims of a class with a provisioner get
+//!   volume is not Bound; both are added at creation by the API server's
+//!   `StorageObjectInUseProtection` admission, so the controller adds them only where that
+//!   did not); claims of a class with a provisioner get
 //!   `volume.kubernetes.io/storage-provisioner` (and the beta name) — WaitForFirstConsumer
 //!   claims only once they carry `volume.kubernetes.io/selected-node`; a volume whose `claimRef`
 //!   names a claim (and its uid) binds: claim `spec.volumeName`, `pv.kubernetes.io/bind-completed`,

@@ -5,11 +5,14 @@
 //! not exist.
 //!
 //! Here: the supervisor, which starts and stops workers as the cluster changes, and the pod
-//! handles the other node agents (exec, logs) read. One pod's worker (volumes, images,
+//! handles the other node agents (exec, logs) read. Each node's workers write through one
+//! client limited as a kubelet's is (`throttle.rs`); events go through the shared client (a
+//! kubelet's event recorder has a limit of its own, not modelled). One pod's worker (volumes, images,
 //! environment, containers and their restarts) is in `worker.rs`; the pure model of a pod's
 //! phase and status, and the task that writes it to the API, in `status.rs`.
 
 mod status;
+mod throttle;
 mod worker;
 
 use std::collections::HashMap;
@@ -112,6 +115,8 @@ pub async fn supervise(
     stop: CancellationToken,
 ) {
     let mut orphans: HashMap<String, Instant> = HashMap::new();
+    // Each node's kubelet has a client of its own, limited as a kubelet's is.
+    let mut node_clients: HashMap<String, Client> = HashMap::new();
     let loop_cache = cache.clone();
     // Pods are read in place from the cache (a pass runs on every status change, and copying
     // every pod each time grows with the square of their number).
@@ -138,6 +143,7 @@ pub async fn supervise(
                 &disks,
                 pod_startup,
                 &client,
+                &mut node_clients,
                 &cache,
                 &stop,
             );
@@ -163,6 +169,7 @@ fn pass(
     disks: &Arc<[Disk]>,
     pod_startup: Duration,
     client: &Client,
+    node_clients: &mut HashMap<String, Client>,
     cache: &Cache,
     stop: &CancellationToken,
 ) -> Vec<(String, String, String)> {
@@ -265,8 +272,12 @@ fn pass(
                     finalize: AtomicBool::new(false),
                     task: Mutex::new(None),
                 });
+                let node_client = node_clients
+                    .entry(node.clone())
+                    .or_insert_with(|| throttle::client(client.clone()))
+                    .clone();
                 let worker = Worker {
-                    client: client.clone(),
+                    client: node_client,
                     cache: cache.clone(),
                     pod: Pod::clone(pod),
                     node_root: dir.join("nodes").join(&node),

@@ -176,6 +176,51 @@ async fn a_failing_setup_is_reported_with_its_output_and_a_missing_agent_falls_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_setup_times_out_alone_while_the_claims_beside_it_are_provisioned() {
+    let cluster = TestCluster::start().await;
+    install_basics(&cluster).await;
+    agents(&cluster, &["/opt/local-path-provisioner"], 2).await;
+    set_config(
+        &cluster,
+        json!({"config.json": r#"{"executor":"agent","cmdTimeoutSeconds":2,"nodePathMap":[
+            {"node":"DEFAULT_PATH_FOR_NON_LISTED_NODES","paths":["/opt/local-path-provisioner"]}]}"#,
+               "setup": "#!/bin/sh\nset -eu\ncase \"$VOL_DIR\" in *stuck*) echo waiting forever; sleep 600;; esac\nmkdir -m 0777 -p \"$VOL_DIR\"\n"}),
+    )
+    .await;
+    let _runner = cluster.spawn_lpp(["run"]);
+    // Created together, so that they share the node's batches.
+    create(
+        &cluster,
+        claim_on("stuck", "local-path", Some("node-1"), "ReadWriteOnce"),
+    )
+    .await;
+    for i in 0..3 {
+        create(
+            &cluster,
+            claim_on(
+                &format!("beside-{i}"),
+                "local-path",
+                Some("node-1"),
+                "ReadWriteOnce",
+            ),
+        )
+        .await;
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client(), "default");
+    for i in 0..3 {
+        wait_for(&claims, &format!("beside-{i}"), WAIT, is_bound).await;
+    }
+    let message = event_for(&cluster, "default", "stuck", "ProvisioningFailed").await;
+    assert!(
+        message.contains("did not finish within 2s (cmdTimeoutSeconds)")
+            && message.contains("waiting forever"),
+        "{message}"
+    );
+    let stuck = claims.get("stuck").await.unwrap();
+    assert!(!is_bound(&stuck), "the stuck claim has no volume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_added_to_the_config_is_mounted_by_the_agents_and_served() {
     let cluster = TestCluster::start().await;
     install_basics(&cluster).await;

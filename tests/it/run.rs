@@ -110,8 +110,7 @@ async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
     );
     let (_, log) = runner.output();
     assert!(log.contains("provisioned default/data"), "{log}");
-    let metrics = http_get(&metrics_addr, "/metrics").await;
-    for line in [
+    let expected = [
         "lpp_provisions_total{result=\"success\"} 1",
         "lpp_deletions_total{result=\"success\"} 1",
         "lpp_provision_duration_seconds_count 1",
@@ -120,11 +119,25 @@ async fn a_claim_is_provisioned_on_its_node_and_reclaimed_when_deleted() {
         "lpp_helper_pod_duration_seconds_count{action=\"teardown\",result=\"success\"} 1",
         "lpp_operations_in_flight 0",
         "lpp_queue_depth 0",
-    ] {
+    ];
+    // The reclaim is still under way for a moment after its PV is gone (its helper pod goes
+    // next), so the figures are read until they settle.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = http_get(&metrics_addr, "/metrics").await;
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|line| !metrics.lines().any(|l| l == *line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line} in\n{metrics}"
+            tokio::time::Instant::now() < deadline,
+            "no {missing:?} in\n{metrics}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         http_get(&metrics_addr, "/readyz")

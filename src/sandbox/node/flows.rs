@@ -752,8 +752,12 @@ async fn a_pod_past_its_active_deadline_is_killed_and_failed() {
                "spec": {"nodeName": "node-1", "restartPolicy": "Never", "activeDeadlineSeconds": 3,
                         "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 30"]}]}}),
     );
+    // Failed at the deadline, then its container's end is reported once it is stopped.
     let pod = f
-        .until("pods", "default", "slow", |o| phase(o) == "Failed")
+        .until("pods", "default", "slow", |o| {
+            phase(o) == "Failed"
+                && !o["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+        })
         .await;
     assert_eq!(pod["status"]["reason"], "DeadlineExceeded");
     // Killed by SIGTERM (143) or, past the grace period, SIGKILL (137).

@@ -162,13 +162,21 @@ impl Worker {
             .and_then(|s| s.active_deadline_seconds)
             .map(|s| Duration::from_secs(s.max(0).unsigned_abs()));
         let expired = Arc::new(AtomicBool::new(false));
+        const PAST_DEADLINE: &str = "Pod was active on the node longer than the specified deadline";
         if let Some(after) = deadline {
             let run_stop = self.run_stop.clone();
             let expired = Arc::clone(&expired);
+            let sink = sink.clone();
             tokio::spawn(async move {
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {
+                        // The pod is Failed with its reason before its containers are
+                        // stopped, as the kubelet's active deadline handler makes it
+                        // (pkg/kubelet/active_deadline.go, then the pod's status).
                         expired.store(true, Ordering::SeqCst);
+                        sink.update(|m| {
+                            m.failure = Some(("DeadlineExceeded".into(), PAST_DEADLINE.into()));
+                        });
                         run_stop.cancel();
                     }
                     _ = run_stop.cancelled() => {}
@@ -179,9 +187,7 @@ impl Worker {
         // afterwards the runtime (logs) is kept until the pod goes.
         self.run_containers(&sink).await;
         if expired.load(Ordering::SeqCst) {
-            let message = "Pod was active on the node longer than the specified deadline";
-            self.event("Normal", "DeadlineExceeded", message);
-            sink.update(|m| m.failure = Some(("DeadlineExceeded".into(), message.into())));
+            self.event("Normal", "DeadlineExceeded", PAST_DEADLINE);
         }
         stop.cancelled().await;
         if self.handle.finalize.load(Ordering::SeqCst) {

@@ -147,11 +147,9 @@ pub fn record_soon<K>(
 struct Write {
     api: Api<Event>,
     key: Key,
-    now: jiff::Timestamp,
-    /// The event's name when it is new.
-    name: String,
     /// The existing event and its new count, when this is a repeat.
     repeat: Option<(String, i32)>,
+    /// The event to create when it is new (its name and time are the write's).
     event: Event,
 }
 
@@ -212,8 +210,6 @@ impl Write {
         Write {
             api: Api::namespaced(client.clone(), &namespace),
             key,
-            now,
-            name,
             repeat,
             event,
         }
@@ -223,17 +219,16 @@ impl Write {
         let Write {
             api,
             key,
-            now,
-            name,
             repeat,
             event,
         } = self;
+        let name = event.metadata.name.clone().unwrap_or_default();
         let reason = &key.reason;
         let object = &key.name;
         if let Some((existing, count)) = repeat {
             let patch = serde_json::json!({
                 "count": count,
-                "lastTimestamp": Time(now),
+                "lastTimestamp": event.last_timestamp,
             });
             match api
                 .patch(&existing, &PatchParams::default(), &Patch::Merge(&patch))
